@@ -1,0 +1,191 @@
+//! The trait every generated network implements.
+
+use std::path::Path;
+
+use ndarray::parallel::prelude::*;
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
+
+use crate::workspace::{self, Workspace};
+use crate::{io, Error, LayerInfo, Parameters};
+
+/// A network declared with `network!`: its shapes as constants, its
+/// parameters, and its passes.
+///
+/// Generated structs implement this trait and also expose every method as an
+/// inherent one, so the trait is only needed for generic code:
+///
+/// ```ignore
+/// fn describe<N: cnn::Network>() -> String {
+///     format!("{} parameters, {} MACs", N::PARAMS, N::MACS)
+/// }
+/// ```
+pub trait Network: Sized + Send + Sync {
+    /// The struct's name.
+    const NAME: &'static str;
+    /// The input volume, `[C, H, W]`.
+    const INPUT: [usize; 3];
+    /// The output volume, `[C, H, W]` (`[N, 1, 1]` for a vector).
+    const OUTPUT: [usize; 3];
+    /// Total learnable parameters.
+    const PARAMS: usize;
+    /// Multiply-accumulates per image, biases excluded.
+    const MACS: u64;
+    /// Every layer after `input`, in order.
+    const LAYERS: &'static [LayerInfo];
+    /// The shape table as plain text, like torchinfo's summary.
+    const SUMMARY: &'static str;
+    /// f32s of scratch one forward pass needs, decided at compile time.
+    const WORKSPACE: usize;
+
+    /// Wraps parameters already checked against [`Network::LAYERS`].
+    #[doc(hidden)]
+    fn from_checked(params: Parameters) -> Self;
+
+    /// The network's parameters, by name.
+    fn parameters(&self) -> &Parameters;
+
+    /// The network's parameters, mutable (shapes stay fixed).
+    fn parameters_mut(&mut self) -> &mut Parameters;
+
+    /// The specialised forward pass on contiguous slices whose lengths the
+    /// caller has checked: `x` INPUT, `out` OUTPUT, `scratch` WORKSPACE.
+    #[doc(hidden)]
+    fn forward_raw(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]);
+
+    /// A network with PyTorch's default initialisation, deterministic given
+    /// the seed.
+    fn init(seed: u64) -> Self {
+        Self::from_checked(Parameters::init(Self::LAYERS, seed))
+    }
+
+    /// A network whose parameters are all zero.
+    fn zeros() -> Self {
+        Self::from_checked(Parameters::zeros(Self::LAYERS))
+    }
+
+    /// A network with the given parameters, checked by name and shape.
+    fn from_parameters(params: Parameters) -> Result<Self, Error> {
+        let tensors = params
+            .iter()
+            .map(|t| (t.name().to_string(), t.shape().to_vec(), t.data().to_vec()));
+        Ok(Self::from_checked(Parameters::from_tensors(
+            Self::LAYERS,
+            tensors,
+        )?))
+    }
+
+    /// One image, C×H×W, to the output volume.
+    fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, Error> {
+        check_shape("input", x.shape(), &Self::INPUT)?;
+        let [c, h, w] = Self::OUTPUT;
+        let mut out = Array3::zeros((c, h, w));
+        workspace::with_local::<Self, _>(|ws| self.forward_into(x, out.view_mut(), ws))?;
+        Ok(out)
+    }
+
+    /// One image into a given output, with a reusable workspace: allocates
+    /// nothing when the workspace was made by [`Workspace::new`] for this
+    /// network.
+    fn forward_into(
+        &self,
+        x: ArrayView3<f32>,
+        mut out: ArrayViewMut3<f32>,
+        ws: &mut Workspace,
+    ) -> Result<(), Error> {
+        check_shape("input", x.shape(), &Self::INPUT)?;
+        check_shape("output", out.shape(), &Self::OUTPUT)?;
+        ws.reserve::<Self>();
+        let Workspace {
+            input,
+            output,
+            scratch,
+        } = ws;
+        let x = match x.as_slice() {
+            Some(x) => x,
+            None => {
+                for (dst, src) in input.iter_mut().zip(x.iter()) {
+                    *dst = *src;
+                }
+                &input[..]
+            }
+        };
+        let x = &x[..Self::INPUT.iter().product::<usize>()];
+        match out.as_slice_mut() {
+            Some(out) => self.forward_raw(x, out, scratch),
+            None => {
+                let len = Self::OUTPUT.iter().product::<usize>();
+                self.forward_raw(x, &mut output[..len], scratch);
+                for (dst, src) in out.iter_mut().zip(output.iter()) {
+                    *dst = *src;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A batch N×C×H×W to N×OUTPUT, images spread over rayon's global pool.
+    fn forward_batch(&self, x: ArrayView4<f32>) -> Result<Array4<f32>, Error> {
+        check_shape("input batch", &x.shape()[1..], &Self::INPUT)
+            .map_err(|_| batch_shape_error(x.shape(), &Self::INPUT))?;
+        let n = x.len_of(Axis(0));
+        let [c, h, w] = Self::OUTPUT;
+        let mut out = Array4::zeros((n, c, h, w));
+        out.outer_iter_mut()
+            .into_par_iter()
+            .zip(x.outer_iter().into_par_iter())
+            .try_for_each(|(o, image)| {
+                workspace::with_local::<Self, _>(|ws| self.forward_into(image, o, ws))
+            })?;
+        Ok(out)
+    }
+
+    /// Loads weights from a safetensors file (PyTorch names and layouts).
+    fn load_safetensors(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let bytes = io::read_file(path.as_ref())?;
+        Self::from_safetensors_bytes(&bytes)
+    }
+
+    /// Reads weights from safetensors bytes.
+    fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        Ok(Self::from_checked(io::safetensors::load(
+            Self::LAYERS,
+            bytes,
+        )?))
+    }
+
+    /// Writes the weights as a safetensors file.
+    fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        io::write_file(path.as_ref(), &io::safetensors::save(self.parameters())?)
+    }
+
+    /// The network and its weights as an ONNX model (opset 13).
+    fn to_onnx_bytes(&self) -> Vec<u8> {
+        io::onnx::export(Self::NAME, Self::INPUT, Self::LAYERS, self.parameters())
+    }
+
+    /// Writes the network and its weights as an ONNX model file.
+    fn save_onnx(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        io::write_file(path.as_ref(), &self.to_onnx_bytes())
+    }
+}
+
+fn check_shape(what: &'static str, got: &[usize], expected: &[usize; 3]) -> Result<(), Error> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            what,
+            expected: expected.to_vec(),
+            got: got.to_vec(),
+        })
+    }
+}
+
+fn batch_shape_error(got: &[usize], input: &[usize; 3]) -> Error {
+    let batch = got.first().copied().unwrap_or(0);
+    Error::Shape {
+        what: "input batch",
+        expected: [batch].iter().chain(input).copied().collect(),
+        got: got.to_vec(),
+    }
+}

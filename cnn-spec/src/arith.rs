@@ -1,0 +1,211 @@
+//! Shape and parameter arithmetic: the one place where output volumes,
+//! parameter counts and multiply-accumulate counts are computed.
+//!
+//! Everything here works on plain integers with checked arithmetic, so that
+//! no input, however large, can overflow or panic.
+
+/// Why a sliding window (a convolution filter or a pooling window) does not
+/// fit an input axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowError {
+    /// The arithmetic overflows `usize`.
+    Overflow,
+    /// The window is larger than the padded input: `f > len + 2p`.
+    TooLarge {
+        /// The padded length, `len + 2p`.
+        padded: usize,
+    },
+    /// `(len − f + 2p)` is not divisible by the stride.
+    Uneven {
+        /// The numerator `len − f + 2p`.
+        span: usize,
+    },
+}
+
+/// Output length of a window of size `f` sliding with stride `s` over an axis
+/// of length `len` padded by `p` on both sides: `(len − f + 2p)/s + 1`.
+///
+/// `s` must be positive; a zero stride is reported as [`WindowError::Overflow`]
+/// only to keep the function total (callers reject zero sizes earlier).
+///
+/// ```
+/// use cnn_spec::arith::window_out;
+/// assert_eq!(window_out(32, 5, 1, 2), Ok(32));
+/// assert_eq!(window_out(227, 11, 4, 0), Ok(55));
+/// ```
+pub fn window_out(len: usize, f: usize, s: usize, p: usize) -> Result<usize, WindowError> {
+    let padded = p
+        .checked_mul(2)
+        .and_then(|pp| len.checked_add(pp))
+        .ok_or(WindowError::Overflow)?;
+    let span = padded
+        .checked_sub(f)
+        .ok_or(WindowError::TooLarge { padded })?;
+    if s == 0 {
+        return Err(WindowError::Overflow);
+    }
+    if span % s != 0 {
+        return Err(WindowError::Uneven { span });
+    }
+    (span / s).checked_add(1).ok_or(WindowError::Overflow)
+}
+
+/// The quotient `span / s + 1` written as a decimal, as the user would
+/// compute it by hand: `14.5`, `9.33…`.
+pub fn fractional_out(span: usize, s: usize) -> String {
+    if s == 0 {
+        return "undefined".to_string();
+    }
+    let whole = (span / s).saturating_add(1);
+    let rem = (span % s) as u128;
+    // Two decimals, rounded down, with an ellipsis when inexact.
+    let hundredths = rem * 100 / s as u128;
+    let exact = rem * 100 % s as u128 == 0;
+    let mut text = format!("{whole}.{hundredths:02}");
+    if exact {
+        while text.ends_with('0') {
+            text.pop();
+        }
+        if text.ends_with('.') {
+            text.pop();
+        }
+    } else {
+        text.push('…');
+    }
+    text
+}
+
+/// The paddings `p` (smallest first, at most `limit`) for which a window of
+/// size `f` and stride `s` fits an axis of length `len`.
+pub fn fitting_paddings(len: usize, f: usize, s: usize, limit: usize) -> Vec<usize> {
+    (0..=limit)
+        .filter(|&p| window_out(len, f, s, p).is_ok())
+        .collect()
+}
+
+/// The strides nearest to `s` (one below, one above, when they exist) for
+/// which a window of size `f` with padding `p` fits an axis of length `len`.
+pub fn nearest_fitting_strides(len: usize, f: usize, s: usize, p: usize) -> Vec<usize> {
+    let Some(span) = p
+        .checked_mul(2)
+        .and_then(|pp| len.checked_add(pp))
+        .and_then(|padded| padded.checked_sub(f))
+    else {
+        return Vec::new();
+    };
+    let fits = |t: usize| span % t == 0;
+    let mut found = Vec::new();
+    if let Some(below) = (1..s).rev().find(|&t| fits(t)) {
+        found.push(below);
+    }
+    // Strides above the span itself give a single output; stop there.
+    if let Some(above) = (s.saturating_add(1)..=span).find(|&t| fits(t)) {
+        found.push(above);
+    }
+    found
+}
+
+/// Learnable parameters of a convolution: `FH·FW·C·K + K`.
+pub fn conv_params(c: usize, k: usize, fh: usize, fw: usize) -> Option<usize> {
+    fh.checked_mul(fw)?
+        .checked_mul(c)?
+        .checked_mul(k)?
+        .checked_add(k)
+}
+
+/// Multiply-accumulates of a convolution per image, biases excluded:
+/// `K·H₂·W₂·C·FH·FW`.
+pub fn conv_macs(c: usize, k: usize, fh: usize, fw: usize, oh: usize, ow: usize) -> Option<u64> {
+    [k, oh, ow, c, fh, fw]
+        .into_iter()
+        .try_fold(1u64, |acc, x| acc.checked_mul(u64::try_from(x).ok()?))
+}
+
+/// Learnable parameters of a fully connected layer from `inputs` values to
+/// `n`: `inputs·N + N`.
+pub fn fc_params(inputs: usize, n: usize) -> Option<usize> {
+    inputs.checked_mul(n)?.checked_add(n)
+}
+
+/// Multiply-accumulates of a fully connected layer, biases excluded.
+pub fn fc_macs(inputs: usize, n: usize) -> Option<u64> {
+    u64::try_from(inputs)
+        .ok()?
+        .checked_mul(u64::try_from(n).ok()?)
+}
+
+/// Number of values in a C×H×W volume.
+pub fn volume_len(c: usize, h: usize, w: usize) -> Option<usize> {
+    c.checked_mul(h)?.checked_mul(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lecture_seed_example() {
+        // 32×32×3 input, 10 5×5 filters, stride 1, pad 2.
+        assert_eq!(window_out(32, 5, 1, 2), Ok(32));
+        assert_eq!(conv_params(3, 10, 5, 5), Some(760));
+        assert_eq!(conv_macs(3, 10, 5, 5, 32, 32), Some(10 * 32 * 32 * 75));
+    }
+
+    #[test]
+    fn same_padding_keeps_size() {
+        for (f, p) in [(3, 1), (5, 2), (7, 3)] {
+            for len in [7, 8, 32, 224] {
+                assert_eq!(window_out(len, f, 1, p), Ok(len), "F={f} P={p} len={len}");
+            }
+        }
+    }
+
+    #[test]
+    fn alexnet_conv1_and_pool() {
+        assert_eq!(window_out(227, 11, 4, 0), Ok(55));
+        assert_eq!(conv_params(3, 96, 11, 11), Some(34_944));
+        assert_eq!(window_out(55, 3, 2, 0), Ok(27));
+    }
+
+    #[test]
+    fn asymmetric_pairs() {
+        // A 3×5 filter with padding (1, 2) keeps a 10×20 input.
+        assert_eq!(window_out(10, 3, 1, 1), Ok(10));
+        assert_eq!(window_out(20, 5, 1, 2), Ok(20));
+        // Strides (2, 3) on 9×16 with a 3×4 window: (9−3)/2+1 = 4, (16−4)/3+1 = 5.
+        assert_eq!(window_out(9, 3, 2, 0), Ok(4));
+        assert_eq!(window_out(16, 4, 3, 0), Ok(5));
+        assert_eq!(conv_params(2, 4, 3, 5), Some(3 * 5 * 2 * 4 + 4));
+    }
+
+    #[test]
+    fn rejections() {
+        assert_eq!(
+            window_out(32, 5, 2, 0),
+            Err(WindowError::Uneven { span: 27 })
+        );
+        assert_eq!(
+            window_out(4, 7, 1, 1),
+            Err(WindowError::TooLarge { padded: 6 })
+        );
+        assert_eq!(window_out(usize::MAX, 1, 1, 1), Err(WindowError::Overflow));
+        assert_eq!(conv_params(usize::MAX, 2, 1, 1), None);
+        assert_eq!(fc_macs(usize::MAX, usize::MAX), None);
+    }
+
+    #[test]
+    fn fractions_read_like_hand_arithmetic() {
+        assert_eq!(fractional_out(27, 2), "14.5");
+        assert_eq!(fractional_out(28, 3), "10.33…");
+        assert_eq!(fractional_out(29, 4), "8.25");
+    }
+
+    #[test]
+    fn suggestions() {
+        // 32 − 5 + 2P is odd for every P: no padding fits stride 2.
+        assert!(fitting_paddings(32, 5, 2, 5).is_empty());
+        assert_eq!(nearest_fitting_strides(32, 5, 2, 0), vec![1, 3]);
+        // 32 − 4 + 2P with stride 3: P = 1 gives 30.
+        assert_eq!(fitting_paddings(32, 4, 3, 4), vec![1, 4]);
+    }
+}

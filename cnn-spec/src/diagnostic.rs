@@ -1,0 +1,398 @@
+//! The catalogue of error messages: every message the macro and
+//! `cnn-shapes` show is made here, with the arithmetic written out.
+
+use crate::arith::{self, WindowError};
+use crate::check::Axis;
+use crate::keywords::{self, LayerSyntax};
+use crate::model::{Pair, Volume};
+
+pub(crate) fn empty_network(name: &str) -> String {
+    format!("network `{name}` is empty: start it with `input(C, H, W)`, then its layers, e.g. `input(1, 28, 28) conv(6, 5) relu fc(10)`")
+}
+
+pub(crate) fn input_only(name: &str) -> String {
+    format!("network `{name}` has an input but no layers: add at least one layer after `input(…)`")
+}
+
+pub(crate) fn missing_input(name: &str, first: &str) -> String {
+    format!("network `{name}` must start with `input(C, H, W)`, found `{first}` first")
+}
+
+pub(crate) fn repeated_input() -> String {
+    "`input` may appear only once, as the first layer; remove this one".to_string()
+}
+
+pub(crate) fn total_overflow(name: &str) -> String {
+    format!(
+        "network `{name}` is too large: its total parameter or multiply-accumulate count overflows"
+    )
+}
+
+pub(crate) fn unknown_layer(word: &str) -> String {
+    let known: Vec<&str> = keywords::LAYERS
+        .iter()
+        .map(|l| l.name)
+        .filter(|&n| n != "input")
+        .collect();
+    match keywords::suggest_layer(word) {
+        Some(name) => format!("unknown layer `{word}`; did you mean `{name}`?"),
+        None => format!(
+            "unknown layer `{word}`; the layers are {}",
+            known.join(", ")
+        ),
+    }
+}
+
+pub(crate) fn positional_after_named(named: &str) -> String {
+    format!(
+        "positional argument after the named argument `{named}`: write positional arguments first"
+    )
+}
+
+pub(crate) fn unknown_named(syntax: &LayerSyntax, name: &str) -> String {
+    if syntax.named.is_empty() {
+        let hint = if (syntax.name == "pool" || syntax.name == "avgpool") && name == "s" {
+            format!(
+                "; write the stride as the second argument: `{}(F, S)`",
+                syntax.name
+            )
+        } else {
+            format!("; write `{}`", syntax.usage)
+        };
+        return format!("`{}` has no named arguments{hint}", syntax.name);
+    }
+    let list = syntax
+        .named
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    match keywords::nearest(name, syntax.named.iter().copied()).filter(|_| name.len() > 1) {
+        Some(near) => format!("`{}` has no argument `{name}`; did you mean `{near}`? (its named arguments are {list})", syntax.name),
+        None => format!("`{}` has no argument `{name}`; its named arguments are {list}", syntax.name),
+    }
+}
+
+pub(crate) fn repeated_named(name: &str) -> String {
+    format!("`{name}` is given twice; keep one")
+}
+
+pub(crate) fn arg_count(syntax: &LayerSyntax, found: usize) -> String {
+    let required = syntax.required.len();
+    let max = required + syntax.optional.len();
+    let names: Vec<&str> = syntax
+        .required
+        .iter()
+        .chain(syntax.optional)
+        .copied()
+        .collect();
+    let expected = match (required, max) {
+        (0, 0) => "no arguments".to_string(),
+        (r, m) if r == m => format!(
+            "{r} argument{} ({})",
+            if r == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+        (r, m) => format!("{r} or {m} arguments ({})", names.join(", ")),
+    };
+    let named = if syntax.named.is_empty() {
+        ""
+    } else {
+        " positional"
+    };
+    format!(
+        "`{}` takes {expected}{named}, found {found}: write `{}`",
+        syntax.name, syntax.usage
+    )
+}
+
+pub(crate) fn suffixed(digits: &str, suffix: &str) -> String {
+    format!("sizes are plain integers: write `{digits}`, not `{digits}{suffix}`")
+}
+
+pub(crate) fn too_large(digits: &str, role: &str) -> String {
+    format!(
+        "{role} `{digits}` is too large (the limit is {})",
+        usize::MAX
+    )
+}
+
+pub(crate) fn zero(role: &str) -> String {
+    format!("{role} must be positive, found 0")
+}
+
+pub(crate) fn pair_not_allowed(role: &str) -> String {
+    format!("{role} is a single integer, not a pair")
+}
+
+pub(crate) fn same_not_allowed(role: &str) -> String {
+    format!("`same` is only a padding (`p = same`); {role} must be an integer")
+}
+
+pub(crate) fn not_an_integer(text: &str, what: &str, role: &str) -> String {
+    let shown = if text.is_empty() {
+        "nothing".to_string()
+    } else {
+        format!("`{text}`")
+    };
+    match what {
+        "a named argument written with `:`" => {
+            format!(
+                "named arguments are written with `=`: `{}`",
+                text.replacen(':', " =", 1)
+            )
+        }
+        _ => format!("{role} must be a non-negative integer, found {shown} ({what})"),
+    }
+}
+
+pub(crate) fn volume_too_large(name: &str, input: Option<Volume>) -> String {
+    match input {
+        Some(input) => format!("`{name}` on {input} gives a volume too large to allocate"),
+        None => format!("`{name}` is a volume too large to allocate"),
+    }
+}
+
+pub(crate) fn overflow(name: &str, input: Volume) -> String {
+    format!("the sizes of `{name}` on {input} overflow: its output, parameter or multiply-accumulate count does not fit in 64 bits")
+}
+
+pub(crate) fn same_even_filter(f: Pair) -> String {
+    let fix = Pair {
+        h: f.h | 1,
+        w: f.w | 1,
+    };
+    format!("`p = same` needs an odd filter size, but a {}×{} filter has no centre; use F = {fix} or give the padding explicitly", f.h, f.w)
+}
+
+pub(crate) fn same_with_stride(s: Pair) -> String {
+    format!("`p = same` keeps the size only at stride 1, found s = {s}; remove the stride or give the padding explicitly")
+}
+
+/// Which argument a window error points at.
+pub(crate) enum Target {
+    /// The stride (or, for a pool without one, the window).
+    Stride,
+    /// The filter or window size.
+    Filter,
+}
+
+/// A sliding-window layer that does not fit, with everything needed to say
+/// why and to suggest a fix.
+pub(crate) struct WindowFix<'a> {
+    pub(crate) keyword: &'static str,
+    pub(crate) conv: bool,
+    pub(crate) name: &'a str,
+    pub(crate) axes: [Axis; 2],
+    pub(crate) outs: [Result<usize, WindowError>; 2],
+}
+
+/// "(32 − 5 + 2·0)/2 + 1 = 14.5", the arithmetic of one axis.
+fn arithmetic(fix: &WindowFix<'_>, a: Axis, span: usize) -> String {
+    let numerator = if fix.conv {
+        format!("{} − {} + 2·{}", a.len, a.f, a.p)
+    } else {
+        format!("{} − {}", a.len, a.f)
+    };
+    format!(
+        "({numerator})/{} + 1 = {}",
+        a.s,
+        arith::fractional_out(span, a.s)
+    )
+}
+
+fn pair_of(h: usize, w: usize) -> Pair {
+    Pair { h, w }
+}
+
+/// The message for a window that does not fit, and what it points at.
+pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String, Target) {
+    let [ah, aw] = fix.axes;
+    let what = if fix.conv { "filter" } else { "window" };
+    let head = format!("`{}` does not fit {input}", fix.name);
+    let too_large = fix
+        .outs
+        .iter()
+        .any(|o| matches!(o, Err(WindowError::TooLarge { .. })));
+    if too_large {
+        let padded = if fix.conv && (ah.p > 0 || aw.p > 0) {
+            format!(" padded to {}×{}", ah.len + 2 * ah.p, aw.len + 2 * aw.p)
+        } else {
+            String::new()
+        };
+        let suggestion = if fix.conv {
+            // The smallest padding that makes the filter fit at this stride.
+            let limit = |a: Axis| a.f.saturating_add(a.s);
+            let ph = arith::fitting_paddings(ah.len, ah.f, ah.s, limit(ah))
+                .first()
+                .copied();
+            let pw = arith::fitting_paddings(aw.len, aw.f, aw.s, limit(aw))
+                .first()
+                .copied();
+            match (ph, pw) {
+                (Some(h), Some(w)) => format!("; p = {} would fit", pair_of(h, w)),
+                _ => String::new(),
+            }
+        } else {
+            let best = |a: Axis| (1..=a.len.min(a.f)).rev().find(|&f| (a.len - f) % a.s == 0);
+            match (best(ah), best(aw)) {
+                (Some(h), Some(w)) => format!(
+                    "; `{}` would fit",
+                    window_layer(fix.keyword, pair_of(h, w), pair_of(ah.s, aw.s))
+                ),
+                _ => String::new(),
+            }
+        };
+        let message = format!(
+            "{head}: the {}×{} {what} is larger than the {}×{} input{padded}{suggestion}",
+            ah.f, aw.f, input.h, input.w
+        );
+        return (message, Target::Filter);
+    }
+
+    // The stride does not divide the span on at least one axis.
+    let uneven: Vec<(Axis, usize, &str)> = fix
+        .axes
+        .iter()
+        .zip(fix.outs)
+        .zip(["height", "width"])
+        .filter_map(|((a, out), axis)| match out {
+            Err(WindowError::Uneven { span }) => Some((*a, span, axis)),
+            _ => None,
+        })
+        .collect();
+    let same_numbers =
+        uneven.len() == 2 && (ah.len, ah.f, ah.s, ah.p) == (aw.len, aw.f, aw.s, aw.p);
+    let parts: Vec<String> = if same_numbers
+        || (uneven.len() == 1 && input.h == input.w && ah.f == aw.f && ah.s == aw.s && ah.p == aw.p)
+    {
+        uneven
+            .iter()
+            .take(1)
+            .map(|(a, span, _)| arithmetic(fix, *a, *span))
+            .collect()
+    } else {
+        uneven
+            .iter()
+            .map(|(a, span, axis)| format!("along the {axis}, {}", arithmetic(fix, *a, *span)))
+            .collect()
+    };
+    let verb = if parts.len() == 1 {
+        "is not a whole number"
+    } else {
+        "are not whole numbers"
+    };
+    let mut message = format!("{head}: {} {verb}", parts.join(" and "));
+
+    if fix.conv {
+        message.push_str(&conv_fix(fix));
+    } else {
+        message.push_str(&pool_fix(fix));
+    }
+    (message, Target::Stride)
+}
+
+/// Suggests a padding (or says why none fits) and the nearest strides.
+fn conv_fix(fix: &WindowFix<'_>) -> String {
+    let [ah, aw] = fix.axes;
+    let padding_for = |a: Axis, out: &Result<usize, WindowError>| match out {
+        Ok(_) => Some(a.p),
+        Err(_) => arith::fitting_paddings(a.len, a.f, a.s, a.f.max(a.s))
+            .first()
+            .copied(),
+    };
+    let ph = padding_for(ah, &fix.outs[0]);
+    let pw = padding_for(aw, &fix.outs[1]);
+    let mut text = match (ph, pw) {
+        (Some(h), Some(w)) => {
+            let oh = arith::window_out(ah.len, ah.f, ah.s, h).unwrap_or(0);
+            let ow = arith::window_out(aw.len, aw.f, aw.s, w).unwrap_or(0);
+            format!("; p = {} would fit, giving {oh}×{ow}", pair_of(h, w))
+        }
+        _ => {
+            let odd = if ph.is_none() { ah } else { aw };
+            format!(
+                "; no padding fixes it ({} − {} + 2P is odd)",
+                odd.len, odd.f
+            )
+        }
+    };
+    let strides = fitting_strides(fix);
+    if !strides.is_empty() {
+        let list: Vec<String> = strides.iter().map(|s| format!("s = {s}")).collect();
+        text.push_str(&format!(", {} would fit", list.join(" or ")));
+    }
+    text
+}
+
+/// Strides (square when the given one is) nearest to the given one that fit
+/// both axes with the given padding.
+fn fitting_strides(fix: &WindowFix<'_>) -> Vec<Pair> {
+    let [ah, aw] = fix.axes;
+    if ah.s == aw.s {
+        let fits = |t: usize| {
+            arith::window_out(ah.len, ah.f, t, ah.p).is_ok()
+                && arith::window_out(aw.len, aw.f, t, aw.p).is_ok()
+        };
+        let limit = ah
+            .len
+            .saturating_add(2 * ah.p)
+            .max(aw.len.saturating_add(2 * aw.p));
+        let below = (1..ah.s).rev().find(|&t| fits(t));
+        let above = (ah.s + 1..=limit).find(|&t| fits(t));
+        return below.into_iter().chain(above).map(Pair::square).collect();
+    }
+    let nearest = |a: Axis| arith::nearest_fitting_strides(a.len, a.f, a.s, a.p);
+    let h = if fix.outs[0].is_ok() {
+        vec![ah.s]
+    } else {
+        nearest(ah)
+    };
+    let w = if fix.outs[1].is_ok() {
+        vec![aw.s]
+    } else {
+        nearest(aw)
+    };
+    match (h.first(), w.first()) {
+        (Some(&h), Some(&w)) => vec![pair_of(h, w)],
+        _ => Vec::new(),
+    }
+}
+
+fn window_layer(keyword: &str, f: Pair, s: Pair) -> String {
+    format!("{keyword}({f}, {s})")
+}
+
+/// Suggests nearby windows and strides for a pooling layer.
+fn pool_fix(fix: &WindowFix<'_>) -> String {
+    let [ah, aw] = fix.axes;
+    let f = pair_of(ah.f, aw.f);
+    let s = pair_of(ah.s, aw.s);
+    let fits = |f: Pair, s: Pair| {
+        arith::window_out(ah.len, f.h, s.h, 0).is_ok()
+            && arith::window_out(aw.len, f.w, s.w, 0).is_ok()
+    };
+    let mut options = Vec::new();
+    if f.h == f.w && s.h == s.w {
+        let max = ah.len.min(aw.len);
+        if let Some(smaller) = (1..f.h).rev().find(|&x| fits(Pair::square(x), s)) {
+            options.push(window_layer(fix.keyword, Pair::square(smaller), s));
+        }
+        if let Some(larger) = (f.h + 1..=max).find(|&x| fits(Pair::square(x), s)) {
+            options.push(window_layer(fix.keyword, Pair::square(larger), s));
+        }
+        if let Some(stride) = (1..s.h).rev().find(|&x| fits(f, Pair::square(x))) {
+            options.push(window_layer(fix.keyword, f, Pair::square(stride)));
+        }
+    }
+    if options.is_empty() {
+        return "; pooling has no padding: change the window or the stride".to_string();
+    }
+    let last = options.pop().unwrap_or_default();
+    let list = if options.is_empty() {
+        format!("`{last}`")
+    } else {
+        format!("`{}` or `{last}`", options.join("`, `"))
+    };
+    format!("; pooling has no padding, but {list} would fit")
+}

@@ -1,0 +1,293 @@
+//! The execution plan, decided at expansion time: which kernel runs each
+//! layer, which activations fuse into the conv or fc before them, where every
+//! intermediate volume lives, and how much scratch the pass needs.
+
+use crate::model::{Activation, LayerKind, Network};
+
+/// Where a step reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    /// The caller's input.
+    Input,
+    /// The first ping-pong buffer of the workspace.
+    A,
+    /// The second ping-pong buffer of the workspace.
+    B,
+    /// The caller's output.
+    Out,
+}
+
+/// How a convolution is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// Direct loops, unrolled over the filter: small shapes.
+    Direct,
+    /// im2col into scratch, then GEMM: large shapes.
+    Gemm,
+    /// 1×1, stride 1, no padding: a GEMM on the input as it is.
+    Pointwise,
+}
+
+/// What a step computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A convolution with the given kernel.
+    Conv(ConvKernel),
+    /// Max pooling.
+    MaxPool,
+    /// Average pooling.
+    AvgPool,
+    /// Fully connected.
+    Fc,
+    /// An activation on its own, in place.
+    Activate(Activation),
+    /// Softmax, in place.
+    Softmax,
+    /// Copies the input to where in-place steps can work on it.
+    Copy,
+}
+
+/// One step of the forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The layer it computes (for `Copy`, the layer it prepares).
+    pub layer: usize,
+    /// What it computes.
+    pub op: Op,
+    /// An activation fused into a conv or fc.
+    pub fused: Option<Activation>,
+    /// Where it reads.
+    pub src: Buffer,
+    /// Where it writes (the same as `src` for an in-place step).
+    pub dst: Buffer,
+    /// Values read.
+    pub in_len: usize,
+    /// Values written.
+    pub out_len: usize,
+}
+
+/// The whole forward pass of a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Length of each ping-pong buffer (A and B), in f32s.
+    pub act_len: usize,
+    /// Length of the kernel scratch (im2col), in f32s.
+    pub scratch_len: usize,
+}
+
+impl Plan {
+    /// Total workspace: A, B and the kernel scratch, in f32s.
+    pub fn workspace_len(&self) -> usize {
+        2 * self.act_len + self.scratch_len
+    }
+}
+
+/// Multiply-accumulates below which direct convolution beats im2col + GEMM.
+pub const DIRECT_CONV_MAX_MACS: u64 = 2_000_000;
+
+/// Chooses the kernel of a convolution layer.
+pub fn conv_kernel(network: &Network, layer: usize) -> ConvKernel {
+    let l = &network.layers[layer];
+    match l.kind {
+        LayerKind::Conv { f, s, p, .. }
+            if f.h == 1 && f.w == 1 && s.h == 1 && s.w == 1 && p.h == 0 && p.w == 0 =>
+        {
+            ConvKernel::Pointwise
+        }
+        _ if l.macs < DIRECT_CONV_MAX_MACS => ConvKernel::Direct,
+        _ => ConvKernel::Gemm,
+    }
+}
+
+/// Plans the forward pass of a checked network.
+pub fn plan(network: &Network) -> Plan {
+    let layers = &network.layers;
+    // Which layers compute into a new buffer (the rest work in place or are
+    // free), and which activations fuse into them.
+    let mut ops: Vec<(usize, Op, Option<Activation>)> = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let op = match layers[i].kind {
+            LayerKind::Conv { .. } => Some(Op::Conv(conv_kernel(network, i))),
+            LayerKind::MaxPool { .. } => Some(Op::MaxPool),
+            LayerKind::AvgPool { .. } => Some(Op::AvgPool),
+            LayerKind::Fc { .. } => Some(Op::Fc),
+            LayerKind::Activation(a) => Some(Op::Activate(a)),
+            LayerKind::Softmax => Some(Op::Softmax),
+            LayerKind::Flatten => None,
+        };
+        let mut fused = None;
+        if let Some(Op::Conv(_) | Op::Fc) = op {
+            if let Some(LayerKind::Activation(a)) = layers.get(i + 1).map(|l| l.kind) {
+                fused = Some(a);
+            }
+        }
+        if let Some(op) = op {
+            ops.push((i, op, fused));
+        }
+        i += if fused.is_some() { 2 } else { 1 };
+    }
+
+    let in_place = |op: Op| matches!(op, Op::Activate(_) | Op::Softmax);
+    let mut steps = Vec::new();
+    let mut at = Buffer::Input;
+    let mut scratch_len = 0;
+    let mut act_len = 0;
+    for (n, &(layer, op, fused)) in ops.iter().enumerate() {
+        let l = &layers[layer];
+        let last_compute = ops[n + 1..].iter().all(|&(_, op, _)| in_place(op));
+        if in_place(op) {
+            if at == Buffer::Input {
+                let dst = if last_compute { Buffer::Out } else { Buffer::A };
+                steps.push(Step {
+                    layer,
+                    op: Op::Copy,
+                    fused: None,
+                    src: at,
+                    dst,
+                    in_len: l.input.len(),
+                    out_len: l.input.len(),
+                });
+                at = dst;
+            }
+            steps.push(Step {
+                layer,
+                op,
+                fused,
+                src: at,
+                dst: at,
+                in_len: l.input.len(),
+                out_len: l.output.len(),
+            });
+        } else {
+            let dst = if last_compute {
+                Buffer::Out
+            } else if at == Buffer::A {
+                Buffer::B
+            } else {
+                Buffer::A
+            };
+            if op == Op::Conv(ConvKernel::Gemm) {
+                if let LayerKind::Conv { f, .. } = l.kind {
+                    scratch_len = scratch_len.max(l.input.c * f.h * f.w * l.output.h * l.output.w);
+                }
+            }
+            steps.push(Step {
+                layer,
+                op,
+                fused,
+                src: at,
+                dst,
+                in_len: l.input.len(),
+                out_len: l.output.len(),
+            });
+            at = dst;
+        }
+        if matches!(at, Buffer::A | Buffer::B) {
+            act_len = act_len.max(l.output.len()).max(l.input.len());
+        }
+    }
+    if at != Buffer::Out {
+        // Only flattens: the output is the input, copied.
+        let len = network.input.len();
+        steps.push(Step {
+            layer: layers.len().saturating_sub(1),
+            op: Op::Copy,
+            fused: None,
+            src: at,
+            dst: Buffer::Out,
+            in_len: len,
+            out_len: len,
+        });
+    }
+    Plan {
+        steps,
+        act_len,
+        scratch_len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(src: &str) -> Plan {
+        let networks = crate::parse_networks(src).expect("valid network");
+        plan(&networks[0])
+    }
+
+    #[test]
+    fn seed_net_fuses_relu_and_ends_in_the_output() {
+        let p = plan_of(
+            "struct S { input(3, 32, 32) conv(10, 5, s = 1, p = 2) relu pool(2, 2) fc(10) }",
+        );
+        let ops: Vec<(Op, Option<Activation>, Buffer, Buffer)> = p
+            .steps
+            .iter()
+            .map(|s| (s.op, s.fused, s.src, s.dst))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (
+                    Op::Conv(conv_kernel_of_seed()),
+                    Some(Activation::Relu),
+                    Buffer::Input,
+                    Buffer::A
+                ),
+                (Op::MaxPool, None, Buffer::A, Buffer::B),
+                (Op::Fc, None, Buffer::B, Buffer::Out),
+            ]
+        );
+        assert_eq!(p.act_len, 10 * 32 * 32);
+    }
+
+    fn conv_kernel_of_seed() -> ConvKernel {
+        // 10·32·32·75 = 768,000 MACs: under the direct threshold.
+        ConvKernel::Direct
+    }
+
+    #[test]
+    fn in_place_layers_after_the_last_compute_run_on_the_output() {
+        let p = plan_of("struct S { input(4, 2, 2) fc(3) softmax }");
+        assert_eq!(p.steps.len(), 2);
+        assert_eq!(
+            (p.steps[0].src, p.steps[0].dst),
+            (Buffer::Input, Buffer::Out)
+        );
+        assert_eq!(
+            (p.steps[1].op, p.steps[1].src, p.steps[1].dst),
+            (Op::Softmax, Buffer::Out, Buffer::Out)
+        );
+    }
+
+    #[test]
+    fn activation_first_copies_the_input() {
+        let p = plan_of("struct S { input(2, 3, 3) relu flatten }");
+        assert_eq!(p.steps[0].op, Op::Copy);
+        assert_eq!(p.steps[0].dst, Buffer::Out);
+        assert_eq!(p.steps[1].op, Op::Activate(Activation::Relu));
+        assert_eq!(p.act_len, 0);
+    }
+
+    #[test]
+    fn flatten_only_copies() {
+        let p = plan_of("struct S { input(2, 3, 3) flatten }");
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(
+            (p.steps[0].op, p.steps[0].src, p.steps[0].dst),
+            (Op::Copy, Buffer::Input, Buffer::Out)
+        );
+    }
+
+    #[test]
+    fn ping_pong_and_scratch() {
+        let p = plan_of("struct S { input(64, 56, 56) conv(64, 3, p = 1) relu conv(64, 3, p = 1) tanh pool(2) }");
+        let dsts: Vec<Buffer> = p.steps.iter().map(|s| s.dst).collect();
+        assert_eq!(dsts, vec![Buffer::A, Buffer::B, Buffer::Out]);
+        assert_eq!(p.scratch_len, 64 * 9 * 56 * 56);
+        assert_eq!(p.workspace_len(), 2 * 64 * 56 * 56 + 64 * 9 * 56 * 56);
+    }
+}

@@ -1,0 +1,347 @@
+//! The DSL's syntax tree, parsed with syn from a token stream.
+//!
+//! Parsing is lenient inside a network's braces: a malformed layer or
+//! argument becomes an error that is collected, and parsing goes on, so that
+//! independent mistakes are reported together. Only the outer structure
+//! (`struct Name { … }`) stops the parse.
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::parse::{Parse, ParseStream};
+use syn::{Attribute, Ident, LitInt, Token, Visibility};
+
+use crate::report::Errors;
+
+/// The input of one `network!` invocation: one or more network definitions.
+pub struct NetworksDef {
+    /// The definitions, in source order.
+    pub networks: Vec<NetworkDef>,
+    /// Errors found inside the definitions' bodies, reported with the checks.
+    pub errors: Errors,
+}
+
+/// One `struct Name { layers… }` definition as written.
+pub struct NetworkDef {
+    /// Outer attributes (doc comments, derives, lints) for the struct.
+    pub attrs: Vec<Attribute>,
+    /// The struct's visibility.
+    pub vis: Visibility,
+    /// The struct's name.
+    pub ident: Ident,
+    /// The layers, in order, as written.
+    pub layers: Vec<LayerDef>,
+    /// The span of the closing brace, where "missing layer" errors point.
+    pub body_span: Span,
+}
+
+/// One layer as written: a name and an optional parenthesised argument list.
+#[derive(Clone)]
+pub struct LayerDef {
+    /// The layer name (`conv`, `pool`, …), possibly unknown.
+    pub name: Ident,
+    /// The arguments, `None` when the layer has no parentheses.
+    pub args: Option<Vec<ArgDef>>,
+    /// Span of the whole layer, name through closing parenthesis.
+    pub span: SpanRange,
+}
+
+/// One argument: positional or `name = value`.
+#[derive(Clone)]
+pub enum ArgDef {
+    /// A positional argument.
+    Positional(Value),
+    /// A named argument such as `s = 2`.
+    Named {
+        /// The argument's name.
+        name: Ident,
+        /// Its value.
+        value: Value,
+        /// Span of `name = value`.
+        span: SpanRange,
+    },
+}
+
+/// An argument value.
+#[derive(Clone)]
+pub enum Value {
+    /// An integer literal.
+    Int(LitInt),
+    /// A pair `(h, w)`.
+    Pair {
+        /// The height component.
+        h: Box<Value>,
+        /// The width component.
+        w: Box<Value>,
+        /// Span of the parenthesised pair.
+        span: SpanRange,
+    },
+    /// The keyword `same` (only meaningful for padding).
+    Same(Ident),
+    /// Something that is not a value: kept for its span and text.
+    Invalid {
+        /// The tokens as written.
+        text: String,
+        /// Where they are.
+        span: SpanRange,
+        /// What kind of thing it is (`a float`, `a string`, …), for messages.
+        what: &'static str,
+    },
+}
+
+/// A span from a first to a last token, so that errors underline a whole
+/// layer or argument on stable Rust (where `Span::join` is unavailable).
+#[derive(Clone, Copy)]
+pub struct SpanRange {
+    /// The first token's span.
+    pub start: Span,
+    /// The last token's span.
+    pub end: Span,
+}
+
+impl SpanRange {
+    /// A range covering a single span.
+    pub fn single(span: Span) -> SpanRange {
+        SpanRange {
+            start: span,
+            end: span,
+        }
+    }
+}
+
+impl ToTokens for SpanRange {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        // Two tokens carrying the two spans: syn::Error::new_spanned uses the
+        // first and last token of what it is given.
+        tokens.extend([
+            TokenTree::Ident(Ident::new("start", self.start)),
+            TokenTree::Ident(Ident::new("end", self.end)),
+        ]);
+    }
+}
+
+impl Value {
+    /// The value's span.
+    pub fn span(&self) -> SpanRange {
+        match self {
+            Value::Int(lit) => SpanRange::single(lit.span()),
+            Value::Pair { span, .. } | Value::Invalid { span, .. } => *span,
+            Value::Same(ident) => SpanRange::single(ident.span()),
+        }
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(lit) => write!(f, "{lit}"),
+            Value::Pair { h, w, .. } => write!(f, "({h}, {w})"),
+            Value::Same(_) => f.write_str("same"),
+            Value::Invalid { text, .. } => f.write_str(text),
+        }
+    }
+}
+
+impl Parse for NetworksDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut networks = Vec::new();
+        let mut errors = Errors::default();
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "network! expects one or more `struct Name { input(C, H, W) … }` definitions",
+            ));
+        }
+        while !input.is_empty() {
+            let attrs = input.call(Attribute::parse_outer)?;
+            let vis: Visibility = input.parse()?;
+            let lookahead = input.lookahead1();
+            if !lookahead.peek(Token![struct]) {
+                return Err(syn::Error::new(
+                    input.span(),
+                    "expected `struct`: a network is written `struct Name { input(C, H, W) … }`",
+                ));
+            }
+            input.parse::<Token![struct]>()?;
+            let ident: Ident = input.parse()?;
+            let content;
+            let brace = syn::braced!(content in input);
+            let body: TokenStream = content.parse()?;
+            let layers = parse_layers(body, &mut errors);
+            networks.push(NetworkDef {
+                attrs,
+                vis,
+                ident,
+                layers,
+                body_span: brace.span.close(),
+            });
+        }
+        Ok(NetworksDef { networks, errors })
+    }
+}
+
+/// Splits a network body into layers, collecting errors for stray tokens.
+fn parse_layers(body: TokenStream, errors: &mut Errors) -> Vec<LayerDef> {
+    let mut layers = Vec::new();
+    let mut tokens = body.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        match token {
+            TokenTree::Ident(name) => {
+                let args = match tokens.peek() {
+                    Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => {
+                        Some(g.clone())
+                    }
+                    _ => None,
+                };
+                let span = match &args {
+                    Some(group) => {
+                        tokens.next();
+                        SpanRange {
+                            start: name.span(),
+                            end: group.span_close(),
+                        }
+                    }
+                    None => SpanRange::single(name.span()),
+                };
+                let args = args.map(|group| parse_args(group.stream(), errors));
+                layers.push(LayerDef { name, args, span });
+            }
+            TokenTree::Punct(p) if matches!(p.as_char(), ',' | ';') => {
+                errors.push(syn::Error::new(
+                    p.span(),
+                    format!(
+                        "layers are separated by whitespace alone: remove this `{}`",
+                        p.as_char()
+                    ),
+                ));
+            }
+            other => {
+                errors.push(syn::Error::new_spanned(
+                    &other,
+                    format!("expected a layer such as `conv(8, 3)` or `relu`, found `{other}`"),
+                ));
+            }
+        }
+    }
+    layers
+}
+
+/// Splits an argument list at top-level commas and reads each argument.
+fn parse_args(stream: TokenStream, errors: &mut Errors) -> Vec<ArgDef> {
+    let mut args = Vec::new();
+    let mut chunk: Vec<TokenTree> = Vec::new();
+    for token in stream {
+        match &token {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                if chunk.is_empty() {
+                    errors.push(syn::Error::new(p.span(), "expected an argument before `,`"));
+                } else {
+                    args.push(parse_arg(std::mem::take(&mut chunk)));
+                }
+            }
+            _ => chunk.push(token),
+        }
+    }
+    if !chunk.is_empty() {
+        args.push(parse_arg(chunk));
+    }
+    args
+}
+
+fn range_of(tokens: &[TokenTree]) -> SpanRange {
+    let start = tokens.first().map_or_else(Span::call_site, TokenTree::span);
+    let end = tokens.last().map_or(start, TokenTree::span);
+    SpanRange { start, end }
+}
+
+fn parse_arg(tokens: Vec<TokenTree>) -> ArgDef {
+    if let [TokenTree::Ident(name), TokenTree::Punct(eq), rest @ ..] = tokens.as_slice() {
+        if eq.as_char() == '=' && eq.spacing() == proc_macro2::Spacing::Alone {
+            let value = if rest.is_empty() {
+                Value::Invalid {
+                    text: String::new(),
+                    span: SpanRange::single(eq.span()),
+                    what: "nothing",
+                }
+            } else {
+                parse_value(rest)
+            };
+            return ArgDef::Named {
+                name: name.clone(),
+                value,
+                span: range_of(&tokens),
+            };
+        }
+    }
+    if let [TokenTree::Ident(name), TokenTree::Punct(colon), ..] = tokens.as_slice() {
+        if colon.as_char() == ':' {
+            return ArgDef::Positional(Value::Invalid {
+                text: tokens_text(&tokens),
+                span: range_of(&tokens),
+                what: if name == "s" || name == "p" {
+                    "a named argument written with `:`"
+                } else {
+                    "not a value"
+                },
+            });
+        }
+    }
+    ArgDef::Positional(parse_value(&tokens))
+}
+
+fn tokens_text(tokens: &[TokenTree]) -> String {
+    tokens.iter().cloned().collect::<TokenStream>().to_string()
+}
+
+fn parse_value(tokens: &[TokenTree]) -> Value {
+    let span = range_of(tokens);
+    match tokens {
+        [TokenTree::Literal(lit)] => {
+            match syn::parse2::<syn::Lit>(TokenTree::Literal(lit.clone()).into()) {
+                Ok(syn::Lit::Int(int)) => Value::Int(int),
+                Ok(syn::Lit::Float(_)) => invalid(tokens, "a fractional number"),
+                Ok(syn::Lit::Str(_)) => invalid(tokens, "a string"),
+                _ => invalid(tokens, "not an integer"),
+            }
+        }
+        [TokenTree::Ident(ident)] if ident == "same" => Value::Same(ident.clone()),
+        [TokenTree::Group(g)] if g.delimiter() == Delimiter::Parenthesis => {
+            let parts: Vec<Vec<TokenTree>> = split_commas(g.stream());
+            match parts.as_slice() {
+                [h, w] if !h.is_empty() && !w.is_empty() => Value::Pair {
+                    h: Box::new(parse_value(h)),
+                    w: Box::new(parse_value(w)),
+                    span,
+                },
+                _ => invalid(tokens, "not a pair `(h, w)`"),
+            }
+        }
+        [TokenTree::Punct(p), ..] if p.as_char() == '-' => invalid(tokens, "a negative number"),
+        _ => invalid(tokens, "not an integer"),
+    }
+}
+
+fn split_commas(stream: TokenStream) -> Vec<Vec<TokenTree>> {
+    let mut parts = vec![Vec::new()];
+    for token in stream {
+        match &token {
+            TokenTree::Punct(p) if p.as_char() == ',' => parts.push(Vec::new()),
+            _ => {
+                if let Some(last) = parts.last_mut() {
+                    last.push(token);
+                }
+            }
+        }
+    }
+    if parts.len() > 1 && parts.last().is_some_and(Vec::is_empty) {
+        parts.pop();
+    }
+    parts
+}
+
+fn invalid(tokens: &[TokenTree], what: &'static str) -> Value {
+    Value::Invalid {
+        text: tokens_text(tokens),
+        span: range_of(tokens),
+        what,
+    }
+}

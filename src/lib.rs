@@ -1,0 +1,39 @@
+//! Convolutional networks declared inline, shape-checked at compile time,
+//! run by a specialised runtime.
+//!
+//! ```
+//! use cnn::network;
+//!
+//! network! {
+//!     /// The network from the lecture notes: 10 5×5 filters, stride 1, pad 2.
+//!     pub struct SeedNet {
+//!         input(3, 32, 32)
+//!         conv(10, 5, s = 1, p = 2) relu pool(2, 2)
+//!         fc(10)
+//!     }
+//! }
+//!
+//! const _: () = assert!(SeedNet::PARAMS == 760 + 10 * 16 * 16 * 10 + 10);
+//! assert_eq!(SeedNet::OUTPUT, [10, 1, 1]);
+//!
+//! let net = SeedNet::init(42);
+//! let image = ndarray::Array3::<f32>::zeros((3, 32, 32));
+//! let scores = net.forward(image.view()).unwrap();
+//! assert_eq!(scores.shape(), &[10, 1, 1]);
+//! ```
+
+pub use cnn_macros::network;
+pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Tensor, Workspace};
+
+/// The shape table of a network as plain text, like torchinfo's summary.
+pub fn summary<N: Network>() -> &'static str {
+    N::SUMMARY
+}
+
+/// Items the generated code names; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use cnn_runtime::kernels;
+    pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Workspace};
+    pub use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3};
+}
