@@ -23,6 +23,7 @@
 //! ```
 
 pub use cnn_macros::network;
+pub use cnn_runtime::train::Sgd;
 pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Tensor, Workspace};
 
 /// The shape table of a network as plain text, like torchinfo's summary.
@@ -34,6 +35,7 @@ pub fn summary<N: Network>() -> &'static str {
 #[doc(hidden)]
 pub mod __private {
     pub use cnn_runtime::kernels;
+    pub use cnn_runtime::train;
     pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Workspace};
     pub use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3};
 }

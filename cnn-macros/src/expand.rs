@@ -41,17 +41,11 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
     let ident = &def.ident;
     let name = ident.to_string();
 
+    let train = crate::train::items(ident, network);
     let (doc, consts, forward) = match network {
         Some(network) => {
             let plan = plan::plan(network);
-            let doc = format!(
-                "\n# Shapes\n\n{}\n\nInput {}, output {}; {} parameters, {} multiply-accumulates per image.",
-                cnn_spec::render::markdown(network),
-                network.input,
-                network.output(),
-                cnn_spec::render::thousands(network.params as u128),
-                cnn_spec::render::thousands(network.macs),
-            );
+            let doc = cnn_spec::render::rustdoc(network);
             (doc, constants(network, &plan), forward_raw(network, &plan))
         }
         None => (
@@ -104,6 +98,8 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                     #forward
                 }
             }
+
+            #train
 
             #[automatically_derived]
             impl #ident {

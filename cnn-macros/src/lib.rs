@@ -4,6 +4,7 @@
 //! The macro is a pipeline: parse and check with `cnn_spec`, then expand.
 
 mod expand;
+mod train;
 
 use proc_macro::TokenStream;
 

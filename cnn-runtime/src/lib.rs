@@ -11,6 +11,7 @@ pub mod kernels;
 mod layer;
 mod network;
 mod params;
+pub mod train;
 mod workspace;
 
 pub use error::Error;
