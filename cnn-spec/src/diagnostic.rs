@@ -57,7 +57,7 @@ pub(crate) fn unknown_named(syntax: &LayerSyntax, name: &str) -> String {
                 syntax.name
             )
         } else {
-            format!("; write `{}`", syntax.usage)
+            format!("; write {}", syntax.usage_text())
         };
         return format!("`{}` has no named arguments{hint}", syntax.name);
     }
@@ -95,14 +95,15 @@ pub(crate) fn arg_count(syntax: &LayerSyntax, found: usize) -> String {
         ),
         (r, m) => format!("{r} or {m} arguments ({})", names.join(", ")),
     };
-    let named = if syntax.named.is_empty() {
-        ""
+    let expected = if syntax.named.is_empty() {
+        expected
     } else {
-        " positional"
+        expected.replacen("argument", "positional argument", 1)
     };
     format!(
-        "`{}` takes {expected}{named}, found {found}: write `{}`",
-        syntax.name, syntax.usage
+        "`{}` takes {expected}, found {found}: write {}",
+        syntax.name,
+        syntax.usage_text()
     )
 }
 
@@ -130,16 +131,17 @@ pub(crate) fn same_not_allowed(role: &str) -> String {
 }
 
 pub(crate) fn not_an_integer(text: &str, what: &str, role: &str) -> String {
-    let shown = if text.is_empty() {
-        "nothing".to_string()
-    } else {
-        format!("`{text}`")
-    };
+    if text.is_empty() {
+        return format!("{role} is missing its value after `=`");
+    }
+    let shown = format!("`{text}`");
     match what {
-        "a named argument written with `:`" => {
+        crate::syntax::COLON => {
+            let (name, value) = text.split_once(':').unwrap_or((text, ""));
             format!(
-                "named arguments are written with `=`: `{}`",
-                text.replacen(':', " =", 1)
+                "named arguments are written with `=`: `{} = {}`",
+                name.trim(),
+                value.trim()
             )
         }
         _ => format!("{role} must be a non-negative integer, found {shown} ({what})"),
@@ -234,11 +236,25 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
                 _ => String::new(),
             }
         } else {
-            let best = |a: Axis| (1..=a.len.min(a.f)).rev().find(|&f| (a.len - f) % a.s == 0);
+            // The largest window that fits, with its own size as stride
+            // (the default) when that fits too, else with the given stride.
+            let best = |a: Axis| {
+                let largest = a.len.min(a.f);
+                let own = (1..=largest).rev().find(|&f| (a.len - f) % f == 0);
+                own.map(|f| (f, f)).or_else(|| {
+                    (1..=largest)
+                        .rev()
+                        .find(|&f| (a.len - f) % a.s == 0)
+                        .map(|f| (f, a.s))
+                })
+            };
             match (best(ah), best(aw)) {
-                (Some(h), Some(w)) => format!(
+                (Some((fh, sh)), Some((fw, sw))) if fh == sh && fw == sw => {
+                    format!("; `{}({})` would fit", fix.keyword, pair_of(fh, fw))
+                }
+                (Some((fh, sh)), Some((fw, sw))) => format!(
                     "; `{}` would fit",
-                    window_layer(fix.keyword, pair_of(h, w), pair_of(ah.s, aw.s))
+                    window_layer(fix.keyword, pair_of(fh, fw), pair_of(sh, sw))
                 ),
                 _ => String::new(),
             }
@@ -307,7 +323,7 @@ fn conv_fix(fix: &WindowFix<'_>) -> String {
         (Some(h), Some(w)) => {
             let oh = arith::window_out(ah.len, ah.f, ah.s, h).unwrap_or(0);
             let ow = arith::window_out(aw.len, aw.f, aw.s, w).unwrap_or(0);
-            format!("; p = {} would fit, giving {oh}×{ow}", pair_of(h, w))
+            format!("; p = {} would fit (output {oh}×{ow})", pair_of(h, w))
         }
         _ => {
             let odd = if ph.is_none() { ah } else { aw };
@@ -320,7 +336,17 @@ fn conv_fix(fix: &WindowFix<'_>) -> String {
     let strides = fitting_strides(fix);
     if !strides.is_empty() {
         let list: Vec<String> = strides.iter().map(|s| format!("s = {s}")).collect();
-        text.push_str(&format!(", {} would fit", list.join(" or ")));
+        let joiner = if ph.is_some() && pw.is_some() {
+            ", and so would"
+        } else {
+            ","
+        };
+        let tail = if ph.is_some() && pw.is_some() {
+            ""
+        } else {
+            " would fit"
+        };
+        text.push_str(&format!("{joiner} {}{tail}", list.join(" or ")));
     }
     text
 }
@@ -375,7 +401,7 @@ fn pool_fix(fix: &WindowFix<'_>) -> String {
     let mut options = Vec::new();
     if f.h == f.w && s.h == s.w {
         let max = ah.len.min(aw.len);
-        if let Some(smaller) = (1..f.h).rev().find(|&x| fits(Pair::square(x), s)) {
+        if let Some(smaller) = (2..f.h).rev().find(|&x| fits(Pair::square(x), s)) {
             options.push(window_layer(fix.keyword, Pair::square(smaller), s));
         }
         if let Some(larger) = (f.h + 1..=max).find(|&x| fits(Pair::square(x), s)) {

@@ -12,8 +12,16 @@ pub struct LayerSyntax {
     pub optional: &'static [&'static str],
     /// Names of the accepted named arguments.
     pub named: &'static [&'static str],
-    /// How the layer is written, for messages.
-    pub usage: &'static str,
+    /// The ways the layer is written, for messages.
+    pub usage: &'static [&'static str],
+}
+
+impl LayerSyntax {
+    /// The ways the layer is written, each in backticks: `` `pool(F)` or `pool(F, S)` ``.
+    pub fn usage_text(&self) -> String {
+        let forms: Vec<String> = self.usage.iter().map(|u| format!("`{u}`")).collect();
+        forms.join(" or ")
+    }
 }
 
 /// Every layer of the DSL.
@@ -23,70 +31,70 @@ pub const LAYERS: &[LayerSyntax] = &[
         required: &["C", "H", "W"],
         optional: &[],
         named: &[],
-        usage: "input(C, H, W)",
+        usage: &["input(C, H, W)"],
     },
     LayerSyntax {
         name: "conv",
         required: &["K", "F"],
         optional: &[],
         named: &["s", "p"],
-        usage: "conv(K, F) or conv(K, F, s = S, p = P)",
+        usage: &["conv(K, F)", "conv(K, F, s = S, p = P)"],
     },
     LayerSyntax {
         name: "pool",
         required: &["F"],
         optional: &["S"],
         named: &[],
-        usage: "pool(F) or pool(F, S)",
+        usage: &["pool(F)", "pool(F, S)"],
     },
     LayerSyntax {
         name: "avgpool",
         required: &["F"],
         optional: &["S"],
         named: &[],
-        usage: "avgpool(F) or avgpool(F, S)",
+        usage: &["avgpool(F)", "avgpool(F, S)"],
     },
     LayerSyntax {
         name: "relu",
         required: &[],
         optional: &[],
         named: &[],
-        usage: "relu",
+        usage: &["relu"],
     },
     LayerSyntax {
         name: "sigmoid",
         required: &[],
         optional: &[],
         named: &[],
-        usage: "sigmoid",
+        usage: &["sigmoid"],
     },
     LayerSyntax {
         name: "tanh",
         required: &[],
         optional: &[],
         named: &[],
-        usage: "tanh",
+        usage: &["tanh"],
     },
     LayerSyntax {
         name: "flatten",
         required: &[],
         optional: &[],
         named: &[],
-        usage: "flatten",
+        usage: &["flatten"],
     },
     LayerSyntax {
         name: "fc",
         required: &["N"],
         optional: &[],
         named: &[],
-        usage: "fc(N)",
+        usage: &["fc(N)"],
     },
     LayerSyntax {
         name: "softmax",
         required: &[],
         optional: &[],
         named: &[],
-        usage: "softmax",
+        usage: &["softmax"],
     },
 ];
 

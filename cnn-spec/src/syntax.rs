@@ -61,6 +61,9 @@ pub enum ArgDef {
     },
 }
 
+/// The `what` of a named argument written `name: value`.
+pub const COLON: &str = "a named argument written with `:`";
+
 /// An argument value.
 #[derive(Clone)]
 pub enum Value {
@@ -274,15 +277,17 @@ fn parse_arg(tokens: Vec<TokenTree>) -> ArgDef {
     }
     if let [TokenTree::Ident(name), TokenTree::Punct(colon), ..] = tokens.as_slice() {
         if colon.as_char() == ':' {
-            return ArgDef::Positional(Value::Invalid {
-                text: tokens_text(&tokens),
-                span: range_of(&tokens),
-                what: if name == "s" || name == "p" {
-                    "a named argument written with `:`"
-                } else {
-                    "not a value"
+            // `s: 2`: a named argument with the wrong separator, reported
+            // when its value is read.
+            return ArgDef::Named {
+                name: name.clone(),
+                value: Value::Invalid {
+                    text: tokens_text(&tokens),
+                    span: range_of(&tokens),
+                    what: COLON,
                 },
-            });
+                span: range_of(&tokens),
+            };
         }
     }
     ArgDef::Positional(parse_value(&tokens))
@@ -315,7 +320,11 @@ fn parse_value(tokens: &[TokenTree]) -> Value {
                 _ => invalid(tokens, "not a pair `(h, w)`"),
             }
         }
-        [TokenTree::Punct(p), ..] if p.as_char() == '-' => invalid(tokens, "a negative number"),
+        [TokenTree::Punct(p), rest @ ..] if p.as_char() == '-' => Value::Invalid {
+            text: format!("-{}", tokens_text(rest)),
+            span,
+            what: "a negative number",
+        },
         _ => invalid(tokens, "not an integer"),
     }
 }

@@ -1,0 +1,7 @@
+use cnn::network;
+
+network! {
+    struct Net {}
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use cnn::network;
+
+network! {
+    struct Net { input(3, 32, 32) conv(8, 3) input(3, 32, 32) fc(10) }
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+use cnn::network;
+
+network! {}
+
+fn main() {}

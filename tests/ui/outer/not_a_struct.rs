@@ -1,0 +1,7 @@
+use cnn::network;
+
+network! {
+    fn Net() {}
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use cnn::network;
+
+network! {
+    struct Net { input(3, 32, 32) fc(0) }
+}
+
+fn main() {}
