@@ -75,10 +75,27 @@ pub fn fractional_out(span: usize, s: usize) -> String {
     text
 }
 
+/// How many candidates a search for a fitting size tries on each side: the
+/// suggestions must stay instant whatever the sizes written.
+pub const SEARCH_LIMIT: usize = 4096;
+
+/// Candidates below `x`, nearest first, at least 1, at most
+/// [`SEARCH_LIMIT`] of them.
+pub fn candidates_below(x: usize) -> impl Iterator<Item = usize> {
+    (x.saturating_sub(SEARCH_LIMIT).max(1)..x).rev()
+}
+
+/// Candidates above `x` up to `max` inclusive, nearest first, at most
+/// [`SEARCH_LIMIT`] of them.
+pub fn candidates_above(x: usize, max: usize) -> impl Iterator<Item = usize> {
+    let end = max.min(x.saturating_add(SEARCH_LIMIT));
+    (x.saturating_add(1)..=end).take_while(move |_| x < usize::MAX)
+}
+
 /// The paddings `p` (smallest first, at most `limit`) for which a window of
 /// size `f` and stride `s` fits an axis of length `len`.
 pub fn fitting_paddings(len: usize, f: usize, s: usize, limit: usize) -> Vec<usize> {
-    (0..=limit)
+    (0..=limit.min(SEARCH_LIMIT))
         .filter(|&p| window_out(len, f, s, p).is_ok())
         .collect()
 }
@@ -95,11 +112,11 @@ pub fn nearest_fitting_strides(len: usize, f: usize, s: usize, p: usize) -> Vec<
     };
     let fits = |t: usize| span % t == 0;
     let mut found = Vec::new();
-    if let Some(below) = (1..s).rev().find(|&t| fits(t)) {
+    if let Some(below) = candidates_below(s).find(|&t| fits(t)) {
         found.push(below);
     }
     // Strides above the span itself give a single output; stop there.
-    if let Some(above) = (s.saturating_add(1)..=span).find(|&t| fits(t)) {
+    if let Some(above) = candidates_above(s, span).find(|&t| fits(t)) {
         found.push(above);
     }
     found

@@ -64,16 +64,22 @@ pub fn check_network(def: &NetworkDef) -> syn::Result<Network> {
         ));
         return errors.finish(unreachable_network());
     };
-    match input {
-        Some(input) if errors.is_empty() => Ok(Network {
+    let network = match input {
+        Some(input) if errors.is_empty() => Network {
             name,
             input,
             layers,
             params,
             macs,
-        }),
-        _ => errors.finish(unreachable_network()),
+        },
+        _ => return errors.finish(unreachable_network()),
+    };
+    let workspace = crate::plan::plan(&network).workspace_len();
+    if workspace > MAX_VOLUME {
+        let message = msg::workspace_too_large(&network.name, workspace);
+        return Err(syn::Error::new(def.ident.span(), message));
     }
+    Ok(network)
 }
 
 /// A placeholder returned alongside errors; `Errors::finish` discards it.

@@ -155,6 +155,10 @@ pub(crate) fn volume_too_large(name: &str, input: Option<Volume>) -> String {
     }
 }
 
+pub(crate) fn workspace_too_large(name: &str, len: usize) -> String {
+    format!("network `{name}` needs {len} values of scratch memory for its forward pass, more than can be allocated")
+}
+
 pub(crate) fn overflow(name: &str, input: Volume) -> String {
     format!("the sizes of `{name}` on {input} overflow: its output, parameter or multiply-accumulate count does not fit in 64 bits")
 }
@@ -218,7 +222,8 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
         .any(|o| matches!(o, Err(WindowError::TooLarge { .. })));
     if too_large {
         let padded = if fix.conv && (ah.p > 0 || aw.p > 0) {
-            format!(" padded to {}×{}", ah.len + 2 * ah.p, aw.len + 2 * aw.p)
+            let padded = |a: Axis| a.len.saturating_add(a.p.saturating_mul(2));
+            format!(" padded to {}×{}", padded(ah), padded(aw))
         } else {
             String::new()
         };
@@ -240,10 +245,10 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
             // (the default) when that fits too, else with the given stride.
             let best = |a: Axis| {
                 let largest = a.len.min(a.f);
-                let own = (1..=largest).rev().find(|&f| (a.len - f) % f == 0);
+                let own = arith::candidates_below(largest.saturating_add(1))
+                    .find(|&f| (a.len - f) % f == 0);
                 own.map(|f| (f, f)).or_else(|| {
-                    (1..=largest)
-                        .rev()
+                    arith::candidates_below(largest.saturating_add(1))
                         .find(|&f| (a.len - f) % a.s == 0)
                         .map(|f| (f, a.s))
                 })
@@ -362,10 +367,10 @@ fn fitting_strides(fix: &WindowFix<'_>) -> Vec<Pair> {
         };
         let limit = ah
             .len
-            .saturating_add(2 * ah.p)
-            .max(aw.len.saturating_add(2 * aw.p));
-        let below = (1..ah.s).rev().find(|&t| fits(t));
-        let above = (ah.s + 1..=limit).find(|&t| fits(t));
+            .saturating_add(ah.p.saturating_mul(2))
+            .max(aw.len.saturating_add(aw.p.saturating_mul(2)));
+        let below = arith::candidates_below(ah.s).find(|&t| fits(t));
+        let above = arith::candidates_above(ah.s, limit).find(|&t| fits(t));
         return below.into_iter().chain(above).map(Pair::square).collect();
     }
     let nearest = |a: Axis| arith::nearest_fitting_strides(a.len, a.f, a.s, a.p);
@@ -401,13 +406,15 @@ fn pool_fix(fix: &WindowFix<'_>) -> String {
     let mut options = Vec::new();
     if f.h == f.w && s.h == s.w {
         let max = ah.len.min(aw.len);
-        if let Some(smaller) = (2..f.h).rev().find(|&x| fits(Pair::square(x), s)) {
+        if let Some(smaller) = arith::candidates_below(f.h)
+            .filter(|&x| x >= 2)
+            .find(|&x| fits(Pair::square(x), s)) {
             options.push(window_layer(fix.keyword, Pair::square(smaller), s));
         }
-        if let Some(larger) = (f.h + 1..=max).find(|&x| fits(Pair::square(x), s)) {
+        if let Some(larger) = arith::candidates_above(f.h, max).find(|&x| fits(Pair::square(x), s)) {
             options.push(window_layer(fix.keyword, Pair::square(larger), s));
         }
-        if let Some(stride) = (1..s.h).rev().find(|&x| fits(f, Pair::square(x))) {
+        if let Some(stride) = arith::candidates_below(s.h).find(|&x| fits(f, Pair::square(x))) {
             options.push(window_layer(fix.keyword, f, Pair::square(stride)));
         }
     }
