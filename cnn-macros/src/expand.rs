@@ -370,3 +370,50 @@ fn forward_raw(network: &Network, plan: &Plan) -> TokenStream {
         #(#steps)*
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    fn expand(tokens: proc_macro2::TokenStream) -> syn::File {
+        let (networks, errors) = cnn_spec::analyze(tokens).expect("parses");
+        syn::parse2(super::expand(networks, errors)).expect("the expansion is valid Rust")
+    }
+
+    fn item_names(file: &syn::File) -> Vec<String> {
+        file.items
+            .iter()
+            .filter_map(|item| match item {
+                syn::Item::Struct(s) => Some(format!("struct {}", s.ident)),
+                syn::Item::Const(c) => Some(format!("const {}", c.ident)),
+                syn::Item::Macro(m) => m.mac.path.get_ident().map(|i| format!("{i}!")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn valid_networks_expand_to_structs_and_impls() {
+        let file = expand(quote! {
+            /// Doc.
+            pub struct A { input(3, 32, 32) conv(10, 5, s = 1, p = 2) relu pool(2, 2) fc(10) }
+            struct B { input(1, 4, 4) flatten softmax }
+        });
+        assert_eq!(item_names(&file), ["struct A", "const _", "struct B", "const _"]);
+        let text = quote!(#file).to_string();
+        assert!(text.contains("conv_direct :: < 3 , 32 , 32 , 10 , 5 , 5 , 1 , 1 , 2 , 2 , 32 , 32 >"));
+        assert!(text.contains("const PARAMS : usize = 26370"));
+    }
+
+    #[test]
+    fn invalid_networks_expand_to_stubs_and_errors() {
+        let file = expand(quote! {
+            struct Bad { input(3, 32, 32) conv(10, 5, s = 2) }
+            struct Good { input(1, 4, 4) fc(2) }
+        });
+        assert_eq!(
+            item_names(&file),
+            ["struct Bad", "const _", "struct Good", "const _", "compile_error!"]
+        );
+    }
+}
