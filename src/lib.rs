@@ -23,7 +23,7 @@
 //! ```
 
 pub use cnn_macros::network;
-pub use cnn_runtime::train::Sgd;
+pub use cnn_runtime::train::{Gradients, Sgd, Trainable};
 pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Tensor, Workspace};
 
 /// The shape table of a network as plain text, like torchinfo's summary.

@@ -19,7 +19,9 @@ cnn::network! {
 fn strict_network_runs() {
     let net = Strict::init(3);
     let x = ndarray::Array3::<f32>::from_elem((2, 12, 12), 0.5);
-    let y = net.forward(x.view()).expect("the input has the network's shape");
+    let y = net
+        .forward(x.view())
+        .expect("the input has the network's shape");
     let sum: f32 = y.iter().sum();
     assert!((sum - 1.0).abs() < 1e-5, "softmax sums to one, got {sum}");
     assert_eq!(Strict::OUTPUT, [3, 1, 1]);

@@ -399,9 +399,14 @@ mod tests {
             pub struct A { input(3, 32, 32) conv(10, 5, s = 1, p = 2) relu pool(2, 2) fc(10) }
             struct B { input(1, 4, 4) flatten softmax }
         });
-        assert_eq!(item_names(&file), ["struct A", "const _", "struct B", "const _"]);
+        assert_eq!(
+            item_names(&file),
+            ["struct A", "const _", "struct B", "const _"]
+        );
         let text = quote!(#file).to_string();
-        assert!(text.contains("conv_direct :: < 3 , 32 , 32 , 10 , 5 , 5 , 1 , 1 , 2 , 2 , 32 , 32 >"));
+        assert!(
+            text.contains("conv_direct :: < 3 , 32 , 32 , 10 , 5 , 5 , 1 , 1 , 2 , 2 , 32 , 32 >")
+        );
         assert!(text.contains("const PARAMS : usize = 26370"));
     }
 
@@ -413,7 +418,13 @@ mod tests {
         });
         assert_eq!(
             item_names(&file),
-            ["struct Bad", "const _", "struct Good", "const _", "compile_error!"]
+            [
+                "struct Bad",
+                "const _",
+                "struct Good",
+                "const _",
+                "compile_error!"
+            ]
         );
     }
 }

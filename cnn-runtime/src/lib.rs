@@ -11,6 +11,8 @@ pub mod kernels;
 mod layer;
 mod network;
 mod params;
+#[doc(hidden)]
+pub mod reference_forward;
 pub mod train;
 mod workspace;
 

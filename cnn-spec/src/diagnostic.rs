@@ -408,10 +408,12 @@ fn pool_fix(fix: &WindowFix<'_>) -> String {
         let max = ah.len.min(aw.len);
         if let Some(smaller) = arith::candidates_below(f.h)
             .filter(|&x| x >= 2)
-            .find(|&x| fits(Pair::square(x), s)) {
+            .find(|&x| fits(Pair::square(x), s))
+        {
             options.push(window_layer(fix.keyword, Pair::square(smaller), s));
         }
-        if let Some(larger) = arith::candidates_above(f.h, max).find(|&x| fits(Pair::square(x), s)) {
+        if let Some(larger) = arith::candidates_above(f.h, max).find(|&x| fits(Pair::square(x), s))
+        {
             options.push(window_layer(fix.keyword, Pair::square(larger), s));
         }
         if let Some(stride) = arith::candidates_below(s.h).find(|&x| fits(f, Pair::square(x))) {

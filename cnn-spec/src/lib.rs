@@ -35,6 +35,7 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod scan;
 pub mod syntax;
 
 pub use model::{Activation, Layer, LayerKind, Network, Pair, Volume};

@@ -9,16 +9,42 @@ use proptest::prelude::*;
 fn token() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "input", "conv", "pool", "avgpool", "relu", "sigmoid", "tanh", "flatten", "fc",
-            "softmax", "covn", "same", "s", "p", "x", "struct", "pub", "N", "#[doc = \"d\"]",
+            "input",
+            "conv",
+            "pool",
+            "avgpool",
+            "relu",
+            "sigmoid",
+            "tanh",
+            "flatten",
+            "fc",
+            "softmax",
+            "covn",
+            "same",
+            "s",
+            "p",
+            "x",
+            "struct",
+            "pub",
+            "N",
+            "#[doc = \"d\"]",
         ])
         .prop_map(str::to_string),
-        prop::sample::select(vec![",", "=", ";", ":", "-", "(", ")", "{", "}", "[", "]", "."])
-            .prop_map(str::to_string),
+        prop::sample::select(vec![
+            ",", "=", ";", ":", "-", "(", ")", "{", "}", "[", "]", "."
+        ])
+        .prop_map(str::to_string),
         any::<u64>().prop_map(|n| n.to_string()),
         (0u64..40).prop_map(|n| n.to_string()),
-        prop::sample::select(vec!["0", "2.5", "\"a\"", "7u8", "99999999999999999999999", "'c'"])
-            .prop_map(str::to_string),
+        prop::sample::select(vec![
+            "0",
+            "2.5",
+            "\"a\"",
+            "7u8",
+            "99999999999999999999999",
+            "'c'"
+        ])
+        .prop_map(str::to_string),
     ]
 }
 
@@ -40,7 +66,12 @@ fn value() -> impl Strategy<Value = String> {
 /// A layer with plausible syntax and random, often wrong, numbers.
 fn layer() -> impl Strategy<Value = String> {
     prop_oneof![
-        (value(), value(), prop::option::of(value()), prop::option::of(prop_oneof![value(), Just("same".to_string())]))
+        (
+            value(),
+            value(),
+            prop::option::of(value()),
+            prop::option::of(prop_oneof![value(), Just("same".to_string())])
+        )
             .prop_map(|(k, f, s, p)| {
                 let mut text = format!("conv({k}, {f}");
                 if let Some(s) = s {
@@ -57,13 +88,16 @@ fn layer() -> impl Strategy<Value = String> {
         }),
         (value(), value()).prop_map(|(f, s)| format!("avgpool({f}, {s})")),
         size().prop_map(|n| format!("fc({n})")),
-        prop::sample::select(vec!["relu", "sigmoid", "tanh", "flatten", "softmax"]).prop_map(str::to_string),
+        prop::sample::select(vec!["relu", "sigmoid", "tanh", "flatten", "softmax"])
+            .prop_map(str::to_string),
     ]
 }
 
 /// Checks an accepted network against the formulas, in u128.
 fn verify(src: &str) {
-    let Ok(networks) = parse_networks(src) else { return };
+    let Ok(networks) = parse_networks(src) else {
+        return;
+    };
     for network in networks {
         let mut volume = network.input;
         let (mut params, mut macs) = (0u128, 0u128);
@@ -83,7 +117,9 @@ fn verify(src: &str) {
                     macs += k * oh * ow * c * (f.h * f.w) as u128;
                     (k, oh, ow)
                 }
-                LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s } => (c, out(h, f.h, s.h, 0), out(w, f.w, s.w, 0)),
+                LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s } => {
+                    (c, out(h, f.h, s.h, 0), out(w, f.w, s.w, 0))
+                }
                 LayerKind::Fc { n } => {
                     params += c * h * w * n as u128 + n as u128;
                     macs += c * h * w * n as u128;
@@ -93,7 +129,11 @@ fn verify(src: &str) {
                 LayerKind::Activation(_) | LayerKind::Softmax => (c, h, w),
             };
             assert_eq!(
-                [layer.output.c as u128, layer.output.h as u128, layer.output.w as u128],
+                [
+                    layer.output.c as u128,
+                    layer.output.h as u128,
+                    layer.output.w as u128
+                ],
                 [oc, oh, ow],
                 "{src}"
             );

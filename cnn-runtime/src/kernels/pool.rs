@@ -1,6 +1,105 @@
-use super::reference::{self, Window};
+//! Max and average pooling over F×F windows with stride S, no padding.
+//!
+//! The cores take the shapes as plain values and are `#[inline(always)]`: the
+//! const-generic entry points the macro calls pass constants, so after
+//! inlining every length and trip count is known, the bounds checks fold
+//! away and the loop over an output row vectorises (with interleaved loads
+//! for strides 2 and 3). Each output row is built in place by one pass per
+//! window position `(ky, kx)`; the row stays in L1 across the passes.
 
-/// Max pooling over F×F windows with stride S, no padding.
+use super::reference::Window;
+
+/// The larger of two values, NaN if either is NaN (IEEE 754 `maximum`),
+/// branch-free so that it vectorises: `a > b ? a : b` and `b > a ? b : a`
+/// (each one `maxps`) agree unless one is NaN, when one of them is that NaN;
+/// OR-ing their bits then gives a NaN (all exponent bits and a mantissa bit
+/// set). ±0 give either zero.
+#[inline(always)]
+fn max_nan(a: f32, b: f32) -> f32 {
+    let ab = if a > b { a } else { b };
+    let ba = if b > a { b } else { a };
+    f32::from_bits(ab.to_bits() | ba.to_bits())
+}
+
+/// Reduces every window into its output value: for each output row and each
+/// window row `ky`, one pass along the output row that folds the window
+/// row's FW values into each output with `fold` (`init` for the first window
+/// row). With FW and SW constants the fold over the window row unrolls, the
+/// reads form one interleaved group of stride SW, and the pass vectorises.
+#[inline(always)]
+fn pool_rows(
+    win: Window,
+    x: &[f32],
+    y: &mut [f32],
+    init: impl Fn(f32) -> f32,
+    fold: impl Fn(f32, f32) -> f32,
+) {
+    debug_assert_eq!(win.p, [0, 0], "pooling has no padding");
+    let [oh, ow] = win.out();
+    let (h, w) = (win.h, win.w);
+    let ([fh, fw], [sh, sw]) = (win.f, win.s);
+    if oh == 0 || ow == 0 {
+        return;
+    }
+    // The columns one window row spans: output columns 0..ow at stride sw,
+    // plus the window's width.
+    let span = (ow - 1) * sw + fw;
+    for (xc, yc) in x[..win.c * h * w]
+        .chunks_exact(h * w)
+        .zip(y[..win.c * oh * ow].chunks_exact_mut(oh * ow))
+    {
+        for (oy, yrow) in yc.chunks_exact_mut(ow).enumerate() {
+            for ky in 0..fh {
+                let xs = &xc[(oy * sh + ky) * w..][..span];
+                for (ox, out) in yrow.iter_mut().enumerate() {
+                    let window = &xs[ox * sw..][..fw];
+                    let mut acc = if ky == 0 {
+                        init(window[0])
+                    } else {
+                        fold(*out, window[0])
+                    };
+                    for &v in &window[1..] {
+                        acc = fold(acc, v);
+                    }
+                    *out = acc;
+                }
+            }
+        }
+    }
+}
+
+/// Max pooling with the shapes as values: `x` C×H×W → `y` C×OH×OW.
+///
+/// A window that contains a NaN yields NaN (IEEE 754 `maximum`, as PyTorch's
+/// `MaxPool2d` and the reference kernel do); infinities order as usual.
+///
+/// # Panics
+/// If `x` or `y` is shorter than the volumes (the generated code passes
+/// slices of exactly the right length).
+#[inline(always)]
+pub fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
+    pool_rows(win, x, y, |v| v, max_nan);
+}
+
+/// Average pooling with the shapes as values: `x` C×H×W → `y` C×OH×OW.
+///
+/// The window's sum times `1/(FH·FW)`; NaN and infinities propagate as in
+/// any sum.
+///
+/// # Panics
+/// If `x` or `y` is shorter than the volumes.
+#[inline(always)]
+pub fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
+    pool_rows(win, x, y, |v| v, |acc, v| acc + v);
+    let [oh, ow] = win.out();
+    let scale = 1.0 / (win.f[0] * win.f[1]) as f32;
+    for v in &mut y[..win.c * oh * ow] {
+        *v *= scale;
+    }
+}
+
+/// Max pooling over FH×FW windows with stride SH×SW, no padding:
+/// `x` C×H×W → `y` C×OH×OW. A window containing NaN yields NaN.
 #[inline]
 pub fn max_pool<
     const C: usize,
@@ -16,21 +115,12 @@ pub fn max_pool<
     x: &[f32],
     y: &mut [f32],
 ) {
-    reference::max_pool(
-        Window {
-            c: C,
-            h: H,
-            w: W,
-            f: [FH, FW],
-            s: [SH, SW],
-            p: [0, 0],
-        },
-        x,
-        y,
-    );
+    debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
+    max_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
 }
 
-/// Average pooling over F×F windows with stride S, no padding.
+/// Average pooling over FH×FW windows with stride SH×SW, no padding:
+/// `x` C×H×W → `y` C×OH×OW.
 #[inline]
 pub fn avg_pool<
     const C: usize,
@@ -46,16 +136,26 @@ pub fn avg_pool<
     x: &[f32],
     y: &mut [f32],
 ) {
-    reference::avg_pool(
-        Window {
-            c: C,
-            h: H,
-            w: W,
-            f: [FH, FW],
-            s: [SH, SW],
-            p: [0, 0],
-        },
-        x,
-        y,
-    );
+    debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
+    avg_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+}
+
+#[inline(always)]
+const fn window<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+>() -> Window {
+    Window {
+        c: C,
+        h: H,
+        w: W,
+        f: [FH, FW],
+        s: [SH, SW],
+        p: [0, 0],
+    }
 }

@@ -1,21 +1,30 @@
+//! The shape table as Markdown (GitHub and rustdoc flavours).
+
 use std::fmt::Write;
 
-use super::thousands;
+use super::{activation_bytes, thousands, total_activation_bytes};
 use crate::model::Network;
 
-/// The network's shape table as Markdown: one row per layer (output volume
-/// C×H×W, parameters, multiply-accumulates per image, activation memory in
-/// bytes for f32), the input first and the totals last.
+/// The network's shape table as Markdown: the input first, then one row per
+/// layer (output volume C×H×W, learnable parameters, multiply-accumulates
+/// per image, activation memory of its output in bytes of f32), the totals
+/// last.
+///
+/// ```
+/// let nets = cnn_spec::parse_networks("struct N { input(1, 4, 4) conv(2, 3) relu }").unwrap();
+/// let table = cnn_spec::render::markdown(&nets[0]);
+/// assert!(table.contains("| 0 | `conv(2, 3)` | 2×2×2 | 20 | 72 | 32 B |"));
+/// ```
 pub fn markdown(network: &Network) -> String {
     let mut out = String::new();
-    out.push_str("| # | layer | output C×H×W | parameters | MACs | activations |\n");
-    out.push_str("|--:|:------|-------------:|-----------:|-----:|------------:|\n");
-    let bytes = |len: usize| thousands(len as u128 * 4) + " B";
+    out.push_str("| # | layer | output C×H×W | parameters | MACs per image | activations |\n");
+    out.push_str("|--:|:------|-------------:|-----------:|---------------:|------------:|\n");
+    let bytes = |value: u128| thousands(value) + " B";
     let _ = writeln!(
         out,
-        "|   | input | {} | | | {} |",
+        "| | input | {} | | | {} |",
         network.input,
-        bytes(network.input.len())
+        bytes(activation_bytes(network.input)),
     );
     for layer in &network.layers {
         let _ = writeln!(
@@ -26,21 +35,15 @@ pub fn markdown(network: &Network) -> String {
             layer.output,
             thousands(layer.params as u128),
             thousands(layer.macs),
-            bytes(layer.output.len()),
+            bytes(activation_bytes(layer.output)),
         );
     }
-    let activations: u128 = network
-        .layers
-        .iter()
-        .map(|l| l.output.len() as u128)
-        .sum::<u128>()
-        + network.input.len() as u128;
     let _ = writeln!(
         out,
-        "| | **total** | | **{}** | **{}** | **{} B** |",
+        "| | **total** | | **{}** | **{}** | **{}** |",
         thousands(network.params as u128),
         thousands(network.macs),
-        thousands(activations * 4),
+        bytes(total_activation_bytes(network)),
     );
     out
 }

@@ -1,6 +1,7 @@
 use super::Window;
 
-/// Max pooling (no padding). A window containing NaN yields NaN.
+/// Max pooling; `win.p` must be `[0, 0]` (pooling has no padding). A window
+/// containing NaN yields NaN.
 pub fn max_pool(win: Window, x: &[f32], y: &mut [f32]) {
     pool(win, x, y, |values| {
         values.fold(f32::NEG_INFINITY, |m, v| {
@@ -13,7 +14,7 @@ pub fn max_pool(win: Window, x: &[f32], y: &mut [f32]) {
     });
 }
 
-/// Average pooling (no padding).
+/// Average pooling, summed in f64; `win.p` must be `[0, 0]`.
 pub fn avg_pool(win: Window, x: &[f32], y: &mut [f32]) {
     let n = (win.f[0] * win.f[1]) as f64;
     pool(win, x, y, |values| {
@@ -27,6 +28,7 @@ fn pool(
     y: &mut [f32],
     reduce: impl Fn(&mut dyn Iterator<Item = f32>) -> f32,
 ) {
+    assert_eq!(win.p, [0, 0], "pooling has no padding");
     let [oh, ow] = win.out();
     for c in 0..win.c {
         for oy in 0..oh {

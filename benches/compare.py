@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Times the six benchmark networks on our runtime and on onnxruntime, side by
+side, and prints a Markdown table.
+
+Usage (from the workspace root):
+
+    python3 benches/compare.py            # the full comparison: ~2 minutes of measuring, plus the build
+    python3 benches/compare.py --quick    # a smoke check: one short round at batch 1
+
+Options:
+    --rounds N        measuring rounds (default 5; --quick: 1)
+    --budget-ms MS    measuring time per network, batch, thread count and side
+                      in each round (default 250; --quick: 30)
+    --nets B1,B4      networks (default: all six, B1..B6)
+    --batches 1,32    batch sizes (default 1,32; --quick: 1)
+    --threads 1,2     thread counts (default 1,2)
+    --stat min        per round, keep each side's fastest sample instead of the
+                      median sample (both are then minimised over rounds)
+    --json FILE       also write every measurement as JSON
+
+Needs python3 with onnx, onnxruntime and numpy, and cargo.
+
+What it does, in one run:
+
+1. Builds `cargo build --release --example bench_networks` once and copies the
+   binary aside, so every round times the same code even while the tree
+   changes; each run of it is what `cargo run --release --example
+   bench_networks` runs.
+2. Asks it for each network's layers (`--describe`) and builds the same graph
+   with `onnx.helper` (opset 13: Conv, Relu, Sigmoid, Tanh, MaxPool,
+   AveragePool, Flatten, Gemm, Softmax), random weights (timing does not
+   depend on their values), a fixed batch size.
+3. Opens onnxruntime sessions on the CPU provider with
+   `intra_op_num_threads` 1 and 2, `inter_op_num_threads=1`, sequential
+   execution and `ORT_ENABLE_ALL`; input and output are bound once
+   (IOBinding), so each timed call is one `run_with_iobinding`.
+4. Runs several rounds. In each, for each thread count, both sides time every
+   case (ours in a subprocess with `RAYON_NUM_THREADS` set; the side that goes
+   first alternates between rounds). Each side reports the median (and the
+   fastest) of its samples of back-to-back passes; across rounds the table
+   keeps each side's smallest median (or, with `--stat min`, its fastest
+   sample), so that load from other processes on the shared machine
+   handicaps neither side. A case slower than a second per pass is measured
+   in the first round only.
+5. Measures the clock (a chain of dependent additions, one cycle each) and
+   one core's FMA throughput, and prints the table: our time, onnxruntime's,
+   the ratio ours/onnxruntime (below 1: we are faster), our GFLOP/s
+   (2 * MACs * batch / time, MACs from the network's `MACS` constant) and its
+   percentage of one core's fp32 peak (2 FMA ports * 8 lanes * 2 flops *
+   clock, AVX2 + FMA). With two threads the percentage can exceed 100.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOW_PASS_US = 1e6
+FLOPS_PER_CYCLE = 2 * 8 * 2  # FMA ports * fp32 lanes (AVX2) * flops per FMA
+
+
+def main():
+    args = parse_args()
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+    except ImportError as e:
+        sys.exit(f"compare.py: {e}; install with `pip install onnxruntime onnx numpy`")
+
+    started = time.monotonic()
+    load = [loadavg()]
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = build(Path(tmp))
+        built = time.monotonic()
+        nets = [n for n in run_json([exe, "--describe"]) if selected(n, args.nets)]
+        if not nets:
+            sys.exit(f"compare.py: no network matches --nets {','.join(args.nets)}")
+        before = measure_clock(exe)
+        ort_cases = make_sessions(nets, args, np, onnx, ort)
+        results = run_rounds(exe, nets, ort_cases, args)
+        clock = best_clock([before, measure_clock(exe)])
+    elapsed = (built - started, time.monotonic() - built)
+    load.append(loadavg())
+
+    print_report(nets, results, clock, args, ort.__version__, elapsed, load)
+    if args.json:
+        rows = [
+            {"id": n, "batch": b, "threads": t, "side": side, "rounds_us": v}
+            for (n, b, t, side), v in sorted(results.items())
+        ]
+        Path(args.json).write_text(json.dumps({"clock": clock, "results": rows}, indent=1))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(
+        description="Time the benchmark networks on our runtime and onnxruntime, side by side.",
+        epilog="See the module docstring (benches/compare.py) for details.",
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke check: one short round at batch 1")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--budget-ms", type=int)
+    p.add_argument("--nets", type=lambda s: s.split(","), default=[])
+    p.add_argument("--batches", type=int_list)
+    p.add_argument("--threads", type=int_list, default=[1, 2])
+    p.add_argument("--stat", choices=["median", "min"], default="median")
+    p.add_argument("--json")
+    a = p.parse_args()
+    a.rounds = a.rounds or (1 if a.quick else 5)
+    a.budget_ms = a.budget_ms or (30 if a.quick else 250)
+    a.batches = a.batches or ([1] if a.quick else [1, 32])
+    if min(a.batches + a.threads) < 1 or a.rounds < 1 or a.budget_ms < 1:
+        p.error("batches, threads, rounds and the budget must be positive")
+    return a
+
+
+def int_list(text):
+    return [int(x) for x in text.split(",")]
+
+
+def selected(net, wanted):
+    return not wanted or net["id"] in wanted or net["name"] in wanted
+
+
+# --- our side ---------------------------------------------------------------
+
+
+def build(tmp):
+    """Builds the example once; returns a private copy of the binary."""
+    print("building: cargo build --release --example bench_networks", file=sys.stderr)
+    cmd = [
+        "cargo", "build", "--release", "--example", "bench_networks",
+        "--message-format=json-render-diagnostics",
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        sys.exit("compare.py: the build failed")
+    exe = None
+    for line in out.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "bench_networks":
+            exe = msg.get("executable") or exe
+    if exe is None:
+        sys.exit("compare.py: cargo did not report the bench_networks binary")
+    copy = tmp / "bench_networks"
+    shutil.copy2(exe, copy)
+    return str(copy)
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        sys.exit(f"compare.py: `{' '.join(cmd)}` failed")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def time_ours(exe, nets, batch, threads, budget_ms):
+    """Median and fastest µs per pass for each network id, one subprocess per
+    batch size."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    cmd = [
+        exe, "--nets", ",".join(n["id"] for n in nets),
+        "--batches", str(batch), "--budget-ms", str(budget_ms),
+    ]
+    rows = run_json(cmd, env)
+    for r in rows:
+        if r["threads"] != threads:
+            sys.exit(f"compare.py: asked for {threads} threads, rayon used {r['threads']}")
+    return {r["id"]: {"median": r["median_us"], "min": r["min_us"]} for r in rows}
+
+
+def measure_clock(exe):
+    """This core's clock and FMA throughput, measured by the example."""
+    return run_json([exe, "--clock"])[0]
+
+
+def best_clock(runs):
+    """The highest of several measurements (load only slows them down), the
+    cpuinfo clock beside, and the peak they imply."""
+    best = {k: max((r[k] for r in runs if r[k] is not None), default=None) for k in runs[0]}
+    mhz = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                mhz = float(line.split(":")[1])
+                break
+    except OSError:
+        pass
+    best["cpuinfo_ghz"] = mhz / 1000 if mhz else None
+    ghz = best["clock_ghz"] or best["cpuinfo_ghz"]
+    best["peak_gflops"] = FLOPS_PER_CYCLE * ghz if ghz else None
+    return best
+
+
+# --- onnxruntime's side -----------------------------------------------------
+
+
+def onnx_model(net, batch, np, onnx):
+    """The network as an ONNX graph with a fixed batch size, random weights."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    counter = iter(range(10**6))
+
+    def fresh(prefix):
+        return f"{prefix}{next(counter)}"
+
+    def const(prefix, array):
+        name = fresh(prefix)
+        inits.append(helper.make_tensor(name, TensorProto.FLOAT if array.dtype == np.float32
+                                        else TensorProto.INT64, array.shape, array.flatten().tolist()))
+        return name
+
+    def node(op, inputs, **attrs):
+        out = fresh(op.lower())
+        nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def to_4d(x, rank, shape):
+        if rank == 4:
+            return x
+        return node("Reshape", [x, const("shape", np.array([batch, *shape], dtype=np.int64))])
+
+    def to_2d(x, rank):
+        return x if rank == 2 else node("Flatten", [x], axis=1)
+
+    def weights(shape, fan_in):
+        bound = 1 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+    x, rank = "input", 4
+    for layer in net["layers"]:
+        kind, shape_in = layer["kind"], layer["input"]
+        c = shape_in[0]
+        if kind == "conv":
+            (fh, fw), k = layer["f"], layer["k"]
+            fan_in = c * fh * fw
+            w = const("w", weights((k, c, fh, fw), fan_in))
+            b = const("b", weights((k,), fan_in))
+            ph, pw = layer["p"]
+            x = node("Conv", [to_4d(x, rank, shape_in), w, b], kernel_shape=[fh, fw],
+                     strides=layer["s"], pads=[ph, pw, ph, pw])
+            rank = 4
+        elif kind in ("maxpool", "avgpool"):
+            op = "MaxPool" if kind == "maxpool" else "AveragePool"
+            x = node(op, [to_4d(x, rank, shape_in)], kernel_shape=layer["f"], strides=layer["s"])
+            rank = 4
+        elif kind in ("relu", "sigmoid", "tanh"):
+            x = node(kind.capitalize(), [x])
+        elif kind == "flatten":
+            x, rank = to_2d(x, rank), 2
+        elif kind == "fc":
+            fan_in = int(np.prod(shape_in))
+            w = const("w", weights((layer["n"], fan_in), fan_in))
+            b = const("b", weights((layer["n"],), fan_in))
+            x, rank = node("Gemm", [to_2d(x, rank), w, b], transB=1), 2
+        elif kind == "softmax":
+            x = node("Softmax", [to_2d(x, rank)], axis=1)
+            x = to_4d(x, 2, shape_in) if rank == 4 else x
+        else:
+            sys.exit(f"compare.py: {net['id']}: layer kind `{kind}` has no ONNX counterpart here")
+    nodes[-1].output[0] = "output"
+    out_shape = [batch, *net["output"]] if rank == 4 else [batch, int(np.prod(net["output"]))]
+    graph = helper.make_graph(
+        nodes, net["struct"], [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                             [batch, *net["input"]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              producer_name="cnn-benches")
+    onnx.checker.check_model(model)
+    return model.SerializeToString(), out_shape
+
+
+def make_sessions(nets, args, np, onnx, ort):
+    """One bound onnxruntime session per (network, batch, threads): a timing closure."""
+    cases = {}
+    for net in nets:
+        for batch in args.batches:
+            model, out_shape = onnx_model(net, batch, np, onnx)
+            x = np.random.default_rng(1).standard_normal((batch, *net["input"]), dtype=np.float32)
+            for threads in args.threads:
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = threads
+                so.inter_op_num_threads = 1
+                so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+                io = sess.io_binding()
+                io.bind_ortvalue_input("input", ort.OrtValue.ortvalue_from_numpy(x))
+                y = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, np.float32)
+                io.bind_ortvalue_output("output", y)
+                sess.run_with_iobinding(io)
+                if list(y.shape()) != out_shape:
+                    sys.exit(f"compare.py: {net['id']}: onnxruntime gave {y.shape()}, "
+                             f"expected {out_shape}")
+                cases[(net["id"], batch, threads)] = (sess, io)
+    return cases
+
+
+def time_ort(case, budget_ms):
+    """Median and fastest µs per run, sampled like bench_networks' `measure`."""
+    sess, io = case
+    run = sess.run_with_iobinding
+    budget = budget_ms / 1000
+    start = time.perf_counter()
+    run(io)
+    first = time.perf_counter() - start
+    if first > budget:
+        return {"median": first * 1e6, "min": first * 1e6}
+    warm = 1
+    while time.perf_counter() - start < budget / 5:
+        run(io)
+        warm += 1
+    estimate = (time.perf_counter() - start) / warm
+    per_sample = max(1, int(budget / 20 / estimate))
+    times = []
+    measuring = time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - measuring < budget:
+        t = time.perf_counter()
+        for _ in range(per_sample):
+            run(io)
+        times.append((time.perf_counter() - t) * 1e6 / per_sample)
+    times.sort()
+    return {"median": times[len(times) // 2], "min": times[0]}
+
+
+# --- rounds -----------------------------------------------------------------
+
+
+def run_rounds(exe, nets, ort_cases, args):
+    """{(id, batch, threads, side): [{"median": µs, "min": µs} of each round]}."""
+    results = {}
+    slow = set()  # (id, batch, threads) measured once: a pass takes over a second
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+        sides = ["ours", "ort"] if r % 2 == 0 else ["ort", "ours"]
+        for threads in args.threads:
+            for side in sides:
+                for batch in args.batches:
+                    todo = [n for n in nets if (n["id"], batch, threads) not in slow]
+                    if not todo:
+                        continue
+                    if side == "ours":
+                        times = time_ours(exe, todo, batch, threads, args.budget_ms)
+                    else:
+                        times = {n["id"]: time_ort(ort_cases[(n["id"], batch, threads)],
+                                                   args.budget_ms) for n in todo}
+                    for n in todo:
+                        results.setdefault((n["id"], batch, threads, side), []).append(
+                            times[n["id"]])
+        for (n, b, t, _side), v in results.items():
+            if r == 0 and v[0]["min"] > SLOW_PASS_US:
+                slow.add((n, b, t))
+    return results
+
+
+# --- report -----------------------------------------------------------------
+
+
+def fmt_time(us):
+    if us < 1000:
+        return f"{us:.1f} µs"
+    if us < 1e6:
+        return f"{us / 1000:.2f} ms"
+    return f"{us / 1e6:.2f} s"
+
+
+def loadavg():
+    """The one-minute load average (other processes' demand on the cores)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def print_report(nets, results, clock, args, ort_version, elapsed, load):
+    peak = clock["peak_gflops"]
+    loads = " and ".join(f"{x:.1f}" for x in load if x is not None) or "unknown"
+    print(f"Machine: {os.cpu_count()} cores, load average {loads} at start and end; clock {fmt_ghz(clock['clock_ghz'])} measured "
+          f"(dependent-add chain), {fmt_ghz(clock['cpuinfo_ghz'])} in /proc/cpuinfo.")
+    if peak:
+        print(f"One core's fp32 peak assumed: 2 FMA ports x 8 lanes x 2 flops x "
+              f"{fmt_ghz(clock['clock_ghz'] or clock['cpuinfo_ghz'])} = {peak:.1f} GFLOP/s"
+              + (f" (an FMA loop measures {clock['fma_gflops']:.1f})."
+                 if clock["fma_gflops"] else "."))
+    print(f"onnxruntime {ort_version}, CPU provider, ORT_ENABLE_ALL, sequential, "
+          f"inter_op 1. {args.rounds} round(s) of {args.budget_ms} ms per case and side; "
+          f"times are each side's {args.stat} sample in its best round. "
+          f"Build {elapsed[0]:.0f} s, measurements {elapsed[1]:.0f} s.")
+    print()
+    print("| network | batch | threads | ours | onnxruntime | ours/ORT | our GFLOP/s "
+          "| % of 1-core peak | ORT GFLOP/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    by_id = {n["id"]: n for n in nets}
+    ratios = {}
+    for threads in args.threads:
+        for batch in args.batches:
+            for net in nets:
+                key = (net["id"], batch, threads)
+                ours = best(results[(*key, "ours")], args.stat)
+                theirs = best(results[(*key, "ort")], args.stat)
+                ratios[key] = ours / theirs
+                flop = 2 * net["macs"] * batch
+                gflops = flop / ours / 1e3
+                pct = f"{100 * gflops / peak:.1f}%" if peak else "?"
+                print(f"| {net['id']} {net['name']} | {batch} | {threads} | {fmt_time(ours)} "
+                      f"| {fmt_time(theirs)} | {ours / theirs:.2f} | {gflops:.2f} | {pct} "
+                      f"| {flop / theirs / 1e3:.2f} |")
+    print()
+    print_targets(by_id, results, ratios, peak, args.stat)
+
+
+def best(rounds, stat):
+    """The chosen statistic, at its smallest over rounds."""
+    return min(r[stat] for r in rounds)
+
+
+def fmt_ghz(ghz):
+    return f"{ghz:.2f} GHz" if ghz else "unknown"
+
+
+def print_targets(by_id, results, ratios, peak, stat):
+    """The targets of the runtime issue, met or missed, for the cases measured."""
+    lines = []
+
+    def check(label, key, ok, figure):
+        if key in ratios:
+            lines.append(f"- {label}: {figure} — {'met' if ok else 'MISSED'}")
+
+    for id_, limit in [("B1", 0.5), ("B2", 0.5), ("B3", 1.0), ("B4", 1.0), ("B5", 1.0),
+                       ("B6", 1.0)]:
+        key = (id_, 1, 1)
+        r = ratios.get(key)
+        check(f"{id_} batch 1, 1 thread, ours/ORT <= {limit}", key, r is not None and r <= limit,
+              f"{r:.2f}" if r is not None else "")
+    for id_ in by_id:
+        key = (id_, 32, 2)
+        r = ratios.get(key)
+        check(f"{id_} batch 32, 2 threads, ours/ORT <= 1", key, r is not None and r <= 1,
+              f"{r:.2f}" if r is not None else "")
+    if peak:
+        for id_ in ("B4", "B5"):
+            key = (id_, 1, 1)
+            if key in ratios:
+                us = best(results[(*key, "ours")], stat)
+                pct = 100 * 2 * by_id[id_]["macs"] / us / 1e3 / peak
+                check(f"{id_} batch 1, 1 thread, >= 80% of peak", key, pct >= 80, f"{pct:.1f}%")
+    if lines:
+        print("Targets (runtime issue):")
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

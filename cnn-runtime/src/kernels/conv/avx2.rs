@@ -1,0 +1,154 @@
+//! The AVX2 + FMA register tile, selected at run time.
+
+use std::arch::x86_64::{
+    __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_set1_ps,
+    _mm256_setzero_ps, _mm256_storeu_ps,
+};
+
+use super::blocked::{self, Micro, Part};
+use super::layout::{Layout, Tap};
+use super::Geometry;
+
+/// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    /// The token, if this CPU supports AVX2 and FMA (the standard library
+    /// caches the detection).
+    #[inline]
+    pub fn detect() -> Option<Avx2> {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            Some(Avx2(()))
+        } else {
+            None
+        }
+    }
+
+    /// [`blocked::rows`] compiled with AVX2 and FMA enabled.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn rows<G: Geometry>(
+        self,
+        g: G,
+        k0: usize,
+        k1: usize,
+        xt: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        relu: bool,
+        out: &mut [f32],
+    ) {
+        // SAFETY: an `Avx2` exists only if the CPU supports AVX2 and FMA.
+        unsafe { rows_avx2(self, g, k0, k1, xt, weight, bias, relu, out) }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+fn rows_avx2<G: Geometry>(
+    u: Avx2,
+    g: G,
+    k0: usize,
+    k1: usize,
+    xt: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
+    if let Some(lay) = g.layout() {
+        blocked::rows(u, &lay, k0, k1, xt, weight, bias, relu, out);
+    }
+}
+
+/// The accumulators of one tile and where its taps read. Made only by
+/// [`Avx2::tile`], after checking that every tap of the layout reads within
+/// the input and the filters.
+struct Acc<const M: usize, const V: usize> {
+    acc: [[__m256; V]; M],
+    /// The tile's first pixel in the input.
+    x: *const f32,
+    /// The first filter of the tile.
+    a: *const f32,
+    lda: usize,
+}
+
+impl<const M: usize, const V: usize> Tap for Acc<M, V> {
+    #[inline(always)]
+    fn tap(&mut self, ai: usize, bi: usize) {
+        // SAFETY: `Acc` exists only inside `Avx2::tile`, which holds the
+        // token (AVX2 + FMA) and has checked that `x + bi .. x + bi + 8V` and
+        // `a + i·lda + ai` (i < M) are in bounds for every tap of its layout.
+        unsafe {
+            let mut xv = [_mm256_setzero_ps(); V];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm256_loadu_ps(self.x.add(bi + 8 * v));
+            }
+            for (i, acc) in self.acc.iter_mut().enumerate() {
+                let w = _mm256_broadcast_ss(&*self.a.add(i * self.lda + ai));
+                for (s, &xv) in acc.iter_mut().zip(&xv) {
+                    *s = _mm256_fmadd_ps(w, xv, *s);
+                }
+            }
+        }
+    }
+}
+
+impl Micro for Avx2 {
+    #[inline(always)]
+    fn tile<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+        // Bounds of every access below: taps read xt[q0 + b .. q0 + b + 8V]
+        // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
+        // the tile writes out[i·ldo + q0 .. i·ldo + q0 + 8V].
+        assert!(q0 + lay.tap_end + 8 * V - 1 <= xt.len());
+        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!((M - 1) * ldo + q0 + 8 * V <= out.len());
+        // SAFETY: the token proves AVX2; the loads of stored sums stay
+        // within the bounds of `out` asserted above.
+        let acc = unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; M];
+            for (i, (acc, &b)) in acc.iter_mut().zip(bias).enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = if part.first {
+                        _mm256_set1_ps(b)
+                    } else {
+                        _mm256_loadu_ps(out.as_ptr().add(i * ldo + q0 + 8 * v))
+                    };
+                }
+            }
+            acc
+        };
+        let mut t = Acc::<M, V> {
+            acc,
+            x: xt[q0..].as_ptr(),
+            a: a.as_ptr(),
+            lda,
+        };
+        lay.for_each_tap(part.channels.clone(), &mut t);
+        let o = out.as_mut_ptr();
+        // SAFETY: the token proves AVX2; the stores stay within the bounds
+        // asserted above.
+        unsafe {
+            let zero = _mm256_setzero_ps();
+            for (i, acc) in t.acc.iter().enumerate() {
+                for (v, &s) in acc.iter().enumerate() {
+                    // max(0, s) keeps a NaN in s, as Act::Relu does.
+                    let s = if part.relu { _mm256_max_ps(zero, s) } else { s };
+                    _mm256_storeu_ps(o.add(i * ldo + q0 + 8 * v), s);
+                }
+            }
+        }
+    }
+}

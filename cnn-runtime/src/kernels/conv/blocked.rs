@@ -1,0 +1,276 @@
+//! The blocked convolution: output channels × pixels in tiles of MR × 8·NV
+//! held in registers, each tile accumulated over every filter tap straight
+//! from the (transformed) input, with bias and ReLU applied on the way out.
+//! No im2col copy: the input is read in place of the columns.
+
+use super::layout::{Layout, Tap};
+use crate::kernels::Act;
+
+/// Output channels per register tile.
+pub(crate) const MR: usize = 6;
+/// 8-wide vectors of pixels per register tile. 6 × 2 accumulators, 2 input
+/// vectors and a broadcast filter value fit the 16 AVX2 registers without
+/// spilling; 4 × 3 does not quite, and the spilled accumulator's
+/// store-to-load round trip then bounds every tap.
+pub(crate) const NV: usize = 2;
+
+/// Input values a block of pixels may read per chunk: half the L1 cache.
+const L1_FLOATS: usize = 4096;
+
+/// Which input channels one pass over a tile accumulates.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    /// The input channels.
+    pub channels: std::ops::Range<usize>,
+    /// The first pass: start from the bias rather than the stored sums.
+    pub first: bool,
+    /// The last pass, with ReLU fused: clamp the stored sums at 0.
+    pub relu: bool,
+}
+
+/// One register tile of output, accumulated over the filter taps of some
+/// input channels.
+///
+/// `a` holds the filters of the tile's MR output channels (row `i` starts at
+/// `i·lda`), `bias` their biases; `xt` is the input and `q0` the tile's first
+/// pixel; the MR rows of 8·NV outputs go to `out` at `i·ldo + q0` (and are
+/// read from there after the first pass).
+pub(crate) trait Micro: Copy {
+    /// Computes one tile of `M` channels × `8·V` pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn tile<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+    );
+}
+
+/// Runs `$body` with `$m` and `$v` bound to the constants matching the
+/// run-time tile size.
+macro_rules! with_tile {
+    ($mr:expr, $nv:expr, |$m:ident, $v:ident| $body:expr) => {
+        match ($mr, $nv) {
+            (6, 2) => {
+                const $m: usize = 6;
+                const $v: usize = 2;
+                $body
+            }
+            (5, 2) => {
+                const $m: usize = 5;
+                const $v: usize = 2;
+                $body
+            }
+            (4, 2) => {
+                const $m: usize = 4;
+                const $v: usize = 2;
+                $body
+            }
+            (3, 2) => {
+                const $m: usize = 3;
+                const $v: usize = 2;
+                $body
+            }
+            (2, 2) => {
+                const $m: usize = 2;
+                const $v: usize = 2;
+                $body
+            }
+            (_, 2) => {
+                const $m: usize = 1;
+                const $v: usize = 2;
+                $body
+            }
+            (6, _) => {
+                const $m: usize = 6;
+                const $v: usize = 1;
+                $body
+            }
+            (5, _) => {
+                const $m: usize = 5;
+                const $v: usize = 1;
+                $body
+            }
+            (4, _) => {
+                const $m: usize = 4;
+                const $v: usize = 1;
+                $body
+            }
+            (3, _) => {
+                const $m: usize = 3;
+                const $v: usize = 1;
+                $body
+            }
+            (2, _) => {
+                const $m: usize = 2;
+                const $v: usize = 1;
+                $body
+            }
+            _ => {
+                const $m: usize = 1;
+                const $v: usize = 1;
+                $body
+            }
+        }
+    };
+}
+
+/// Computes output channels `k0..k1` into `out` (row `k − k0` at
+/// `(k − k0)·nq`), bias and ReLU included; other activations are left to
+/// [`finish`].
+///
+/// `xt` is the input as the layout reads it, `weight` and `bias` the whole
+/// layer's.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn rows<U: Micro>(
+    u: U,
+    lay: &Layout,
+    k0: usize,
+    k1: usize,
+    xt: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
+    let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+    let nq = lay.nq;
+    // The widest tile that fits the row of pixels; a narrower last tile is
+    // shifted back to end at nq, recomputing a few pixels.
+    let nv = (nq / 8).min(NV);
+    if nv == 0 {
+        for q in 0..nq {
+            pixel(lay, xt, q, k0, k1, weight, bias, relu, out);
+        }
+        return;
+    }
+    let nr = 8 * nv;
+    let c = lay.shape.c;
+    // One pass over all input channels per tile: the last tile of a row is
+    // shifted back to end at nq and overlaps the one before, so that a
+    // tile must compute whole sums (a second partial pass would add the
+    // overlap twice). `Part` still allows passes over fewer channels.
+    let chunk = c;
+    // Blocks of pixels small enough that a chunk's input for them stays in
+    // L1 while every tile of output channels passes over it.
+    let [sh, sw] = lay.shape.s;
+    let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw + 1;
+    let per_pixel = chunk * sh * sw;
+    let block = (L1_FLOATS / per_pixel).saturating_sub(halo).max(nr) / nr * nr;
+    let mut c0 = 0;
+    while c0 < c {
+        let c1 = (c0 + chunk).min(c);
+        let part = Part {
+            channels: c0..c1,
+            first: c0 == 0,
+            relu: relu && c1 == c,
+        };
+        let mut p0 = 0;
+        while p0 < nq {
+            let p1 = (p0 + block).min(nq);
+            let mut k = k0;
+            while k < k1 {
+                let mr = (k1 - k).min(MR);
+                let a = &weight[k * lda..];
+                let b = &bias[k..];
+                let o = &mut out[(k - k0) * nq..];
+                let mut q = p0;
+                while q < p1 {
+                    let q0 = q.min(nq - nr);
+                    with_tile!(mr, nv, |M, V| u
+                        .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq));
+                    q += nr;
+                }
+                k += mr;
+            }
+            p0 = p1;
+        }
+        c0 = c1;
+    }
+}
+
+/// One pixel of channels `k0..k1`, for rows of pixels narrower than a
+/// vector.
+#[allow(clippy::too_many_arguments)]
+fn pixel(
+    lay: &Layout,
+    xt: &[f32],
+    q: usize,
+    k0: usize,
+    k1: usize,
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
+    let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+    for k in k0..k1 {
+        let a = &weight[k * lda..(k + 1) * lda];
+        let mut dot = Dot {
+            sum: bias[k],
+            a,
+            x: &xt[q..],
+        };
+        lay.for_each_tap(0..lay.shape.c, &mut dot);
+        let sum = dot.sum;
+        out[(k - k0) * lay.nq + q] = if relu { Act::Relu.apply(sum) } else { sum };
+    }
+}
+
+/// One output value's dot product.
+struct Dot<'a> {
+    sum: f32,
+    a: &'a [f32],
+    x: &'a [f32],
+}
+
+impl Tap for Dot<'_> {
+    #[inline(always)]
+    fn tap(&mut self, a: usize, b: usize) {
+        self.sum += self.a[a] * self.x[b];
+    }
+}
+
+/// Copies the valid pixels of a wide output to `y` and applies the
+/// activations that the tiles did not.
+pub(crate) fn finish(lay: &Layout, wide: Option<&[f32]>, y: &mut [f32], act: Act) {
+    let late = match act {
+        Act::Identity | Act::Relu => None,
+        act => Some(act),
+    };
+    let (oh, ow) = (lay.oh, lay.ow);
+    let len = lay.shape.k * oh * ow;
+    match wide {
+        Some(wide) => {
+            for (yk, wk) in y[..len]
+                .chunks_exact_mut(oh * ow)
+                .zip(wide.chunks_exact(lay.nq))
+            {
+                for (oy, row) in yk.chunks_exact_mut(ow).enumerate() {
+                    let src = &wk[oy * lay.wq..oy * lay.wq + ow];
+                    match late {
+                        None => row.copy_from_slice(src),
+                        Some(act) => {
+                            for (d, &s) in row.iter_mut().zip(src) {
+                                *d = act.apply(s);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None => {
+            if let Some(act) = late {
+                for v in &mut y[..len] {
+                    *v = act.apply(*v);
+                }
+            }
+        }
+    }
+}

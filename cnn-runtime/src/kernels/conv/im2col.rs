@@ -1,0 +1,96 @@
+//! Convolution as im2col into scratch, then one GEMM on matrixmultiply.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::layout::ConvShape;
+use crate::kernels::Act;
+
+/// Scratch of [`conv`], in f32s: the C·FH·FW × OH·OW column matrix.
+pub(crate) fn scratch_len(shape: ConvShape) -> usize {
+    let [oh, ow] = shape.out().unwrap_or([0, 0]);
+    shape.c * shape.f[0] * shape.f[1] * oh * ow
+}
+
+/// `y = act(W · cols + b)`; returns false if a slice is too short.
+pub(crate) fn conv(
+    shape: ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+    scratch: &mut [f32],
+) -> bool {
+    let Some([oh, ow]) = shape.out() else {
+        return false;
+    };
+    let ConvShape {
+        c,
+        h,
+        w,
+        k,
+        f: [fh, fw],
+        s: [sh, sw],
+        p: [ph, pw],
+    } = shape;
+    let (depth, n) = (c * fh * fw, oh * ow);
+    let Some(cols) = scratch.get_mut(..depth * n) else {
+        return false;
+    };
+    for (d, col) in cols.chunks_exact_mut(n).enumerate() {
+        let (ci, ky, kx) = (d / (fh * fw), d / fw % fh, d % fw);
+        for (oy, out) in col.chunks_exact_mut(ow).enumerate() {
+            let iy = (oy * sh + ky).wrapping_sub(ph);
+            for (ox, v) in out.iter_mut().enumerate() {
+                let ix = (ox * sw + kx).wrapping_sub(pw);
+                *v = if iy < h && ix < w {
+                    x[(ci * h + iy) * w + ix]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    gemm(k, depth, n, weight, cols, bias, y, act)
+}
+
+/// `y = act(W · b + bias)` with W K×D, b D×N, y K×N, on matrixmultiply;
+/// false if a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    k: usize,
+    depth: usize,
+    n: usize,
+    weight: &[f32],
+    b: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> bool {
+    let (Some(weight), Some(b), Some(bias), Some(y)) = (
+        weight.get(..k * depth),
+        b.get(..depth * n),
+        bias.get(..k),
+        y.get_mut(..k * n),
+    ) else {
+        return false;
+    };
+    for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
+        row.fill(b);
+    }
+    let (Ok(a), Ok(b), Ok(mut out)) = (
+        ArrayView2::from_shape((k, depth), weight),
+        ArrayView2::from_shape((depth, n), b),
+        ArrayViewMut2::from_shape((k, n), &mut *y),
+    ) else {
+        return false;
+    };
+    general_mat_mul(1.0, &a, &b, 1.0, &mut out);
+    if act != Act::Identity {
+        for v in y.iter_mut() {
+            *v = act.apply(*v);
+        }
+    }
+    true
+}

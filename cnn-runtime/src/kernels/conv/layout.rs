@@ -1,0 +1,239 @@
+//! The geometry of the blocked convolution: how the input is re-laid out in
+//! scratch, and how output pixels and filter taps map to offsets.
+//!
+//! A convolution with strides (SH, SW) and padding (PH, PW) becomes a
+//! stride-1, unpadded one on a transformed input: each channel is zero-padded
+//! and split into SH·SW phase planes of HQ×WQ values, plane (py, px) holding
+//! the padded pixels (iy·SH + py, ix·SW + px). Output pixel (oy, ox) then
+//! reads, for tap (ky, kx), the value at `oy·WQ + ox + (ky/SH)·WQ + kx/SW` of
+//! plane (ky mod SH, kx mod SW): along a row of output pixels the reads are
+//! contiguous, and numbering the pixels q = oy·WQ + ox makes them contiguous
+//! across rows too. The WQ − OW values of q past the end of each output row
+//! are computed and dropped.
+
+use std::ops::Range;
+
+/// The dimensions of one convolution layer, as plain values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels (filters).
+    pub k: usize,
+    /// Filter height and width.
+    pub f: [usize; 2],
+    /// Stride along height and width.
+    pub s: [usize; 2],
+    /// Zero padding along height and width.
+    pub p: [usize; 2],
+}
+
+impl ConvShape {
+    /// Output height and width, `(H − F + 2P)/S + 1`; `None` if the filter
+    /// does not fit the padded input or a size is zero.
+    pub fn out(&self) -> Option<[usize; 2]> {
+        let dim = |n: usize, f: usize, s: usize, p: usize| {
+            let padded = n.checked_add(p.checked_mul(2)?)?;
+            if n == 0 || f == 0 || s == 0 || f > padded {
+                return None;
+            }
+            Some((padded - f) / s + 1)
+        };
+        Some([
+            dim(self.h, self.f[0], self.s[0], self.p[0])?,
+            dim(self.w, self.f[1], self.s[1], self.p[1])?,
+        ])
+    }
+
+    /// Multiply-accumulates of the layer.
+    pub fn macs(&self) -> usize {
+        let [oh, ow] = self.out().unwrap_or([0, 0]);
+        self.k * oh * ow * self.c * self.f[0] * self.f[1]
+    }
+}
+
+/// What a kernel does with one filter tap. A trait rather than a closure so
+/// that the body is inlined into the micro-kernel and compiled with its
+/// target features.
+pub(crate) trait Tap {
+    /// Accumulates tap `a` of the filters, reading the input at offset `b`.
+    fn tap(&mut self, a: usize, b: usize);
+}
+
+/// Everything the blocked kernel derives from a [`ConvShape`]. All of it is
+/// plain arithmetic, so with constant shapes it folds at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The layer.
+    pub shape: ConvShape,
+    /// Output height and width.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Whether the input is re-laid out in scratch (padding or strides);
+    /// otherwise the kernel reads it as it is.
+    pub transform: bool,
+    /// Height of a phase plane.
+    pub hq: usize,
+    /// Width of a phase plane: the pixel numbering's row stride.
+    pub wq: usize,
+    /// Values per phase plane.
+    pub plane: usize,
+    /// Length of the transformed input (0 without transform).
+    pub xt_len: usize,
+    /// Pixels computed per output channel: `(OH − 1)·WQ + OW`.
+    pub nq: usize,
+    /// Whether rows of the computed output are wider than OW, so that the
+    /// kernel computes into scratch and the valid values are copied out.
+    pub wide: bool,
+    /// Largest tap offset into the (transformed) input, plus one.
+    pub tap_end: usize,
+}
+
+impl Layout {
+    /// The layout of `shape`, or `None` if the shape is empty or the filter
+    /// does not fit.
+    #[inline(always)]
+    pub fn new(shape: ConvShape) -> Option<Layout> {
+        let [oh, ow] = shape.out()?;
+        if shape.c == 0 || shape.k == 0 {
+            return None;
+        }
+        let [sh, sw] = shape.s;
+        let transform = sh != 1 || sw != 1 || shape.p != [0, 0];
+        let (hq, wq) = if transform {
+            (
+                (shape.h + 2 * shape.p[0]).div_ceil(sh),
+                (shape.w + 2 * shape.p[1]).div_ceil(sw),
+            )
+        } else {
+            (shape.h, shape.w)
+        };
+        let plane = hq * wq;
+        let planes = shape.c * sh * sw;
+        let xt_len = if transform { planes * plane } else { 0 };
+        let nq = (oh - 1) * wq + ow;
+        // The last tap of the last channel reads furthest; which phase that
+        // is depends on the filter, so take the largest over phases.
+        let mut tap_end = 0;
+        for py in 0..sh.min(shape.f[0]) {
+            for px in 0..sw.min(shape.f[1]) {
+                let nky = (shape.f[0] - py).div_ceil(sh);
+                let nkx = (shape.f[1] - px).div_ceil(sw);
+                let at = ((shape.c - 1) * sh * sw + py * sw + px) * plane + (nky - 1) * wq + nkx;
+                tap_end = tap_end.max(at);
+            }
+        }
+        Some(Layout {
+            shape,
+            oh,
+            ow,
+            transform,
+            hq,
+            wq,
+            plane,
+            xt_len,
+            nq,
+            wide: wq != ow,
+            tap_end,
+        })
+    }
+
+    /// Scratch the blocked kernel needs, in f32s: the transformed input and
+    /// the wide output.
+    #[inline(always)]
+    pub fn scratch_len(&self) -> usize {
+        self.xt_len + if self.wide { self.shape.k * self.nq } else { 0 }
+    }
+
+    /// Calls `f.tap(a, b)` for every filter tap of input channels `channels`,
+    /// where `a` is the tap's index in a filter (C×FH×FW) and `b` its offset
+    /// into the (transformed) input, relative to the pixel. Taps of one plane come together, so that
+    /// consecutive reads stay close.
+    #[inline(always)]
+    pub fn for_each_tap(&self, channels: Range<usize>, f: &mut impl Tap) {
+        let ConvShape {
+            f: [fh, fw],
+            s: [sh, sw],
+            ..
+        } = self.shape;
+        if sh == 1 && sw == 1 {
+            // One phase per channel: the taps are the filter, in order.
+            for ci in channels {
+                for ky in 0..fh {
+                    let a = (ci * fh + ky) * fw;
+                    let b = ci * self.plane + ky * self.wq;
+                    for kx in 0..fw {
+                        f.tap(a + kx, b + kx);
+                    }
+                }
+            }
+            return;
+        }
+        // Phase py holds taps ky ≡ py (mod SH): ⌈(FH − py)/SH⌉ of them,
+        // that is FH/SH, plus one for the first FH mod SH phases.
+        let (qy, ry, qx, rx) = (fh / sh, fh % sh, fw / sw, fw % sw);
+        for ci in channels {
+            for py in 0..sh.min(fh) {
+                let nky = qy + usize::from(py < ry);
+                for px in 0..sw.min(fw) {
+                    let nkx = qx + usize::from(px < rx);
+                    let plane = ((ci * sh + py) * sw + px) * self.plane;
+                    for ky in 0..nky {
+                        let a = (ci * fh + ky * sh + py) * fw + px;
+                        let b = plane + ky * self.wq;
+                        for kx in 0..nkx {
+                            f.tap(a + kx * sw, b + kx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the transformed input: zero-padded phase planes.
+    pub fn transform(&self, x: &[f32], xt: &mut [f32]) {
+        let ConvShape {
+            c,
+            h,
+            w,
+            s: [sh, sw],
+            p: [ph, pw],
+            ..
+        } = self.shape;
+        let wq = self.wq;
+        let mut planes = xt[..self.xt_len].chunks_exact_mut(self.plane);
+        for channel in x.chunks_exact(h * w).take(c) {
+            for py in 0..sh {
+                for px in 0..sw {
+                    let Some(plane) = planes.next() else { return };
+                    for (iq, row) in plane.chunks_exact_mut(wq).enumerate() {
+                        // Padded row iq·SH + py is input row iy.
+                        let iy = (iq * sh + py).wrapping_sub(ph);
+                        if iy >= h {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let src = &channel[iy * w..(iy + 1) * w];
+                        if sw == 1 {
+                            let (left, rest) = row.split_at_mut(pw.min(wq));
+                            left.fill(0.0);
+                            let n = w.min(rest.len());
+                            rest[..n].copy_from_slice(&src[..n]);
+                            rest[n..].fill(0.0);
+                        } else {
+                            for (jq, v) in row.iter_mut().enumerate() {
+                                let ix = (jq * sw + px).wrapping_sub(pw);
+                                *v = if ix < w { src[ix] } else { 0.0 };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Convolution kernels.
+//!
+//! The main path ([`conv_gemm`]) is a blocked
+//! implicit GEMM: the input is zero-padded and split into stride phases in
+//! scratch (see `layout`), then register tiles of 6 output channels × 16
+//! pixels accumulate over every filter tap straight from it, with an AVX2 +
+//! FMA micro-kernel chosen at run time and a portable one elsewhere. Large
+//! layers split their output channels in two with `rayon::join` when the
+//! global pool has more than one thread. [`conv_pointwise`] is one sgemm on
+//! the input as it is. [`conv_direct`] needs no scratch; an im2col + sgemm
+//! path is kept for comparison.
+//!
+//! Every path has a `#[doc(hidden)]` entry with run-time shapes so that the
+//! tests can drive each one over random layers.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod blocked;
+mod direct;
+mod im2col;
+mod layout;
+mod portable;
+
+pub use layout::ConvShape;
+
+use layout::Layout;
+use portable::Portable;
+
+use super::Act;
+
+/// Multiply-accumulates from which a layer's output channels are split
+/// across two threads (when the global rayon pool has more than one).
+pub const PARALLEL_MIN_MACS: usize = 4_000_000;
+
+/// Which micro-kernel the blocked path uses.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPath {
+    /// The fastest this CPU supports.
+    Auto,
+    /// AVX2 + FMA (x86-64 only).
+    Avx2,
+    /// Plain Rust, vectorised by the compiler for the build target.
+    Portable,
+}
+
+/// A layer's shape as compile-time constants, for the blocked path to fold.
+pub(crate) trait Geometry: Copy + Send + Sync {
+    fn layout(self) -> Option<Layout>;
+}
+
+#[derive(Clone, Copy)]
+struct Fixed<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const K: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+    const PH: usize,
+    const PW: usize,
+>;
+
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const K: usize,
+        const FH: usize,
+        const FW: usize,
+        const SH: usize,
+        const SW: usize,
+        const PH: usize,
+        const PW: usize,
+    > Geometry for Fixed<C, H, W, K, FH, FW, SH, SW, PH, PW>
+{
+    #[inline(always)]
+    fn layout(self) -> Option<Layout> {
+        Layout::new(ConvShape {
+            c: C,
+            h: H,
+            w: W,
+            k: K,
+            f: [FH, FW],
+            s: [SH, SW],
+            p: [PH, PW],
+        })
+    }
+}
+
+/// A shape known only at run time.
+#[derive(Clone, Copy)]
+struct Dynamic(ConvShape);
+
+impl Geometry for Dynamic {
+    #[inline(always)]
+    fn layout(self) -> Option<Layout> {
+        Layout::new(self.0)
+    }
+}
+
+/// A micro-kernel chosen for this CPU.
+#[derive(Clone, Copy)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::Avx2),
+    Portable,
+}
+
+impl Kernel {
+    fn pick(path: ConvPath) -> Option<Kernel> {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::Auto => Some(avx2::Avx2::detect().map_or(Kernel::Portable, Kernel::Avx2)),
+            #[cfg(not(target_arch = "x86_64"))]
+            ConvPath::Auto => Some(Kernel::Portable),
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::Avx2 => avx2::Avx2::detect().map(Kernel::Avx2),
+            #[cfg(not(target_arch = "x86_64"))]
+            ConvPath::Avx2 => None,
+            ConvPath::Portable => Some(Kernel::Portable),
+        }
+    }
+
+    /// Output channels `k0..k1` into `out`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn rows<G: Geometry>(
+        self,
+        g: G,
+        k0: usize,
+        k1: usize,
+        xt: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        relu: bool,
+        out: &mut [f32],
+    ) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2(t) => t.rows(g, k0, k1, xt, weight, bias, relu, out),
+            Kernel::Portable => {
+                if let Some(lay) = g.layout() {
+                    blocked::rows(Portable, &lay, k0, k1, xt, weight, bias, relu, out);
+                }
+            }
+        }
+    }
+}
+
+/// The blocked path; false if the kernel is unavailable or a slice is too
+/// short.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn blocked<G: Geometry>(
+    g: G,
+    kernel: Kernel,
+    split: bool,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+    scratch: &mut [f32],
+) -> bool {
+    let Some(lay) = g.layout() else { return false };
+    let s = lay.shape;
+    let lda = s.c * s.f[0] * s.f[1];
+    if x.len() < s.c * s.h * s.w
+        || weight.len() < s.k * lda
+        || bias.len() < s.k
+        || y.len() < s.k * lay.oh * lay.ow
+        || scratch.len() < lay.scratch_len()
+    {
+        return false;
+    }
+    let (xt, wide) = scratch.split_at_mut(lay.xt_len);
+    let xt: &[f32] = if lay.transform {
+        lay.transform(x, xt);
+        xt
+    } else {
+        x
+    };
+    let relu = act == Act::Relu;
+    let compute = |out: &mut [f32]| {
+        if split && s.k > blocked::MR {
+            // Split at a multiple of the tile height.
+            let k_half = (s.k / blocked::MR).div_ceil(2) * blocked::MR;
+            let (first, second) = out.split_at_mut(k_half * lay.nq);
+            rayon::join(
+                || kernel.rows(g, 0, k_half, xt, weight, bias, relu, first),
+                || kernel.rows(g, k_half, s.k, xt, weight, bias, relu, second),
+            );
+        } else {
+            kernel.rows(g, 0, s.k, xt, weight, bias, relu, out);
+        }
+    };
+    if lay.wide {
+        let wide = &mut wide[..s.k * lay.nq];
+        compute(wide);
+        blocked::finish(&lay, Some(wide), y, act);
+    } else {
+        compute(&mut y[..s.k * lay.nq]);
+        blocked::finish(&lay, None, y, act);
+    }
+    true
+}
+
+/// Whether a layer of `macs` multiply-accumulates is split across threads.
+fn split_pays(macs: usize) -> bool {
+    macs >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1
+}
+
+/// Scratch length, in f32s, of [`conv_gemm`] for a layer: the zero-padded,
+/// phase-split input (unless the layer has stride 1 and no padding) and,
+/// when output rows are computed wider than OW (`⌈(W + 2PW)/SW⌉ ≠ OW`), the
+/// K × ((OH − 1)·⌈(W + 2PW)/SW⌉ + OW) values computed before the copy-out.
+pub fn conv_gemm_scratch(shape: ConvShape) -> usize {
+    Layout::new(shape).map_or(0, |lay| lay.scratch_len())
+}
+
+/// Direct convolution of a C×H×W volume by K filters FH×FW (stride SH×SW,
+/// padding PH×PW) into K×OH×OW, with `act` applied; needs no scratch.
+///
+/// # Panics
+/// If a slice is shorter than its shape or OH×OW does not match.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn conv_direct<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const K: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+    const PH: usize,
+    const PW: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    let shape = ConvShape {
+        c: C,
+        h: H,
+        w: W,
+        k: K,
+        f: [FH, FW],
+        s: [SH, SW],
+        p: [PH, PW],
+    };
+    assert_eq!(shape.out(), Some([OH, OW]), "conv_direct: output size");
+    let mut row = [0.0; OW];
+    direct::conv(
+        shape,
+        &x[..C * H * W],
+        &weight[..K * C * FH * FW],
+        &bias[..K],
+        &mut y[..K * OH * OW],
+        act,
+        &mut row,
+    );
+}
+
+/// Convolution of a C×H×W volume by K filters FH×FW (stride SH×SW, padding
+/// PH×PW) into K×OH×OW, with `act` applied: the blocked implicit GEMM, with
+/// `scratch` of at least [`conv_gemm_scratch`] f32s.
+///
+/// # Panics
+/// If a slice is shorter than its shape or the scratch than
+/// [`conv_gemm_scratch`], or OH×OW does not match.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn conv_gemm<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const K: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+    const PH: usize,
+    const PW: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+    scratch: &mut [f32],
+) {
+    let g = Fixed::<C, H, W, K, FH, FW, SH, SW, PH, PW>;
+    let shape = ConvShape {
+        c: C,
+        h: H,
+        w: W,
+        k: K,
+        f: [FH, FW],
+        s: [SH, SW],
+        p: [PH, PW],
+    };
+    assert_eq!(shape.out(), Some([OH, OW]), "conv_gemm: output size");
+    let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
+    let done = blocked(
+        g,
+        kernel,
+        split_pays(shape.macs()),
+        x,
+        weight,
+        bias,
+        y,
+        act,
+        scratch,
+    );
+    assert!(done, "conv_gemm: a slice is shorter than the layer needs");
+}
+
+/// 1×1 convolution with stride 1 and no padding: `y = act(W·x + b)` with W
+/// K×C, x C×HW, y K×HW; needs no scratch. One GEMM on matrixmultiply, which
+/// packs both operands for the cache and beats the blocked path here (the
+/// blocked path reads C strided rows of x per tile).
+///
+/// # Panics
+/// If a slice is shorter than its shape.
+#[inline]
+pub fn conv_pointwise<const C: usize, const HW: usize, const K: usize>(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    let done = im2col::gemm(K, C, HW, weight, x, bias, y, act);
+    assert!(
+        done,
+        "conv_pointwise: a slice is shorter than the layer needs"
+    );
+}
+
+/// [`conv_pointwise`] with run-time sizes (for tests and benchmarks); false
+/// if a slice is too short.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_pointwise_with(
+    c: usize,
+    hw: usize,
+    k: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> bool {
+    im2col::gemm(k, c, hw, weight, x, bias, y, act)
+}
+
+/// The blocked path with a run-time shape, a forced micro-kernel and a
+/// forced two-way split over output channels (for tests and benchmarks).
+/// Returns false if the micro-kernel is unavailable on this CPU or a slice
+/// is too short.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_blocked_with(
+    shape: ConvShape,
+    path: ConvPath,
+    split: bool,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+    scratch: &mut [f32],
+) -> bool {
+    match Kernel::pick(path) {
+        Some(kernel) => blocked(
+            Dynamic(shape),
+            kernel,
+            split,
+            x,
+            weight,
+            bias,
+            y,
+            act,
+            scratch,
+        ),
+        None => false,
+    }
+}
+
+/// [`conv_direct`] with a run-time shape (for tests and benchmarks).
+#[doc(hidden)]
+pub fn conv_direct_with(
+    shape: ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    let Some([_, ow]) = shape.out() else { return };
+    direct::conv(shape, x, weight, bias, y, act, &mut vec![0.0; ow]);
+}
+
+/// Scratch length of [`conv_im2col_with`].
+#[doc(hidden)]
+pub fn conv_im2col_scratch(shape: ConvShape) -> usize {
+    im2col::scratch_len(shape)
+}
+
+/// im2col + sgemm (for tests and benchmarks); false if a slice is too
+/// short.
+#[doc(hidden)]
+pub fn conv_im2col_with(
+    shape: ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+    scratch: &mut [f32],
+) -> bool {
+    im2col::conv(shape, x, weight, bias, y, act, scratch)
+}

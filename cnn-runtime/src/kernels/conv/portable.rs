@@ -1,0 +1,78 @@
+//! The portable register tile: plain arrays that the compiler vectorises for
+//! whatever the target offers.
+
+use super::blocked::{Micro, Part};
+use super::layout::{Layout, Tap};
+
+/// The portable micro-kernel, available everywhere.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Portable;
+
+/// The accumulators of one tile and where its taps read.
+struct Acc<'a, const M: usize, const V: usize> {
+    acc: [[[f32; 8]; V]; M],
+    /// The input from the tile's first pixel.
+    x: &'a [f32],
+    /// The tile's filters.
+    a: &'a [f32],
+    lda: usize,
+}
+
+impl<const M: usize, const V: usize> Tap for Acc<'_, M, V> {
+    #[inline(always)]
+    fn tap(&mut self, ai: usize, bi: usize) {
+        let x = &self.x[bi..bi + 8 * V];
+        for (i, acc) in self.acc.iter_mut().enumerate() {
+            let w = self.a[i * self.lda + ai];
+            for (accv, xv) in acc.iter_mut().zip(x.chunks_exact(8)) {
+                for (s, &x) in accv.iter_mut().zip(xv) {
+                    *s += w * x;
+                }
+            }
+        }
+    }
+}
+
+impl Micro for Portable {
+    #[inline(always)]
+    fn tile<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+        let a = &a[..M * lda];
+        let xt = &xt[q0..lay.tap_end + q0 + 8 * V - 1];
+        let mut t = Acc::<M, V> {
+            acc: [[[0.0; 8]; V]; M],
+            x: xt,
+            a,
+            lda,
+        };
+        for (i, (acc, &b)) in t.acc.iter_mut().zip(bias).enumerate() {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                let at = i * ldo + q0 + 8 * v;
+                *acc = if part.first {
+                    [b; 8]
+                } else {
+                    out[at..at + 8].try_into().unwrap_or([0.0; 8])
+                };
+            }
+        }
+        lay.for_each_tap(part.channels.clone(), &mut t);
+        for (i, acc) in t.acc.iter().enumerate() {
+            let row = &mut out[i * ldo + q0..i * ldo + q0 + 8 * V];
+            for (dst, src) in row.chunks_exact_mut(8).zip(acc) {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = if part.relu && s < 0.0 { 0.0 } else { s };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Every convolution path against the reference kernel, over random layers
+//! and through the public const-generic entry points.
+
+use cnn_runtime::kernels::{
+    conv_blocked_with, conv_direct, conv_direct_with, conv_gemm, conv_gemm_scratch,
+    conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with, reference, Act,
+    ConvPath, ConvShape,
+};
+use proptest::prelude::*;
+
+/// Deterministic values in [−1, 1).
+fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+struct Case {
+    shape: ConvShape,
+    x: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    act: Act,
+    expected: Vec<f32>,
+}
+
+impl Case {
+    fn new(shape: ConvShape, act: Act, seed: u64) -> Case {
+        let ConvShape {
+            c,
+            h,
+            w,
+            k,
+            f: [fh, fw],
+            ..
+        } = shape;
+        let [oh, ow] = shape.out().expect("the filter fits");
+        let x = values(seed, c * h * w);
+        let weight = values(seed + 1, k * c * fh * fw);
+        let bias = values(seed + 2, k);
+        let mut expected = vec![0.0; k * oh * ow];
+        let win = reference::Window {
+            c,
+            h,
+            w,
+            f: shape.f,
+            s: shape.s,
+            p: shape.p,
+        };
+        reference::conv2d(win, k, &x, &weight, &bias, &mut expected, act);
+        Case {
+            shape,
+            x,
+            weight,
+            bias,
+            act,
+            expected,
+        }
+    }
+
+    /// An output buffer with a guard value after the layer's output.
+    fn output(&self) -> Vec<f32> {
+        vec![f32::NAN; self.expected.len() + 3]
+    }
+
+    fn check(&self, path: &str, y: &[f32]) -> Result<(), TestCaseError> {
+        for (i, (&got, &want)) in y.iter().zip(&self.expected).enumerate() {
+            let tol = 1e-4 * want.abs().max(1.0);
+            prop_assert!(
+                (got - want).abs() <= tol,
+                "{path}: {:?} {:?}: y[{i}] = {got}, reference {want}",
+                self.shape,
+                self.act
+            );
+        }
+        prop_assert!(
+            y[self.expected.len()..].iter().all(|v| v.is_nan()),
+            "{path}: wrote past the output"
+        );
+        Ok(())
+    }
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        Just(Act::Identity),
+        Just(Act::Relu),
+        Just(Act::Sigmoid),
+        Just(Act::Tanh)
+    ]
+}
+
+/// Random layers that fit: small volumes, filters, strides and paddings
+/// (pairs included), enough channels to exercise every tile height.
+fn shape() -> impl Strategy<Value = ConvShape> {
+    (
+        1usize..6,
+        1usize..13,
+        1usize..13,
+        1usize..11,
+        1usize..6,
+        1usize..6,
+        1usize..4,
+        1usize..4,
+    )
+        .prop_flat_map(|(c, h, w, k, fh, fw, sh, sw)| {
+            (
+                Just((c, h, w, k, fh, fw, sh, sw)),
+                0..=fh / 2 + 1,
+                0..=fw / 2 + 1,
+            )
+        })
+        .prop_map(|((c, h, w, k, fh, fw, sh, sw), ph, pw)| ConvShape {
+            c,
+            h,
+            w,
+            k,
+            f: [fh, fw],
+            s: [sh, sw],
+            p: [ph, pw],
+        })
+        .prop_filter("the filter fits", |s| s.out().is_some())
+}
+
+fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
+    let mut y = case.output();
+    let mut scratch = vec![f32::NAN; conv_gemm_scratch(case.shape)];
+    let done = conv_blocked_with(
+        case.shape,
+        path,
+        split,
+        &case.x,
+        &case.weight,
+        &case.bias,
+        &mut y[..case.expected.len()],
+        case.act,
+        &mut scratch,
+    );
+    done.then_some(y)
+}
+
+fn every_path(case: &Case) -> Result<(), TestCaseError> {
+    let mut y = case.output();
+    conv_direct_with(
+        case.shape,
+        &case.x,
+        &case.weight,
+        &case.bias,
+        &mut y,
+        case.act,
+    );
+    case.check("direct", &y)?;
+
+    let mut y = case.output();
+    let mut scratch = vec![0.0; conv_im2col_scratch(case.shape)];
+    let n = case.expected.len();
+    prop_assert!(conv_im2col_with(
+        case.shape,
+        &case.x,
+        &case.weight,
+        &case.bias,
+        &mut y[..n],
+        case.act,
+        &mut scratch
+    ));
+    case.check("im2col", &y)?;
+
+    let s = case.shape;
+    if s.f == [1, 1] && s.s == [1, 1] && s.p == [0, 0] {
+        let mut y = case.output();
+        prop_assert!(conv_pointwise_with(
+            s.c,
+            s.h * s.w,
+            s.k,
+            &case.x,
+            &case.weight,
+            &case.bias,
+            &mut y[..n],
+            case.act
+        ));
+        case.check("pointwise", &y)?;
+    }
+
+    for split in [false, true] {
+        let y = run_blocked(case, ConvPath::Portable, split).expect("portable is always there");
+        case.check("blocked portable", &y)?;
+        let y = run_blocked(case, ConvPath::Auto, split).expect("auto is always there");
+        case.check("blocked auto", &y)?;
+        if let Some(y) = run_blocked(case, ConvPath::Avx2, split) {
+            case.check("blocked avx2", &y)?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_path_matches_the_reference(shape in shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn pointwise_shapes_match_the_reference(
+        c in 1usize..40, hw in 1usize..90, k in 1usize..20, act in act(), seed in any::<u64>()
+    ) {
+        let shape = ConvShape { c, h: 1, w: hw, k, f: [1, 1], s: [1, 1], p: [0, 0] };
+        every_path(&Case::new(shape, act, seed))?;
+    }
+}
+
+#[test]
+fn avx2_is_used_where_the_cpu_has_it() {
+    let case = Case::new(
+        ConvShape {
+            c: 3,
+            h: 9,
+            w: 9,
+            k: 5,
+            f: [3, 3],
+            s: [1, 1],
+            p: [1, 1],
+        },
+        Act::Relu,
+        7,
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let has = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        assert_eq!(run_blocked(&case, ConvPath::Avx2, false).is_some(), has);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    assert!(run_blocked(&case, ConvPath::Avx2, false).is_none());
+}
+
+#[test]
+fn short_slices_are_refused() {
+    let case = Case::new(
+        ConvShape {
+            c: 2,
+            h: 6,
+            w: 6,
+            k: 3,
+            f: [3, 3],
+            s: [2, 2],
+            p: [1, 1],
+        },
+        Act::Identity,
+        3,
+    );
+    let mut y = case.output();
+    let mut scratch = vec![0.0; conv_gemm_scratch(case.shape) - 1];
+    assert!(!conv_blocked_with(
+        case.shape,
+        ConvPath::Auto,
+        false,
+        &case.x,
+        &case.weight,
+        &case.bias,
+        &mut y,
+        case.act,
+        &mut scratch
+    ));
+}
+
+/// A const instantiation of each public entry point against the reference.
+macro_rules! fixed {
+    ($name:ident, $c:literal, $h:literal, $w:literal, $k:literal, $fh:literal, $fw:literal,
+     $sh:literal, $sw:literal, $ph:literal, $pw:literal, $act:expr) => {
+        #[test]
+        fn $name() {
+            let shape = ConvShape {
+                c: $c,
+                h: $h,
+                w: $w,
+                k: $k,
+                f: [$fh, $fw],
+                s: [$sh, $sw],
+                p: [$ph, $pw],
+            };
+            const OH: usize = ($h + 2 * $ph - $fh) / $sh + 1;
+            const OW: usize = ($w + 2 * $pw - $fw) / $sw + 1;
+            let case = Case::new(shape, $act, 11);
+            let check = |path: &str, y: &[f32]| case.check(path, y).map_err(|e| e.to_string());
+
+            let mut y = case.output();
+            conv_direct::<$c, $h, $w, $k, $fh, $fw, $sh, $sw, $ph, $pw, OH, OW>(
+                &case.x,
+                &case.weight,
+                &case.bias,
+                &mut y,
+                case.act,
+            );
+            check("conv_direct", &y).unwrap();
+
+            let mut y = case.output();
+            let mut scratch = vec![f32::NAN; conv_gemm_scratch(shape)];
+            conv_gemm::<$c, $h, $w, $k, $fh, $fw, $sh, $sw, $ph, $pw, OH, OW>(
+                &case.x,
+                &case.weight,
+                &case.bias,
+                &mut y,
+                case.act,
+                &mut scratch,
+            );
+            check("conv_gemm", &y).unwrap();
+        }
+    };
+}
+
+fixed!(seed_conv, 3, 32, 32, 10, 5, 5, 1, 1, 2, 2, Act::Relu);
+fixed!(lenet_conv2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, Act::Tanh);
+fixed!(strided_pair, 3, 23, 19, 7, 5, 3, 3, 2, 1, 2, Act::Sigmoid);
+fixed!(large_split, 16, 40, 40, 13, 3, 3, 1, 1, 1, 1, Act::Relu);
+
+#[test]
+fn pointwise_fixed() {
+    let shape = ConvShape {
+        c: 24,
+        h: 7,
+        w: 7,
+        k: 9,
+        f: [1, 1],
+        s: [1, 1],
+        p: [0, 0],
+    };
+    let case = Case::new(shape, Act::Relu, 5);
+    let mut y = case.output();
+    conv_pointwise::<24, 49, 9>(&case.x, &case.weight, &case.bias, &mut y, case.act);
+    case.check("conv_pointwise", &y)
+        .map_err(|e| e.to_string())
+        .unwrap();
+}

@@ -1,0 +1,177 @@
+//! The generated forward pass against a plain interpreter of the same
+//! layers (`cnn_runtime::reference_forward`, built on the reference kernels
+//! only), on random networks covering every layer kind and every
+//! convolution kernel path (tests/forward/cases.rs, written by
+//! tests/gen_forward_cases.py).
+//!
+//! For each network: `forward` and `forward_batch` (batches of 1, 3 and 7)
+//! agree with the interpreter to 1e-4 relative; non-contiguous views give
+//! the same result as contiguous arrays; wrong shapes are errors naming
+//! both shapes; NaN and infinities flow through as in the interpreter.
+
+use cnn::Network;
+use cnn_runtime::reference_forward;
+use ndarray::{s, Array3, Array4, ArrayView3, Axis};
+
+#[path = "forward/cases.rs"]
+mod cases;
+
+/// SplitMix64: a small deterministic source of test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [−1, 1).
+    fn value(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+const RTOL: f32 = 1e-4;
+const ATOL: f32 = 1e-5;
+
+/// `got` agrees with the interpreter's `want`: the same NaN or infinity, or
+/// within `RTOL` relative with an `ATOL` floor near 0.
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if g.is_nan() || w.is_nan() {
+            g.is_nan() && w.is_nan()
+        } else if g.is_infinite() || w.is_infinite() {
+            g == w
+        } else {
+            (g - w).abs() <= RTOL * w.abs() + ATOL
+        };
+        assert!(ok, "{what}: value {i} is {g}, the reference gives {w}");
+    }
+}
+
+fn reference<N: Network>(net: &N, image: ArrayView3<f32>) -> Vec<f32> {
+    let x: Vec<f32> = image.iter().copied().collect();
+    reference_forward::forward(N::LAYERS, net.parameters(), &x)
+}
+
+/// Everything the forward pass promises, on network `N`.
+fn check<N: Network>(seed: u64) {
+    let name = N::NAME;
+    let net = N::init(seed);
+    let [c, h, w] = N::INPUT;
+    let mut rng = Rng(seed);
+    let batch = Array4::from_shape_simple_fn((7, c, h, w), || rng.value());
+    let want: Vec<Vec<f32>> = batch.outer_iter().map(|x| reference(&net, x)).collect();
+
+    // One image.
+    let first = batch.index_axis(Axis(0), 0);
+    let out = net.forward(first).expect("forward");
+    assert_eq!(out.shape(), &N::OUTPUT[..], "{name}: output shape");
+    let out = out.as_standard_layout().into_owned();
+    assert_close(
+        &format!("{name} forward"),
+        out.as_slice().unwrap(),
+        &want[0],
+    );
+
+    // Batches.
+    for n in [1, 3, 7] {
+        let got = net
+            .forward_batch(batch.slice(s![..n, .., .., ..]))
+            .expect("forward_batch");
+        assert_eq!(got.shape()[0], n);
+        for (i, image) in got.outer_iter().enumerate() {
+            let image: Vec<f32> = image.iter().copied().collect();
+            assert_close(&format!("{name} batch of {n}, image {i}"), &image, &want[i]);
+        }
+    }
+
+    // Non-contiguous views: H and W stored transposed, and every other image.
+    let transposed = first
+        .permuted_axes([0, 2, 1])
+        .as_standard_layout()
+        .into_owned();
+    let view = transposed.view().permuted_axes([0, 2, 1]);
+    assert_eq!(view, first);
+    let got = net.forward(view).expect("forward on a transposed view");
+    assert_eq!(got, out, "{name}: a transposed view gives another result");
+    let strided = batch.slice(s![..;2, .., .., ..]);
+    let got = net
+        .forward_batch(strided)
+        .expect("forward_batch on a strided view");
+    for (i, image) in got.outer_iter().enumerate() {
+        let image: Vec<f32> = image.iter().copied().collect();
+        assert_close(
+            &format!("{name} strided batch, image {i}"),
+            &image,
+            &want[2 * i],
+        );
+    }
+
+    check_shape_errors(&net);
+    check_specials(&net, &mut rng);
+}
+
+/// A wrong input shape is an `Err` naming both shapes.
+fn check_shape_errors<N: Network>(net: &N) {
+    let [c, h, w] = N::INPUT;
+    let expected = format!("{:?}", N::INPUT);
+    for wrong in [[c + 1, h, w], [c, h + 2, w], [c, h, w + 1]] {
+        let x = Array3::<f32>::zeros(wrong);
+        let message = net.forward(x.view()).expect_err("wrong shape").to_string();
+        let given = format!("{wrong:?}");
+        assert!(
+            message.contains(&expected) && message.contains(&given),
+            "{}: `{message}` should name {expected} and {given}",
+            N::NAME
+        );
+        let x = Array4::<f32>::zeros((2, wrong[0], wrong[1], wrong[2]));
+        let message = net
+            .forward_batch(x.view())
+            .expect_err("wrong shape")
+            .to_string();
+        let given = format!("{:?}", [2, wrong[0], wrong[1], wrong[2]]);
+        assert!(
+            message.contains(&given) && message.contains(&format!("{:?}", [2, c, h, w])),
+            "{}: `{message}` should name both batch shapes",
+            N::NAME
+        );
+    }
+}
+
+/// NaN and infinities in the input: no panic, and the same NaN and
+/// infinities as the interpreter (finite values still close).
+fn check_specials<N: Network>(net: &N, rng: &mut Rng) {
+    let [c, h, w] = N::INPUT;
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    let mut batch = Array4::from_shape_simple_fn((3, c, h, w), || rng.value());
+    for (i, mut image) in batch.outer_iter_mut().enumerate() {
+        let len = image.len();
+        let at = (rng.next_u64() % len as u64) as usize;
+        if let Some(v) = image.iter_mut().nth(at) {
+            *v = specials[i];
+        }
+    }
+    let got = net
+        .forward_batch(batch.view())
+        .expect("forward_batch with NaN");
+    for (i, (image, x)) in got.outer_iter().zip(batch.outer_iter()).enumerate() {
+        let single = net.forward(x).expect("forward with NaN");
+        assert_eq!(
+            single.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            image.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{}: forward and forward_batch differ on special input {i}",
+            N::NAME
+        );
+        let image: Vec<f32> = image.iter().copied().collect();
+        assert_close(
+            &format!("{} with {} in the input", N::NAME, specials[i]),
+            &image,
+            &reference(net, x),
+        );
+    }
+}

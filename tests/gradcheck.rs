@@ -1,0 +1,512 @@
+//! Gradients against finite differences and exact adjoints.
+//!
+//! **Networks** (tests/gradcheck/cases.rs, 40 random small networks written
+//! by tests/gen_gradcheck_cases.py, covering every layer kind, stride,
+//! padding and pair): the generated `gradients` is compared, for every
+//! parameter, with a central difference of the mean loss computed in f64 by
+//! a plain interpreter of the layers written here ([`forward64`]), with step
+//! `H = 1e-6`. In f64 the difference is accurate to about `1e-16 / H +
+//! H² · L‴ ≈ 1e-10`, so the comparison measures the f32 error of the code
+//! under test alone. That error is rounding in f32 sums of at most a few
+//! hundred products per layer through a handful of layers: about `√n·u`
+//! relative (u = 6e-8, n the terms summed; observed up to 1e-6), `n·u ≈
+//! 3e-5` in the worst case. Hence the tolerance `|g − fd| ≤ 1e-4 · |fd| +
+//! 2e-6 · scale + 1e-7`, where `scale` is the network's largest gradient:
+//! entries near zero (a bias under a softmax has an exact zero gradient)
+//! are sums of terms whose size follows the gradients flowing through the
+//! network, not their own, and 1e-7 is the rounding of a loss near 1 in
+//! f32. A coordinate where the one-sided differences disagree is a kink of
+//! relu or max pooling crossed by the step; it is skipped, and at most 1 %
+//! may be.
+//!
+//! **Kernel cores** (proptest, random shapes): conv, fc and average pooling
+//! are linear in their input and in their weights, so each gradient entry
+//! is exactly an inner product of `dy` with the reference kernel
+//! (`cnn_runtime::kernels::reference`) applied to a basis tensor; max
+//! pooling is checked by an exact finite difference on inputs spaced 1/64
+//! apart with a step of 1/256 (all exactly representable, no arg-max
+//! changes); activations, softmax and the fused loss against f64 formulas.
+
+use cnn::{LayerInfo, LayerKind, Trainable};
+use cnn_runtime::kernels::{reference, Act};
+use cnn_runtime::train::{kernels, loss};
+use ndarray::Array4;
+use proptest::prelude::*;
+
+#[path = "gradcheck/cases.rs"]
+mod cases;
+
+/// SplitMix64: a small deterministic source of test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [−1, 1).
+    fn value(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    fn values(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.value()).collect()
+    }
+}
+
+/// The network's output for one image, all in f64: a plain interpreter of
+/// the layers, independent of every kernel of the crate.
+fn forward64(layers: &[LayerInfo], params: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
+    let mut v = x.to_vec();
+    let mut slot = 0;
+    for layer in layers {
+        let [c, h, w] = layer.input;
+        let [_, oh, ow] = layer.output;
+        v = match layer.kind {
+            LayerKind::Conv { k, f, s, p } => {
+                let (weight, bias) = (&params[slot], &params[slot + 1]);
+                slot += 2;
+                let mut y = vec![0.0; k * oh * ow];
+                for ko in 0..k {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut sum = bias[ko];
+                            for ci in 0..c {
+                                for ky in 0..f[0] {
+                                    for kx in 0..f[1] {
+                                        let iy = (oy * s[0] + ky) as isize - p[0] as isize;
+                                        let ix = (ox * s[1] + kx) as isize - p[1] as isize;
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize
+                                        {
+                                            continue;
+                                        }
+                                        sum += v[(ci * h + iy as usize) * w + ix as usize]
+                                            * weight[((ko * c + ci) * f[0] + ky) * f[1] + kx];
+                                    }
+                                }
+                            }
+                            y[(ko * oh + oy) * ow + ox] = sum;
+                        }
+                    }
+                }
+                y
+            }
+            LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s } => {
+                let max = matches!(layer.kind, LayerKind::MaxPool { .. });
+                let mut y = vec![0.0; c * oh * ow];
+                for ci in 0..c {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let window = (0..f[0]).flat_map(|ky| {
+                                (0..f[1]).map(move |kx| (oy * s[0] + ky, ox * s[1] + kx))
+                            });
+                            let values = window.map(|(iy, ix)| v[(ci * h + iy) * w + ix]);
+                            y[(ci * oh + oy) * ow + ox] = if max {
+                                values.fold(f64::NEG_INFINITY, f64::max)
+                            } else {
+                                values.sum::<f64>() / (f[0] * f[1]) as f64
+                            };
+                        }
+                    }
+                }
+                y
+            }
+            LayerKind::Relu => v.iter().map(|&a| a.max(0.0)).collect(),
+            LayerKind::Sigmoid => v.iter().map(|&a| 1.0 / (1.0 + (-a).exp())).collect(),
+            LayerKind::Tanh => v.iter().map(|&a| a.tanh()).collect(),
+            LayerKind::Flatten => v,
+            LayerKind::Fc { n } => {
+                let (weight, bias) = (&params[slot], &params[slot + 1]);
+                slot += 2;
+                let inputs = v.len();
+                (0..n)
+                    .map(|o| {
+                        bias[o]
+                            + (0..inputs)
+                                .map(|i| weight[o * inputs + i] * v[i])
+                                .sum::<f64>()
+                    })
+                    .collect()
+            }
+            LayerKind::Softmax => softmax64(&v),
+        };
+    }
+    v
+}
+
+fn softmax64(v: &[f64]) -> Vec<f64> {
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = v.iter().map(|a| (a - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / sum).collect()
+}
+
+/// The mean softmax cross-entropy of a batch in f64: of the logits, or of
+/// the probabilities when the network ends in softmax.
+fn mean_loss64(
+    layers: &[LayerInfo],
+    params: &[Vec<f64>],
+    images: &[Vec<f64>],
+    labels: &[usize],
+) -> f64 {
+    let ends_in_softmax = matches!(layers.last().map(|l| l.kind), Some(LayerKind::Softmax));
+    let total: f64 = images
+        .iter()
+        .zip(labels)
+        .map(|(x, &label)| {
+            let out = forward64(layers, params, x);
+            if ends_in_softmax {
+                -out[label].ln()
+            } else {
+                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                max + out.iter().map(|a| (a - max).exp()).sum::<f64>().ln() - out[label]
+            }
+        })
+        .sum();
+    total / labels.len() as f64
+}
+
+/// Finite-difference step of the network check (f64).
+const H: f64 = 1e-6;
+/// Relative tolerance of a network's gradient entry.
+const RTOL: f64 = 1e-4;
+/// Absolute tolerance, as a fraction of the network's largest gradient.
+const ATOL: f64 = 2e-6;
+/// Images per batch: more than one chunk of `cnn_runtime::train::CHUNK`.
+const BATCH: usize = 10;
+
+/// Checks every parameter gradient of network `N` against central
+/// differences of the f64 loss.
+fn check<N: Trainable>(seed: u64) {
+    let mut rng = Rng(seed.wrapping_mul(7919).wrapping_add(1));
+    let net = N::init(seed + 100);
+    let [c, h, w] = N::INPUT;
+    let classes: usize = N::OUTPUT.iter().product();
+    let x = Array4::from_shape_fn((BATCH, c, h, w), |_| rng.value());
+    let labels: Vec<usize> = (0..BATCH).map(|_| rng.below(classes)).collect();
+    let (loss, grads) = net.gradients(x.view(), &labels).unwrap();
+
+    let images: Vec<Vec<f64>> = x
+        .outer_iter()
+        .map(|image| image.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let mut params: Vec<Vec<f64>> = net
+        .parameters()
+        .iter()
+        .map(|t| t.data().iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let l0 = mean_loss64(N::LAYERS, &params, &images, &labels);
+    assert!(
+        (f64::from(loss) - l0).abs() <= 1e-5 * (1.0 + l0),
+        "{}: loss {loss}, f64 reference {l0}",
+        N::NAME
+    );
+
+    // Central differences of every parameter; `None` where a kink was crossed.
+    let mut fds: Vec<Vec<Option<f64>>> = Vec::new();
+    for t in 0..params.len() {
+        let mut row = Vec::with_capacity(params[t].len());
+        for j in 0..params[t].len() {
+            let orig = params[t][j];
+            params[t][j] = orig + H;
+            let plus = mean_loss64(N::LAYERS, &params, &images, &labels);
+            params[t][j] = orig - H;
+            let minus = mean_loss64(N::LAYERS, &params, &images, &labels);
+            params[t][j] = orig;
+            let (right, left) = ((plus - l0) / H, (l0 - minus) / H);
+            let kink = (right - left).abs() > 1e-4 * (1.0 + right.abs().max(left.abs()));
+            row.push((!kink).then_some((plus - minus) / (2.0 * H)));
+        }
+        fds.push(row);
+    }
+    let scale = fds
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let (mut checked, mut kinks, mut worst) = (0usize, 0usize, 0.0f64);
+    for (tensor, row) in net.parameters().iter().zip(fds) {
+        let got = grads.get(tensor.name()).unwrap();
+        for (j, fd) in row.into_iter().enumerate() {
+            let Some(fd) = fd else {
+                kinks += 1;
+                continue;
+            };
+            let g = f64::from(got[j]);
+            let tol = RTOL * fd.abs() + ATOL * scale + 1e-7;
+            assert!(
+                (g - fd).abs() <= tol,
+                "{}: {}[{j}] is {g}, finite differences give {fd} (tolerance {tol:e})",
+                N::NAME,
+                tensor.name()
+            );
+            worst = worst.max((g - fd).abs() / tol);
+            checked += 1;
+        }
+    }
+    assert!(
+        kinks * 100 <= checked + kinks,
+        "{}: {kinks} kinks in {checked}",
+        N::NAME
+    );
+    eprintln!(
+        "{}: {checked} gradients agree ({kinks} kinks skipped), worst error {worst:.3} of the tolerance",
+        N::NAME
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Kernel cores with random shapes.
+
+/// `|got − want| ≤ 1e-4 · scale + 1e-6`, where `scale` is the sum of the
+/// magnitudes of the terms of `want` (the f32 rounding bound of such a sum).
+fn close(got: f32, want: f64, scale: f64) -> bool {
+    (f64::from(got) - want).abs() <= 1e-4 * scale + 1e-6
+}
+
+fn dot(a: &[f32], b: &[f32]) -> (f64, f64) {
+    a.iter().zip(b).fold((0.0, 0.0), |(s, m), (&x, &y)| {
+        let p = f64::from(x) * f64::from(y);
+        (s + p, m + p.abs())
+    })
+}
+
+fn basis(len: usize, j: usize) -> Vec<f32> {
+    let mut e = vec![0.0; len];
+    e[j] = 1.0;
+    e
+}
+
+prop_compose! {
+    fn window(max_c: usize)(
+        c in 1..=max_c, h in 1usize..8, w in 1usize..8,
+        fh in 1usize..4, fw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+        ph in 0usize..3, pw in 0usize..3,
+    ) -> reference::Window {
+        reference::Window { c, h: h.max(fh), w: w.max(fw), f: [fh, fw], s: [sh, sw], p: [ph, pw] }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conv_backward_is_the_adjoint_of_the_reference(win in window(3), k in 1usize..4, n in 1usize..3, seed: u64) {
+        let mut rng = Rng(seed);
+        let [oh, ow] = win.out();
+        let (in_len, out_len, taps) = (win.c * win.h * win.w, k * oh * ow, win.c * win.f[0] * win.f[1]);
+        let x = rng.values(n * in_len);
+        let weight = rng.values(k * taps);
+        let dy = rng.values(n * out_len);
+        let mut dweight = vec![0.0; k * taps];
+        let mut dbias = vec![0.0; k];
+        let mut dx = vec![f32::NAN; n * in_len];
+        let mut cols = vec![0.0; kernels::conv_cols_len(win)];
+        kernels::conv_backward_with(win, k, n, &x, &dy, &weight, &mut dweight, &mut dbias, Some(&mut dx), &mut cols);
+
+        let conv = |x: &[f32], weight: &[f32], bias: &[f32]| {
+            let mut y = vec![0.0; out_len];
+            reference::conv2d(win, k, x, weight, bias, &mut y, Act::Identity);
+            y
+        };
+        let zeros_in = vec![0.0; in_len];
+        let (zeros_w, zeros_b) = (vec![0.0; k * taps], vec![0.0; k]);
+        for (j, &got) in dweight.iter().enumerate() {
+            let e = basis(k * taps, j);
+            let (want, scale) = (0..n).fold((0.0, 0.0), |(s, m), b| {
+                let (d, a) = dot(&dy[b * out_len..][..out_len], &conv(&x[b * in_len..][..in_len], &e, &zeros_b));
+                (s + d, m + a)
+            });
+            prop_assert!(close(got, want, scale), "dweight[{j}] {got} vs {want}");
+        }
+        for (j, &got) in dbias.iter().enumerate() {
+            let y = conv(&zeros_in, &zeros_w, &basis(k, j));
+            let (want, scale) = (0..n).fold((0.0, 0.0), |(s, m), b| {
+                let (d, a) = dot(&dy[b * out_len..][..out_len], &y);
+                (s + d, m + a)
+            });
+            prop_assert!(close(got, want, scale), "dbias[{j}] {got} vs {want}");
+        }
+        for b in 0..n {
+            for j in 0..in_len {
+                let (want, scale) = dot(&dy[b * out_len..][..out_len], &conv(&basis(in_len, j), &weight, &zeros_b));
+                prop_assert!(close(dx[b * in_len + j], want, scale), "dx[{b}, {j}] {} vs {want}", dx[b * in_len + j]);
+            }
+        }
+        // The forward kernel agrees with the reference too.
+        let bias = rng.values(k);
+        let mut y = vec![0.0; n * out_len];
+        kernels::conv_forward_with(win, k, n, &x, &weight, &bias, &mut y, &mut cols);
+        for b in 0..n {
+            let want = conv(&x[b * in_len..][..in_len], &weight, &bias);
+            for (j, (&g, &r)) in y[b * out_len..][..out_len].iter().zip(&want).enumerate() {
+                prop_assert!((g - r).abs() <= 1e-5 * (1.0 + r.abs()), "y[{b}, {j}] {g} vs {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn fc_backward_is_the_adjoint_of_the_reference(inputs in 1usize..20, outputs in 1usize..8, n in 1usize..5, seed: u64) {
+        let mut rng = Rng(seed);
+        let x = rng.values(n * inputs);
+        let weight = rng.values(outputs * inputs);
+        let dy = rng.values(n * outputs);
+        let mut dweight = vec![0.0; outputs * inputs];
+        let mut dbias = vec![0.0; outputs];
+        let mut dx = vec![f32::NAN; n * inputs];
+        kernels::fc_backward_with(inputs, outputs, n, &x, &dy, &weight, &mut dweight, &mut dbias, Some(&mut dx));
+        let fc = |x: &[f32], weight: &[f32], bias: &[f32]| {
+            let mut y = vec![0.0; outputs];
+            reference::fc(x, weight, bias, &mut y, Act::Identity);
+            y
+        };
+        let zeros_b = vec![0.0; outputs];
+        for (j, &got) in dweight.iter().enumerate() {
+            let e = basis(outputs * inputs, j);
+            let (want, scale) = (0..n).fold((0.0, 0.0), |(s, m), b| {
+                let (d, a) = dot(&dy[b * outputs..][..outputs], &fc(&x[b * inputs..][..inputs], &e, &zeros_b));
+                (s + d, m + a)
+            });
+            prop_assert!(close(got, want, scale), "dweight[{j}] {got} vs {want}");
+        }
+        for j in 0..outputs {
+            let want: f64 = (0..n).map(|b| f64::from(dy[b * outputs + j])).sum();
+            let scale: f64 = (0..n).map(|b| f64::from(dy[b * outputs + j].abs())).sum();
+            prop_assert!(close(dbias[j], want, scale));
+        }
+        for b in 0..n {
+            for j in 0..inputs {
+                let (want, scale) = dot(&dy[b * outputs..][..outputs], &fc(&basis(inputs, j), &weight, &zeros_b));
+                prop_assert!(close(dx[b * inputs + j], want, scale));
+            }
+        }
+        let bias = rng.values(outputs);
+        let mut y = vec![0.0; n * outputs];
+        kernels::fc_forward_with(inputs, outputs, n, &x, &weight, &bias, &mut y);
+        for b in 0..n {
+            let want = fc(&x[b * inputs..][..inputs], &weight, &bias);
+            for (&g, &r) in y[b * outputs..][..outputs].iter().zip(&want) {
+                prop_assert!((g - r).abs() <= 1e-5 * (1.0 + r.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn pooling_backward_matches_the_reference(win in window(2), n in 1usize..3, seed: u64) {
+        let win = reference::Window { p: [0, 0], ..win };
+        let mut rng = Rng(seed);
+        let [oh, ow] = win.out();
+        let (in_len, out_len) = (win.c * win.h * win.w, win.c * oh * ow);
+        // Distinct values 1/64 apart, so that no window has a tie.
+        let mut order: Vec<usize> = (0..n * in_len).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let x: Vec<f32> = order.iter().map(|&k| (k as f32 - 40.0) / 64.0).collect();
+        let dy = rng.values(n * out_len);
+
+        let mut dx = vec![f32::NAN; n * in_len];
+        kernels::max_pool_backward_with(win, n, &x, &dy, &mut dx);
+        let step = 1.0 / 256.0;
+        let max_pool = |x: &[f32]| {
+            let mut y = vec![0.0; out_len];
+            reference::max_pool(win, x, &mut y);
+            y
+        };
+        for b in 0..n {
+            let xb = &x[b * in_len..][..in_len];
+            for j in 0..in_len {
+                let (mut plus, mut minus) = (xb.to_vec(), xb.to_vec());
+                plus[j] += step;
+                minus[j] -= step;
+                let diff: Vec<f32> = max_pool(&plus).iter().zip(max_pool(&minus)).map(|(p, m)| (p - m) / (2.0 * step)).collect();
+                let (want, scale) = dot(&dy[b * out_len..][..out_len], &diff);
+                prop_assert!(close(dx[b * in_len + j], want, scale), "max dx[{b}, {j}] {} vs {want}", dx[b * in_len + j]);
+            }
+        }
+        let mut y = vec![0.0; n * out_len];
+        kernels::max_pool_forward_with(win, n, &x, &mut y);
+        for b in 0..n {
+            prop_assert_eq!(&y[b * out_len..][..out_len], &max_pool(&x[b * in_len..][..in_len])[..]);
+        }
+
+        let mut dx = vec![f32::NAN; n * in_len];
+        kernels::avg_pool_backward_with(win, n, &dy, &mut dx);
+        for b in 0..n {
+            for j in 0..in_len {
+                let mut y = vec![0.0; out_len];
+                reference::avg_pool(win, &basis(in_len, j), &mut y);
+                let (want, scale) = dot(&dy[b * out_len..][..out_len], &y);
+                prop_assert!(close(dx[b * in_len + j], want, scale), "avg dx[{b}, {j}] {} vs {want}", dx[b * in_len + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn activation_and_softmax_backward_match_f64_formulas(len in 1usize..12, n in 1usize..4, seed: u64) {
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = rng.values(n * len).iter().map(|v| 3.0 * v).collect();
+        let dy = rng.values(n * len);
+        for act in [Act::Relu, Act::Sigmoid, Act::Tanh] {
+            let y: Vec<f32> = x.iter().map(|&v| act.apply(v)).collect();
+            let mut dx = vec![f32::NAN; n * len];
+            kernels::activate_backward_with(n * len, act, &y, &dy, &mut dx);
+            for j in 0..n * len {
+                let a = f64::from(x[j]);
+                let derivative = match act {
+                    Act::Relu => f64::from(u8::from(a > 0.0)),
+                    Act::Sigmoid => {
+                        let s = 1.0 / (1.0 + (-a).exp());
+                        s * (1.0 - s)
+                    }
+                    _ => 1.0 - a.tanh().powi(2),
+                };
+                let want = f64::from(dy[j]) * derivative;
+                prop_assert!((f64::from(dx[j]) - want).abs() <= 1e-6, "{act:?} dx[{j}] {} vs {want}", dx[j]);
+            }
+        }
+        let mut dx = vec![f32::NAN; n * len];
+        let labels: Vec<usize> = (0..n).map(|_| rng.below(len)).collect();
+        let mut dlogits = vec![f32::NAN; n * len];
+        let scale = 0.25;
+        let total = loss::softmax_cross_entropy_with(len, n, &x, &labels, scale, &mut dlogits);
+        let mut want_total = 0.0;
+        for b in 0..n {
+            let xb: Vec<f64> = x[b * len..][..len].iter().map(|&v| f64::from(v)).collect();
+            let p = softmax64(&xb);
+            want_total -= p[labels[b]].ln();
+            for j in 0..len {
+                let onehot = f64::from(u8::from(j == labels[b]));
+                let want = f64::from(scale) * (p[j] - onehot);
+                prop_assert!((f64::from(dlogits[b * len + j]) - want).abs() <= 1e-6);
+            }
+        }
+        prop_assert!((total - want_total).abs() <= 1e-5 * (1.0 + want_total.abs()));
+
+        let mut y = vec![0.0; n * len];
+        for b in 0..n {
+            let mut yb = x[b * len..][..len].to_vec();
+            reference::softmax(&mut yb);
+            y[b * len..][..len].copy_from_slice(&yb);
+        }
+        kernels::softmax_backward_with(len, n, &y, &dy, &mut dx);
+        for b in 0..n {
+            let xb: Vec<f64> = x[b * len..][..len].iter().map(|&v| f64::from(v)).collect();
+            let p = softmax64(&xb);
+            for j in 0..len {
+                let want: f64 = (0..len)
+                    .map(|i| f64::from(dy[b * len + i]) * p[i] * (f64::from(u8::from(i == j)) - p[j]))
+                    .sum();
+                prop_assert!((f64::from(dx[b * len + j]) - want).abs() <= 1e-6, "softmax dx[{b}, {j}] {} vs {want}", dx[b * len + j]);
+            }
+        }
+    }
+}
