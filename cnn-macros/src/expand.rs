@@ -386,7 +386,7 @@ mod tests {
             .filter_map(|item| match item {
                 syn::Item::Struct(s) => Some(format!("struct {}", s.ident)),
                 syn::Item::Const(c) => Some(format!("const {}", c.ident)),
-                syn::Item::Macro(m) => m.mac.path.get_ident().map(|i| format!("{i}!")),
+                syn::Item::Macro(m) => m.mac.path.segments.last().map(|i| format!("{}!", i.ident)),
                 _ => None,
             })
             .collect()
@@ -405,7 +405,7 @@ mod tests {
         );
         let text = quote!(#file).to_string();
         assert!(
-            text.contains("conv_direct :: < 3 , 32 , 32 , 10 , 5 , 5 , 1 , 1 , 2 , 2 , 32 , 32 >")
+            text.contains("conv_gemm :: < 3 , 32 , 32 , 10 , 5 , 5 , 1 , 1 , 2 , 2 , 32 , 32 >")
         );
         assert!(text.contains("const PARAMS : usize = 26370"));
     }
