@@ -60,7 +60,7 @@ pub fn fractional_out(span: usize, s: usize) -> String {
     let rem = (span % s) as u128;
     // Two decimals, rounded down, with an ellipsis when inexact.
     let hundredths = rem * 100 / s as u128;
-    let exact = rem * 100 % s as u128 == 0;
+    let exact = (rem * 100).is_multiple_of(s as u128);
     let mut text = format!("{whole}.{hundredths:02}");
     if exact {
         while text.ends_with('0') {

@@ -339,9 +339,7 @@ fn check_layer(
         _ => return None,
     };
     let input = input?;
-    let Some((output, params, macs)) = shape(&kind, &name, input, layer, &args, errors) else {
-        return None;
-    };
+    let (output, params, macs) = shape(&kind, &name, input, layer, &args, errors)?;
     if output.len() > MAX_VOLUME {
         errors.push(spanned(
             layer.span,

@@ -246,10 +246,10 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
             let best = |a: Axis| {
                 let largest = a.len.min(a.f);
                 let own = arith::candidates_below(largest.saturating_add(1))
-                    .find(|&f| (a.len - f) % f == 0);
+                    .find(|&f| (a.len - f).is_multiple_of(f));
                 own.map(|f| (f, f)).or_else(|| {
                     arith::candidates_below(largest.saturating_add(1))
-                        .find(|&f| (a.len - f) % a.s == 0)
+                        .find(|&f| (a.len - f).is_multiple_of(a.s))
                         .map(|f| (f, a.s))
                 })
             };

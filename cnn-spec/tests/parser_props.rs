@@ -169,7 +169,7 @@ proptest! {
         k in 1usize..5, f in 1usize..6, s in 1usize..4, p in 0usize..3,
     ) {
         let src = format!("struct N {{ input({c}, {h}, {w}) conv({k}, {f}, s = {s}, p = {p}) relu }}");
-        let fits = |len: usize| len + 2 * p >= f && (len + 2 * p - f) % s == 0;
+        let fits = |len: usize| len + 2 * p >= f && (len + 2 * p - f).is_multiple_of(s);
         let accepted = parse_networks(&src).is_ok();
         prop_assert_eq!(accepted, fits(h) && fits(w), "{}", src);
         verify(&src);
