@@ -17,10 +17,12 @@ import random
 import re
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import netgen  # noqa: E402
+
 SEED = 20261128
 RANDOM_CASES = 32
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "forward" / "cases.rs"
+OUT = netgen.ROOT / "tests" / "forward" / "cases.rs"
 
 # Random networks keep each conv under this many MACs, so that the debug
 # reference stays fast; the GEMM path is covered by the fixed cases below.
@@ -28,7 +30,7 @@ RANDOM_CONV_MAX_MACS = 400_000
 
 
 def direct_conv_max_macs():
-    plan = (ROOT / "cnn-spec" / "src" / "plan.rs").read_text()
+    plan = (netgen.ROOT / "cnn-spec" / "src" / "plan.rs").read_text()
     m = re.search(r"pub const DIRECT_CONV_MAX_MACS: u64 = ([0-9_]+);", plan)
     if not m:
         sys.exit("DIRECT_CONV_MAX_MACS not found in cnn-spec/src/plan.rs")
@@ -38,149 +40,56 @@ def direct_conv_max_macs():
 DIRECT_MAX = direct_conv_max_macs()
 
 
-def fmt_pair(p):
-    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
+class Net(netgen.Net):
+    """A network under construction; covers the conv kernel paths too."""
 
-
-def window_out(n, f, s, p):
-    span = n + 2 * p - f
-    if span < 0 or span % s:
-        return None
-    return span // s + 1
-
-
-class Net:
-    """A network under construction: its layers as DSL text and its shape."""
-
-    def __init__(self, c, h, w):
-        self.input = (c, h, w)
-        self.shape = (c, h, w)
-        self.layers = []
-        self.features = set()
-
-    def conv(self, k, f, s=(1, 1), p=(0, 0), same=False):
-        c, h, w = self.shape
-        if same:
-            assert f[0] % 2 == 1 and f[1] % 2 == 1 and s == (1, 1)
-            p = ((f[0] - 1) // 2, (f[1] - 1) // 2)
-        oh, ow = window_out(h, f[0], s[0], p[0]), window_out(w, f[1], s[1], p[1])
-        if oh is None or ow is None:
-            return False
-        macs = k * oh * ow * c * f[0] * f[1]
-        args = [str(k), fmt_pair(f)]
-        if s != (1, 1):
-            args.append(f"s = {fmt_pair(s)}")
-        if same:
-            args.append("p = same")
-        elif p != (0, 0):
-            args.append(f"p = {fmt_pair(p)}")
-        self.layers.append(f"conv({', '.join(args)})")
-        self.shape = (k, oh, ow)
+    def conv_features(self, f, s, p, same, macs):
         if f == (1, 1) and s == (1, 1) and p == (0, 0):
-            self.features.add("conv:pointwise")
+            path = "conv:pointwise"
         elif macs < DIRECT_MAX:
-            self.features.add("conv:direct")
+            path = "conv:direct"
         else:
-            self.features.add("conv:gemm")
-        self.features.update(
-            name
-            for name, on in [
-                ("conv:pair-f", f[0] != f[1]),
-                ("conv:pair-s", s[0] != s[1]),
-                ("conv:pair-p", p[0] != p[1] and not same),
-                ("conv:same", same),
-                ("conv:stride", s != (1, 1)),
-                ("conv:pad", p != (0, 0)),
-            ]
-            if on
-        )
-        return True
+            path = "conv:gemm"
+        return [(path, True), ("conv:stride", s != (1, 1)), ("conv:pad", p != (0, 0))]
 
-    def pool(self, kind, f, s=None):
-        c, h, w = self.shape
-        st = s or f
-        oh, ow = window_out(h, f[0], st[0], 0), window_out(w, f[1], st[1], 0)
-        if oh is None or ow is None:
-            return False
-        args = [fmt_pair(f)] + ([fmt_pair(s)] if s else [])
-        self.layers.append(f"{kind}({', '.join(args)})")
-        self.shape = (c, oh, ow)
-        self.features.add(kind)
-        if f[0] != f[1] or st[0] != st[1]:
-            self.features.add(f"{kind}:pair")
-        if st != f:
-            self.features.add(f"{kind}:stride")
-        return True
-
-    def fc(self, n):
-        self.layers.append(f"fc({n})")
-        self.shape = (n, 1, 1)
-        self.features.add("fc")
-
-    def plain(self, name):
-        self.layers.append(name)
-        if name == "flatten":
-            c, h, w = self.shape
-            self.shape = (c * h * w, 1, 1)
-        self.features.add(name)
-
-    def dsl(self):
-        return f"input({', '.join(map(str, self.input))}) " + " ".join(self.layers)
+    def pool_features(self, kind, f, st):
+        return [(f"{kind}:stride", st != f)]
 
 
-def maybe_pair(rng, values):
-    a = rng.choice(values)
-    return (a, rng.choice(values)) if rng.random() < 0.3 else (a, a)
+class Sampler(netgen.Sampler):
+    """Random layers of the forward test: larger, convs capped in MACs."""
 
+    POOL_F = [1, 2, 2, 3, 4]
 
-def random_conv(rng, net):
-    c, h, w = net.shape
-    for _ in range(40):
-        k = rng.randint(1, 12)
-        f = maybe_pair(rng, [1, 1, 2, 3, 3, 4, 5])
-        s = maybe_pair(rng, [1, 1, 1, 2, 3])
-        same = s == (1, 1) and f[0] % 2 == 1 and f[1] % 2 == 1 and rng.random() < 0.3
-        p = (0, 0) if same else (rng.randint(0, f[0] - 1), rng.randint(0, f[1] - 1))
-        if rng.random() < 0.4 and not same:
-            p = (p[0], p[0])
-        oh, ow = (window_out(h, f[0], s[0], p[0]), window_out(w, f[1], s[1], p[1]))
-        if same:
-            oh, ow = h, w
-        if oh is None or ow is None or k * oh * ow * c * f[0] * f[1] > RANDOM_CONV_MAX_MACS:
-            continue
-        return net.conv(k, f, s, p, same)
-    return False
-
-
-def random_pool(rng, net, kind):
-    for _ in range(20):
-        f = maybe_pair(rng, [1, 2, 2, 3, 4])
-        s = None if rng.random() < 0.5 else maybe_pair(rng, [1, 2, 3])
-        if net.pool(kind, f, s):
-            return True
-    return False
+    def conv(self, net):
+        rng = self.rng
+        c, h, w = net.shape
+        for _ in range(40):
+            k = rng.randint(1, 12)
+            f = self.pair([1, 1, 2, 3, 3, 4, 5])
+            s = self.pair([1, 1, 1, 2, 3])
+            same = s == (1, 1) and f[0] % 2 == 1 and f[1] % 2 == 1 and rng.random() < 0.3
+            p = (0, 0) if same else (rng.randint(0, f[0] - 1), rng.randint(0, f[1] - 1))
+            if rng.random() < 0.4 and not same:
+                p = (p[0], p[0])
+            oh = netgen.window_out(h, f[0], s[0], p[0])
+            ow = netgen.window_out(w, f[1], s[1], p[1])
+            if same:
+                oh, ow = h, w
+            if oh is None or ow is None or k * oh * ow * c * f[0] * f[1] > RANDOM_CONV_MAX_MACS:
+                continue
+            return net.conv(k, f, s, p, same)
+        return False
 
 
 def random_net(rng):
     net = Net(rng.randint(1, 6), rng.randint(3, 24), rng.randint(3, 24))
+    sampler = Sampler(rng)
     for _ in range(rng.randint(1, 6)):
         spatial = net.shape[1] > 1 or net.shape[2] > 1
-        choice = rng.choices(
-            ["conv", "pool", "avgpool", "act", "flatten", "fc", "softmax"],
-            weights=[5 if spatial else 1, 2 if spatial else 0, 2 if spatial else 0, 3, 1, 2, 1],
-        )[0]
-        if choice == "conv":
-            random_conv(rng, net)
-        elif choice in ("pool", "avgpool"):
-            random_pool(rng, net, choice)
-        elif choice == "act":
-            net.plain(rng.choice(["relu", "sigmoid", "tanh"]))
-        elif choice == "flatten":
-            net.plain("flatten")
-        elif choice == "fc":
-            net.fc(rng.randint(1, 40))
-        else:
-            net.plain("softmax")
+        sampler.layer(
+            net, [5 if spatial else 1, 2 if spatial else 0, 2 if spatial else 0, 3, 1, 2, 1]
+        )
     return net
 
 
@@ -280,32 +189,18 @@ def main():
         "pool:stride", "avgpool", "avgpool:pair", "avgpool:stride", "relu", "sigmoid",
         "tanh", "flatten", "fc", "softmax",
     }
+    if DIRECT_MAX == 0:
+        # The plan never picks the direct kernel; nothing can cover it.
+        required.remove("conv:direct")
     covered = set().union(*(n.features for n in nets))
     missing = required - covered
     if missing:
         sys.exit(f"cases miss {sorted(missing)}; change SEED or the fixed cases")
 
-    out = [
-        "// @generated by tests/gen_forward_cases.py (SEED = {}); do not edit.".format(SEED),
-        "// Regenerate with `python3 tests/gen_forward_cases.py`.",
-        "",
-        "use super::check;",
-        "",
-        "cnn::network! {",
-    ]
-    for i, n in enumerate(nets):
-        out.append(f"    /// Case {i}.")
-        out.append(f"    pub struct Case{i:02} {{ {n.dsl()} }}")
-    out.append("}")
-    for i, n in enumerate(nets):
-        out.append("")
-        out.append("#[test]")
-        out.append(f"fn case_{i:02}() {{")
-        out.append(f"    check::<Case{i:02}>({rng.getrandbits(63)});")
-        out.append("}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(out) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(nets)} networks, covering {len(covered)} features")
+    seeds = [rng.getrandbits(63) for _ in nets]
+    cases = [(f"Case {i}.", n, seed) for i, (n, seed) in enumerate(zip(nets, seeds))]
+    netgen.write_cases(OUT, "tests/gen_forward_cases.py", SEED, cases)
+    print(f"wrote {OUT.relative_to(netgen.ROOT)}: {len(nets)} networks, covering {len(covered)} features")
 
 
 if __name__ == "__main__":
