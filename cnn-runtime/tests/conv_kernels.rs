@@ -128,6 +128,33 @@ fn shape() -> impl Strategy<Value = ConvShape> {
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
+/// Random layers with many input channels, so that the blocked path
+/// accumulates them in several passes (more so with strides, whose phase
+/// planes widen the input a block of pixels reads).
+fn deep_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (24usize..80, 6usize..30, 6usize..30, 1usize..15),
+        (
+            1usize..6,
+            1usize..6,
+            1usize..5,
+            1usize..5,
+            0usize..3,
+            0usize..3,
+        ),
+    )
+        .prop_map(|((c, h, w, k), (fh, fw, sh, sw, ph, pw))| ConvShape {
+            c,
+            h,
+            w,
+            k,
+            f: [fh, fw],
+            s: [sh, sw],
+            p: [ph, pw],
+        })
+        .prop_filter("the filter fits", |s| s.out().is_some())
+}
+
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
     let mut scratch = vec![f32::NAN; conv_gemm_scratch(case.shape)];
@@ -204,6 +231,11 @@ proptest! {
 
     #[test]
     fn every_path_matches_the_reference(shape in shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn deep_layers_match_the_reference(shape in deep_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
 

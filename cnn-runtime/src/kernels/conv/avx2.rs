@@ -107,6 +107,7 @@ impl Micro for Avx2 {
         bias: &[f32],
         out: &mut [f32],
         ldo: usize,
+        skip: usize,
     ) {
         let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
         // Bounds of every access below: taps read xt[q0 + b .. q0 + b + 8V]
@@ -115,6 +116,7 @@ impl Micro for Avx2 {
         assert!(q0 + lay.tap_end + 8 * V - 1 <= xt.len());
         assert!(M * lda <= a.len() && M <= bias.len());
         assert!((M - 1) * ldo + q0 + 8 * V <= out.len());
+        assert!(V <= blocked::NV && skip < 8 * V);
         // SAFETY: the token proves AVX2; the loads of stored sums stay
         // within the bounds of `out` asserted above.
         let acc = unsafe {
@@ -137,16 +139,25 @@ impl Micro for Avx2 {
             lda,
         };
         lay.for_each_tap(part.channels.clone(), &mut t);
-        let o = out.as_mut_ptr();
         // SAFETY: the token proves AVX2; the stores stay within the bounds
-        // asserted above.
+        // asserted above (and `row` holds 8V values).
         unsafe {
             let zero = _mm256_setzero_ps();
             for (i, acc) in t.acc.iter().enumerate() {
+                let mut row = [0.0f32; 8 * blocked::NV];
+                let (o, to_row) = if skip == 0 {
+                    (out.as_mut_ptr().add(i * ldo + q0), false)
+                } else {
+                    (row.as_mut_ptr(), true)
+                };
                 for (v, &s) in acc.iter().enumerate() {
                     // max(0, s) keeps a NaN in s, as Act::Relu does.
                     let s = if part.relu { _mm256_max_ps(zero, s) } else { s };
-                    _mm256_storeu_ps(o.add(i * ldo + q0 + 8 * v), s);
+                    _mm256_storeu_ps(o.add(8 * v), s);
+                }
+                if to_row {
+                    let at = i * ldo + q0;
+                    out[at + skip..at + 8 * V].copy_from_slice(&row[skip..8 * V]);
                 }
             }
         }

@@ -14,8 +14,12 @@ pub(crate) const MR: usize = 6;
 /// store-to-load round trip then bounds every tap.
 pub(crate) const NV: usize = 2;
 
-/// Input values a block of pixels may read per chunk: half the L1 cache.
+/// Input values a block of pixels may read per chunk of channels: half the
+/// L1 cache.
 const L1_FLOATS: usize = 4096;
+
+/// Register tiles per block of pixels.
+const BLOCK_TILES: usize = 4;
 
 /// Which input channels one pass over a tile accumulates.
 #[derive(Debug, Clone)]
@@ -34,7 +38,9 @@ pub(crate) struct Part {
 /// `a` holds the filters of the tile's MR output channels (row `i` starts at
 /// `i·lda`), `bias` their biases; `xt` is the input and `q0` the tile's first
 /// pixel; the MR rows of 8·NV outputs go to `out` at `i·ldo + q0` (and are
-/// read from there after the first pass).
+/// read from there after the first pass), except the first `skip` pixels of
+/// each row: the last tile of a row of pixels is shifted back to end at
+/// `nq`, and the pixels it shares with the tile before are that tile's.
 pub(crate) trait Micro: Copy {
     /// Computes one tile of `M` channels × `8·V` pixels.
     #[allow(clippy::too_many_arguments)]
@@ -48,6 +54,7 @@ pub(crate) trait Micro: Copy {
         bias: &[f32],
         out: &mut [f32],
         ldo: usize,
+        skip: usize,
     );
 }
 
@@ -152,17 +159,15 @@ pub(crate) fn rows<U: Micro>(
     }
     let nr = 8 * nv;
     let c = lay.shape.c;
-    // One pass over all input channels per tile: the last tile of a row is
-    // shifted back to end at nq and overlaps the one before, so that a
-    // tile must compute whole sums (a second partial pass would add the
-    // overlap twice). `Part` still allows passes over fewer channels.
-    let chunk = c;
-    // Blocks of pixels small enough that a chunk's input for them stays in
-    // L1 while every tile of output channels passes over it.
+    // Blocks of pixels, and chunks of input channels small enough that their
+    // input for a block stays in L1 while every tile of output channels
+    // passes over it; the sums of a chunk go through `out` to the next.
+    let block = BLOCK_TILES * nr;
     let [sh, sw] = lay.shape.s;
-    let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw + 1;
-    let per_pixel = chunk * sh * sw;
-    let block = (L1_FLOATS / per_pixel).saturating_sub(halo).max(nr) / nr * nr;
+    let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw;
+    let span = (block + halo) * sh * sw;
+    let passes = c.div_ceil((L1_FLOATS / span).max(1));
+    let chunk = c.div_ceil(passes);
     let mut c0 = 0;
     while c0 < c {
         let c1 = (c0 + chunk).min(c);
@@ -183,8 +188,9 @@ pub(crate) fn rows<U: Micro>(
                 let mut q = p0;
                 while q < p1 {
                     let q0 = q.min(nq - nr);
+                    let skip = q - q0;
                     with_tile!(mr, nv, |M, V| u
-                        .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq));
+                        .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
                     q += nr;
                 }
                 k += mr;

@@ -45,6 +45,7 @@ impl Micro for Portable {
         bias: &[f32],
         out: &mut [f32],
         ldo: usize,
+        skip: usize,
     ) {
         let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
         let a = &a[..M * lda];
@@ -68,8 +69,8 @@ impl Micro for Portable {
         lay.for_each_tap(part.channels.clone(), &mut t);
         for (i, acc) in t.acc.iter().enumerate() {
             let row = &mut out[i * ldo + q0..i * ldo + q0 + 8 * V];
-            for (dst, src) in row.chunks_exact_mut(8).zip(acc) {
-                for (d, &s) in dst.iter_mut().zip(src) {
+            for (j, (d, &s)) in row.iter_mut().zip(acc.as_flattened()).enumerate() {
+                if j >= skip {
                     *d = if part.relu && s < 0.0 { 0.0 } else { s };
                 }
             }
