@@ -168,17 +168,19 @@ pub(crate) fn rows<U: Micro>(
     let span = (block + halo) * sh * sw;
     let passes = c.div_ceil((L1_FLOATS / span).max(1));
     let chunk = c.div_ceil(passes);
-    let mut c0 = 0;
-    while c0 < c {
-        let c1 = (c0 + chunk).min(c);
-        let part = Part {
-            channels: c0..c1,
-            first: c0 == 0,
-            relu: relu && c1 == c,
-        };
-        let mut p0 = 0;
-        while p0 < nq {
-            let p1 = (p0 + block).min(nq);
+    // Blocks outermost, so that a block's partial sums stay in cache
+    // between the passes over its chunks of channels.
+    let mut p0 = 0;
+    while p0 < nq {
+        let p1 = (p0 + block).min(nq);
+        let mut c0 = 0;
+        while c0 < c {
+            let c1 = (c0 + chunk).min(c);
+            let part = Part {
+                channels: c0..c1,
+                first: c0 == 0,
+                relu: relu && c1 == c,
+            };
             let mut k = k0;
             while k < k1 {
                 let mr = (k1 - k).min(MR);
@@ -195,9 +197,9 @@ pub(crate) fn rows<U: Micro>(
                 }
                 k += mr;
             }
-            p0 = p1;
+            c0 = c1;
         }
-        c0 = c1;
+        p0 = p1;
     }
 }
 
