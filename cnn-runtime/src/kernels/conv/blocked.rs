@@ -206,6 +206,7 @@ pub(crate) fn rows<U: Micro>(
 /// One pixel of channels `k0..k1`, for rows of pixels narrower than a
 /// vector.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn pixel(
     lay: &Layout,
     xt: &[f32],
