@@ -1,7 +1,10 @@
 //! The blocked convolution: output channels × pixels in tiles of MR × 8·NV
 //! held in registers, each tile accumulated over every filter tap straight
 //! from the (transformed) input, with bias and ReLU applied on the way out.
-//! No im2col copy: the input is read in place of the columns.
+//! No im2col copy: the input is read in place of the columns. Pixels go in
+//! blocks of a few tiles, and input channels in chunks whose input for a
+//! block fits half of L1, the partial sums kept in the output between
+//! chunks.
 
 use super::layout::{Layout, Tap};
 use crate::kernels::Act;
