@@ -116,6 +116,30 @@ pub fn max_pool<
     y: &mut [f32],
 ) {
     debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { max_pool_avx2::<C, H, W, FH, FW, SH, SW>(x, y) };
+    }
+    max_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+}
+
+/// [`max_pool_core`] compiled for AVX2, whose wider vectors and
+/// permutes let the strided window reads vectorise.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn max_pool_avx2<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+>(
+    x: &[f32],
+    y: &mut [f32],
+) {
     max_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
 }
 
@@ -137,6 +161,30 @@ pub fn avg_pool<
     y: &mut [f32],
 ) {
     debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avg_pool_avx2::<C, H, W, FH, FW, SH, SW>(x, y) };
+    }
+    avg_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+}
+
+/// [`avg_pool_core`] compiled for AVX2, whose wider vectors and
+/// permutes let the strided window reads vectorise.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn avg_pool_avx2<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+>(
+    x: &[f32],
+    y: &mut [f32],
+) {
     avg_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
 }
 
