@@ -195,7 +195,9 @@ impl Layout {
         }
     }
 
-    /// Writes the transformed input: zero-padded phase planes.
+    /// Writes the transformed input: zero-padded phase planes. Each input
+    /// row is read once, into the row of every column phase it feeds.
+    #[inline(always)]
     pub fn transform(&self, x: &[f32], xt: &mut [f32]) {
         let ConvShape {
             c,
@@ -205,30 +207,43 @@ impl Layout {
             p: [ph, pw],
             ..
         } = self.shape;
-        let wq = self.wq;
-        let mut planes = xt[..self.xt_len].chunks_exact_mut(self.plane);
-        for channel in x.chunks_exact(h * w).take(c) {
+        let (hq, wq, plane) = (self.hq, self.wq, self.plane);
+        // Padded column jq·SW + px is input column jq·SW + px − PW: the
+        // columns jq in lo..hi of phase px fall inside the row.
+        let cols = |px: usize| {
+            let lo = pw.saturating_sub(px).div_ceil(sw).min(wq);
+            let hi = (w + pw).saturating_sub(px).div_ceil(sw).clamp(lo, wq);
+            (lo, hi)
+        };
+        let channels = xt[..self.xt_len].chunks_exact_mut(sh * sw * plane);
+        for (channel, planes) in x.chunks_exact(h * w).take(c).zip(channels) {
             for py in 0..sh {
-                for px in 0..sw {
-                    let Some(plane) = planes.next() else { return };
-                    for (iq, row) in plane.chunks_exact_mut(wq).enumerate() {
-                        // Padded row iq·SH + py is input row iy.
-                        let iy = (iq * sh + py).wrapping_sub(ph);
+                let phases = &mut planes[py * sw * plane..(py + 1) * sw * plane];
+                for iq in 0..hq {
+                    // Padded row iq·SH + py is input row iy.
+                    let iy = (iq * sh + py).wrapping_sub(ph);
+                    for px in 0..sw {
+                        let row = &mut phases[px * plane + iq * wq..][..wq];
                         if iy >= h {
                             row.fill(0.0);
                             continue;
                         }
                         let src = &channel[iy * w..(iy + 1) * w];
+                        let (lo, hi) = cols(px);
+                        let (left, rest) = row.split_at_mut(lo);
+                        let (mid, right) = rest.split_at_mut(hi - lo);
+                        left.fill(0.0);
+                        right.fill(0.0);
+                        if mid.is_empty() {
+                            continue;
+                        }
+                        // lo·SW ≥ PW − px, so this does not underflow.
+                        let first = lo * sw + px - pw;
                         if sw == 1 {
-                            let (left, rest) = row.split_at_mut(pw.min(wq));
-                            left.fill(0.0);
-                            let n = w.min(rest.len());
-                            rest[..n].copy_from_slice(&src[..n]);
-                            rest[n..].fill(0.0);
+                            mid.copy_from_slice(&src[first..first + mid.len()]);
                         } else {
-                            for (jq, v) in row.iter_mut().enumerate() {
-                                let ix = (jq * sw + px).wrapping_sub(pw);
-                                *v = if ix < w { src[ix] } else { 0.0 };
+                            for (v, s) in mid.iter_mut().zip(src[first..].chunks(sw)) {
+                                *v = s[0];
                             }
                         }
                     }
