@@ -108,7 +108,7 @@ impl Path {
             Path::Blocked(ConvPath::Avx2, true) => "blocked-avx2-split",
             Path::Blocked(_, _) => "blocked-portable",
             Path::Im2col => "im2col-sgemm",
-            Path::Pointwise => "pointwise-sgemm",
+            Path::Pointwise => "pointwise",
             Path::Direct => "direct",
         }
     }

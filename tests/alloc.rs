@@ -96,7 +96,7 @@ network! {
         flatten fc(12) softmax
     }
 
-    /// A 1×1 convolution: the pointwise path on `matrixmultiply::sgemm`.
+    /// A 1×1 convolution: the pointwise path.
     struct Pointwise {
         input(16, 6, 6)
         conv(8, 1) relu
@@ -187,21 +187,13 @@ fn forward_allocates_only_its_output() {
     check::<Seed>();
     check::<Mixed>();
     check::<Copies>();
+    check::<Pointwise>();
 }
 
 /// A convolution split over the pool with `rayon::join` from outside the
 /// pool injects a job into rayon's global queue, which allocates a block of
 /// slots every 63 injections: about 3 allocations per 100 passes here.
 /// Ignored until the runtime stops splitting single-image passes that way.
-/// `matrixmultiply::sgemm` allocates its packing buffer on every call, so
-/// the pointwise path allocates once per pass. Ignored until that path packs
-/// into the workspace.
-#[test]
-#[ignore = "matrixmultiply::sgemm allocates its packing buffer per call"]
-fn forward_into_with_a_pointwise_conv_allocates_nothing() {
-    check::<Pointwise>();
-}
-
 #[test]
 #[ignore = "rayon::join from outside the pool allocates once per 63 calls"]
 fn forward_into_with_a_parallel_conv_allocates_nothing() {

@@ -24,7 +24,8 @@ pub enum ConvKernel {
     Direct,
     /// im2col into scratch, then GEMM: large shapes.
     Gemm,
-    /// 1×1, stride 1, no padding: a GEMM on the input as it is.
+    /// 1×1, stride 1, no padding: the blocked GEMM on the input as it is,
+    /// without scratch.
     Pointwise,
 }
 
@@ -92,8 +93,9 @@ impl Plan {
 /// faster than direct loops, whose only merit is needing no scratch.
 pub const DIRECT_CONV_MAX_MACS: u64 = 0;
 
-/// Chooses the kernel of a convolution layer: one GEMM for 1×1, stride 1,
-/// no padding; the blocked implicit GEMM otherwise.
+/// Chooses the kernel of a convolution layer: the pointwise entry for 1×1,
+/// stride 1, no padding (no transformed input, so no scratch); the blocked
+/// implicit GEMM otherwise.
 // With the threshold at 0 the direct arm never matches; it stays so that the
 // choice is one constant away if a smaller layer ever favours direct loops.
 #[allow(clippy::absurd_extreme_comparisons)]

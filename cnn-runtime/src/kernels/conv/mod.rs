@@ -8,9 +8,9 @@
 //! FMA micro-kernel (its full tile in assembly) chosen at run time and a
 //! portable one elsewhere. Large
 //! layers split their output channels in two with `rayon::join` when the
-//! global pool has more than one thread. [`conv_pointwise`] is one sgemm on
-//! the input as it is. [`conv_direct`] needs no scratch; an im2col + sgemm
-//! path is kept for comparison.
+//! global pool has more than one thread. [`conv_pointwise`] is the same
+//! kernel on the input as it is. [`conv_direct`] needs no scratch; an
+//! im2col + sgemm path is kept for comparison.
 //!
 //! Every path has a `#[doc(hidden)]` entry with run-time shapes so that the
 //! tests can drive each one over random layers.
@@ -329,9 +329,8 @@ pub fn conv_gemm<
 }
 
 /// 1×1 convolution with stride 1 and no padding: `y = act(W·x + b)` with W
-/// K×C, x C×HW, y K×HW; needs no scratch. One GEMM on matrixmultiply, which
-/// packs both operands for the cache and beats the blocked path here (the
-/// blocked path reads C strided rows of x per tile).
+/// K×C, x C×HW, y K×HW. The blocked path on the input as it is, one row of
+/// HW pixels, so it needs no scratch and allocates nothing.
 ///
 /// # Panics
 /// If a slice is shorter than its shape.
@@ -343,7 +342,10 @@ pub fn conv_pointwise<const C: usize, const HW: usize, const K: usize>(
     y: &mut [f32],
     act: Act,
 ) {
-    let done = im2col::gemm(K, C, HW, weight, x, bias, y, act);
+    let g = Fixed::<C, 1, HW, K, 1, 1, 1, 1, 0, 0>;
+    let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
+    let split = split_pays(C * HW * K);
+    let done = blocked(g, kernel, split, x, weight, bias, y, act, &mut []);
     assert!(
         done,
         "conv_pointwise: a slice is shorter than the layer needs"
@@ -364,7 +366,27 @@ pub fn conv_pointwise_with(
     y: &mut [f32],
     act: Act,
 ) -> bool {
-    im2col::gemm(k, c, hw, weight, x, bias, y, act)
+    let shape = ConvShape {
+        c,
+        h: 1,
+        w: hw,
+        k,
+        f: [1, 1],
+        s: [1, 1],
+        p: [0, 0],
+    };
+    let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
+    blocked(
+        Dynamic(shape),
+        kernel,
+        false,
+        x,
+        weight,
+        bias,
+        y,
+        act,
+        &mut [],
+    )
 }
 
 /// The blocked path with a run-time shape, a forced micro-kernel and a
