@@ -1,12 +1,11 @@
 //! Convolution kernels.
 //!
-//! The main path ([`conv_gemm`]) is a blocked
-//! implicit GEMM: the input is zero-padded and split into stride phases in
-//! scratch (see `layout`), then register tiles of 6 output channels × 16
-//! pixels accumulate over every filter tap straight from it, a block of
-//! pixels and an L1-sized chunk of input channels at a time, with an AVX2 +
-//! FMA micro-kernel (its full tile in assembly) chosen at run time and a
-//! portable one elsewhere. Large
+//! The main path ([`conv_gemm`]) is a blocked implicit GEMM: the input is
+//! zero-padded and split into stride phases in scratch (see `layout`), then
+//! register tiles of 6 output channels × 16 pixels accumulate over every
+//! filter tap straight from it, a block of pixels and an L1-sized chunk of
+//! input channels at a time, with an AVX2 + FMA micro-kernel (its full tile
+//! in assembly) chosen at run time and a portable one elsewhere. Large
 //! layers split their output channels in two with `rayon::join` when the
 //! global pool has more than one thread. [`conv_pointwise`] is the same
 //! kernel on the input as it is. [`conv_direct`] needs no scratch; an
