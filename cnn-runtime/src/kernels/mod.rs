@@ -16,7 +16,7 @@ pub use activation::{activate, softmax};
 pub use conv::{
     conv_blocked_with, conv_direct, conv_direct_with, conv_gemm, conv_gemm_scratch,
     conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with, ConvPath,
-    ConvShape, PARALLEL_MIN_MACS,
+    ConvShape, PARALLEL_MIN_MACS, POINTWISE_MIN_PIXELS,
 };
 pub use dense::{fc, fc_batch};
 pub use pool::{avg_pool, max_pool};

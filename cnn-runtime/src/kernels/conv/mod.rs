@@ -33,6 +33,9 @@ use super::Act;
 /// across two threads (when the global rayon pool has more than one).
 pub const PARALLEL_MIN_MACS: usize = 4_000_000;
 
+/// Pixels from which [`conv_pointwise`] uses the blocked path: one vector.
+pub const POINTWISE_MIN_PIXELS: usize = 8;
+
 /// Which micro-kernel the blocked path uses.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,7 +332,10 @@ pub fn conv_gemm<
 
 /// 1×1 convolution with stride 1 and no padding: `y = act(W·x + b)` with W
 /// K×C, x C×HW, y K×HW. The blocked path on the input as it is, one row of
-/// HW pixels, so it needs no scratch and allocates nothing.
+/// HW pixels, so it needs no scratch and allocates nothing; fewer than
+/// [`POINTWISE_MIN_PIXELS`] pixels go to matrixmultiply's sgemm instead
+/// (which allocates its packing buffers), since the blocked path would take
+/// them one at a time.
 ///
 /// # Panics
 /// If a slice is shorter than its shape.
@@ -341,6 +347,14 @@ pub fn conv_pointwise<const C: usize, const HW: usize, const K: usize>(
     y: &mut [f32],
     act: Act,
 ) {
+    if HW < POINTWISE_MIN_PIXELS {
+        let done = im2col::gemm(K, C, HW, weight, x, bias, y, act);
+        assert!(
+            done,
+            "conv_pointwise: a slice is shorter than the layer needs"
+        );
+        return;
+    }
     let g = Fixed::<C, 1, HW, K, 1, 1, 1, 1, 0, 0>;
     let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
     let split = split_pays(C * HW * K);
@@ -365,6 +379,9 @@ pub fn conv_pointwise_with(
     y: &mut [f32],
     act: Act,
 ) -> bool {
+    if hw < POINTWISE_MIN_PIXELS {
+        return im2col::gemm(k, c, hw, weight, x, bias, y, act);
+    }
     let shape = ConvShape {
         c,
         h: 1,
