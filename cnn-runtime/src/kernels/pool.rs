@@ -116,31 +116,7 @@ pub fn max_pool<
     y: &mut [f32],
 ) {
     debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe { max_pool_avx2::<C, H, W, FH, FW, SH, SW>(x, y) };
-    }
-    max_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
-}
-
-/// [`max_pool_core`] compiled for AVX2, whose wider vectors and
-/// permutes let the strided window reads vectorise.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn max_pool_avx2<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
->(
-    x: &[f32],
-    y: &mut [f32],
-) {
-    max_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+    pool::<Max, C, H, W, FH, FW, SH, SW>(x, y);
 }
 
 /// Average pooling over FH×FW windows with stride SH×SW, no padding:
@@ -161,19 +137,38 @@ pub fn avg_pool<
     y: &mut [f32],
 ) {
     debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe { avg_pool_avx2::<C, H, W, FH, FW, SH, SW>(x, y) };
-    }
-    avg_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+    pool::<Avg, C, H, W, FH, FW, SH, SW>(x, y);
 }
 
-/// [`avg_pool_core`] compiled for AVX2, whose wider vectors and
-/// permutes let the strided window reads vectorise.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn avg_pool_avx2<
+/// A pooling reduction, as a type so that [`pool`] monomorphises over it.
+trait Reduce {
+    fn core(win: Window, x: &[f32], y: &mut [f32]);
+}
+
+struct Max;
+struct Avg;
+
+impl Reduce for Max {
+    #[inline(always)]
+    fn core(win: Window, x: &[f32], y: &mut [f32]) {
+        max_pool_core(win, x, y);
+    }
+}
+
+impl Reduce for Avg {
+    #[inline(always)]
+    fn core(win: Window, x: &[f32], y: &mut [f32]) {
+        avg_pool_core(win, x, y);
+    }
+}
+
+/// Runs `R` with every size constant, compiled for AVX2 when the CPU has it
+/// (chosen at run time, as the dense kernels are): for the x86-64 baseline
+/// the strided window reads stay scalar, with AVX2's wider vectors and
+/// permutes they vectorise.
+#[inline(always)]
+fn pool<
+    R: Reduce,
     const C: usize,
     const H: usize,
     const W: usize,
@@ -185,7 +180,31 @@ fn avg_pool_avx2<
     x: &[f32],
     y: &mut [f32],
 ) {
-    avg_pool_core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { pool_avx2::<R, C, H, W, FH, FW, SH, SW>(x, y) };
+    }
+    R::core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+}
+
+/// [`pool`] under AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pool_avx2<
+    R: Reduce,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+>(
+    x: &[f32],
+    y: &mut [f32],
+) {
+    R::core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
 }
 
 #[inline(always)]

@@ -347,18 +347,8 @@ pub fn conv_pointwise<const C: usize, const HW: usize, const K: usize>(
     y: &mut [f32],
     act: Act,
 ) {
-    if HW < POINTWISE_MIN_PIXELS {
-        let done = im2col::gemm(K, C, HW, weight, x, bias, y, act);
-        assert!(
-            done,
-            "conv_pointwise: a slice is shorter than the layer needs"
-        );
-        return;
-    }
     let g = Fixed::<C, 1, HW, K, 1, 1, 1, 1, 0, 0>;
-    let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
-    let split = split_pays(C * HW * K);
-    let done = blocked(g, kernel, split, x, weight, bias, y, act, &mut []);
+    let done = pointwise(g, split_pays(C * HW * K), x, weight, bias, y, act);
     assert!(
         done,
         "conv_pointwise: a slice is shorter than the layer needs"
@@ -379,9 +369,6 @@ pub fn conv_pointwise_with(
     y: &mut [f32],
     act: Act,
 ) -> bool {
-    if hw < POINTWISE_MIN_PIXELS {
-        return im2col::gemm(k, c, hw, weight, x, bias, y, act);
-    }
     let shape = ConvShape {
         c,
         h: 1,
@@ -391,18 +378,29 @@ pub fn conv_pointwise_with(
         s: [1, 1],
         p: [0, 0],
     };
+    pointwise(Dynamic(shape), false, x, weight, bias, y, act)
+}
+
+/// A 1×1 layer on a row of pixels (the blocked path, or sgemm for rows
+/// narrower than [`POINTWISE_MIN_PIXELS`]); false if a slice is too short.
+#[inline(always)]
+fn pointwise<G: Geometry>(
+    g: G,
+    split: bool,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> bool {
+    let Some(ConvShape { c, w: hw, k, .. }) = g.layout().map(|lay| lay.shape) else {
+        return false;
+    };
+    if hw < POINTWISE_MIN_PIXELS {
+        return im2col::gemm(k, c, hw, weight, x, bias, y, act);
+    }
     let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
-    blocked(
-        Dynamic(shape),
-        kernel,
-        false,
-        x,
-        weight,
-        bias,
-        y,
-        act,
-        &mut [],
-    )
+    blocked(g, kernel, split, x, weight, bias, y, act, &mut [])
 }
 
 /// The blocked path with a run-time shape, a forced micro-kernel and a
