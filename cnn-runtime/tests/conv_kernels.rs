@@ -351,6 +351,72 @@ fixed!(seed_conv, 3, 32, 32, 10, 5, 5, 1, 1, 2, 2, Act::Relu);
 fixed!(lenet_conv2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, Act::Tanh);
 fixed!(strided_pair, 3, 23, 19, 7, 5, 3, 3, 2, 1, 2, Act::Sigmoid);
 fixed!(large_split, 16, 40, 40, 13, 3, 3, 1, 1, 1, 1, Act::Relu);
+fixed!(
+    stride_past_filter,
+    4,
+    17,
+    13,
+    9,
+    1,
+    2,
+    3,
+    4,
+    0,
+    1,
+    Act::Relu
+);
+
+/// Only the phases a tap reads are kept: a 1×2 filter with strides 3×4
+/// needs one row phase and two column phases of 6×4 (17 rows, 13 + 2
+/// columns), and its 4-wide output rows match the planes' width.
+#[test]
+fn scratch_keeps_only_the_phases_taps_read() {
+    let shape = ConvShape {
+        c: 4,
+        h: 17,
+        w: 13,
+        k: 9,
+        f: [1, 2],
+        s: [3, 4],
+        p: [0, 1],
+    };
+    assert_eq!(conv_gemm_scratch(shape), 4 * 2 * 6 * 4);
+    // A stride far past the input needs one row phase, however large.
+    let far = ConvShape {
+        s: [usize::MAX / 3, 6],
+        ..shape
+    };
+    assert_eq!(far.out(), Some([1, 3]));
+    assert_eq!(conv_gemm_scratch(far), 4 * 2 * 3);
+}
+
+/// A layer whose scratch would overflow `usize` is refused, not a panic.
+#[test]
+fn overflowing_scratch_is_refused() {
+    let shape = ConvShape {
+        c: 1,
+        h: 1,
+        w: 1,
+        k: 1,
+        f: [1, 1],
+        s: [1, 1],
+        p: [1 << 31, 1 << 31],
+    };
+    assert_eq!(conv_gemm_scratch(shape), 0);
+    let (x, w, b) = ([1.0], [1.0], [0.0]);
+    let mut y = [0.0; 4];
+    assert!(!conv_blocked_with(
+        shape,
+        ConvPath::Portable,
+        false,
+        &x,
+        &w,
+        &b,
+        &mut y,
+        Act::Identity,
+        &mut []
+    ));
+}
 
 #[test]
 fn pointwise_fixed() {

@@ -114,30 +114,36 @@ pub fn conv_kernel(network: &Network, layer: usize) -> ConvKernel {
 
 /// Scratch of the blocked convolution kernel, in f32s; the runtime's
 /// `conv_gemm_scratch` computes the same. Unless the stride is 1 and there
-/// is no padding, the input is copied zero-padded and split into SH·SW
-/// phase planes of ⌈(H + 2PH)/SH⌉ × ⌈(W + 2PW)/SW⌉; when the planes' width
-/// WQ differs from OW, the K × ((OH − 1)·WQ + OW) outputs are computed there
-/// first.
+/// is no padding, the input is copied zero-padded and split into phase
+/// planes of ⌈(H + 2PH)/SH⌉ × ⌈(W + 2PW)/SW⌉, min(SH, FH)·min(SW, FW) of
+/// them per channel (the phases some filter tap reads); when the planes'
+/// width WQ differs from OW, the K × ((OH − 1)·WQ + OW) outputs are computed
+/// there first. Saturates at `usize::MAX`, which the checks reject as a
+/// workspace too large.
 fn conv_scratch(l: &crate::model::Layer) -> usize {
-    let LayerKind::Conv { s, p, .. } = l.kind else {
+    let LayerKind::Conv { f, s, p, .. } = l.kind else {
         return 0;
     };
     let (c, h, w) = (l.input.c, l.input.h, l.input.w);
     let (k, oh, ow) = (l.output.c, l.output.h, l.output.w);
     let transform = s.h != 1 || s.w != 1 || p.h != 0 || p.w != 0;
+    let padded = |n: usize, p: usize| p.saturating_mul(2).saturating_add(n);
     let (input, wq) = if transform {
-        let hq = (h + 2 * p.h).div_ceil(s.h);
-        let wq = (w + 2 * p.w).div_ceil(s.w);
-        (c * s.h * s.w * hq * wq, wq)
+        let hq = padded(h, p.h).div_ceil(s.h);
+        let wq = padded(w, p.w).div_ceil(s.w);
+        let phases = s.h.min(f.h) * s.w.min(f.w);
+        let planes = c.saturating_mul(phases);
+        (planes.saturating_mul(hq).saturating_mul(wq), wq)
     } else {
         (0, w)
     };
     let wide = if wq != ow {
-        k * ((oh - 1) * wq + ow)
+        let row = oh.saturating_sub(1).saturating_mul(wq).saturating_add(ow);
+        k.saturating_mul(row)
     } else {
         0
     };
-    input + wide
+    input.saturating_add(wide)
 }
 
 /// Plans the forward pass of a checked network.
@@ -329,5 +335,16 @@ mod tests {
         let scratch = 64 * 58 * 58 + 64 * (55 * 58 + 56);
         assert_eq!(p.scratch_len, scratch);
         assert_eq!(p.workspace_len(), 2 * 64 * 56 * 56 + scratch);
+    }
+
+    #[test]
+    fn strides_past_the_filter_keep_only_the_phases_it_reads() {
+        // 1×2 filter, strides 3×4: one row phase and two column phases, of
+        // ⌈16/3⌉ × ⌈18/4⌉; output rows are 5 wide, as the planes.
+        let p = plan_of("struct S { input(4, 16, 16) conv(9, (1, 2), s = (3, 4), p = (0, 1)) }");
+        assert_eq!(p.scratch_len, 4 * 2 * 6 * 5);
+        // A stride far past the input: one plane of 1×1, not SH·SW of them.
+        let p = plan_of("struct S { input(1, 1, 1) conv(1, 1, s = (3074457345618258603, 6)) }");
+        assert_eq!(p.scratch_len, 1);
     }
 }

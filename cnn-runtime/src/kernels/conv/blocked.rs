@@ -168,7 +168,7 @@ pub(crate) fn rows<U: Micro>(
     let block = BLOCK_TILES * nr;
     let [sh, sw] = lay.shape.s;
     let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw;
-    let span = (block + halo) * sh * sw;
+    let span = (block + halo) * lay.phases[0] * lay.phases[1];
     let passes = c.div_ceil((L1_FLOATS / span).max(1));
     let chunk = c.div_ceil(passes);
     // Blocks outermost, so that a block's partial sums stay in cache

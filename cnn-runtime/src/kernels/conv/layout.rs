@@ -3,8 +3,9 @@
 //!
 //! A convolution with strides (SH, SW) and padding (PH, PW) becomes a
 //! stride-1, unpadded one on a transformed input: each channel is zero-padded
-//! and split into SH·SW phase planes of HQ×WQ values, plane (py, px) holding
-//! the padded pixels (iy·SH + py, ix·SW + px). Output pixel (oy, ox) then
+//! and split into phase planes of HQ×WQ values, plane (py, px) holding the
+//! padded pixels (iy·SH + py, ix·SW + px). Only phases some tap reads are
+//! kept: min(SH, FH) × min(SW, FW) of them. Output pixel (oy, ox) then
 //! reads, for tap (ky, kx), the value at `oy·WQ + ox + (ky/SH)·WQ + kx/SW` of
 //! plane (ky mod SH, kx mod SW): along a row of output pixels the reads are
 //! contiguous, and numbering the pixels q = oy·WQ + ox makes them contiguous
@@ -81,6 +82,9 @@ pub(crate) struct Layout {
     pub hq: usize,
     /// Width of a phase plane: the pixel numbering's row stride.
     pub wq: usize,
+    /// Phase planes kept per channel along height and width:
+    /// min(SH, FH) and min(SW, FW).
+    pub phases: [usize; 2],
     /// Values per phase plane.
     pub plane: usize,
     /// Length of the transformed input (0 without transform).
@@ -95,8 +99,8 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// The layout of `shape`, or `None` if the shape is empty or the filter
-    /// does not fit.
+    /// The layout of `shape`, or `None` if the shape is empty, the filter
+    /// does not fit or a length overflows `usize`.
     #[inline(always)]
     pub fn new(shape: ConvShape) -> Option<Layout> {
         let [oh, ow] = shape.out()?;
@@ -104,7 +108,9 @@ impl Layout {
             return None;
         }
         let [sh, sw] = shape.s;
+        let [fh, fw] = shape.f;
         let transform = sh != 1 || sw != 1 || shape.p != [0, 0];
+        // `out` checked that the padded sizes fit.
         let (hq, wq) = if transform {
             (
                 (shape.h + 2 * shape.p[0]).div_ceil(sh),
@@ -113,18 +119,26 @@ impl Layout {
         } else {
             (shape.h, shape.w)
         };
-        let plane = hq * wq;
-        let planes = shape.c * sh * sw;
-        let xt_len = if transform { planes * plane } else { 0 };
-        let nq = (oh - 1) * wq + ow;
+        let phases = [sh.min(fh), sw.min(fw)];
+        let plane = hq.checked_mul(wq)?;
+        let per_channel = plane.checked_mul(phases[0] * phases[1])?;
+        let xt_len = if transform {
+            shape.c.checked_mul(per_channel)?
+        } else {
+            0
+        };
+        let nq = (oh - 1).checked_mul(wq)?.checked_add(ow)?;
+        // The scratch, transformed input and wide output, must fit too.
+        shape.k.checked_mul(nq)?.checked_add(xt_len)?;
         // The last tap of the last channel reads furthest; which phase that
         // is depends on the filter, so take the largest over phases.
         let mut tap_end = 0;
-        for py in 0..sh.min(shape.f[0]) {
-            for px in 0..sw.min(shape.f[1]) {
-                let nky = (shape.f[0] - py).div_ceil(sh);
-                let nkx = (shape.f[1] - px).div_ceil(sw);
-                let at = ((shape.c - 1) * sh * sw + py * sw + px) * plane + (nky - 1) * wq + nkx;
+        for py in 0..phases[0] {
+            for px in 0..phases[1] {
+                let nky = (fh - py).div_ceil(sh);
+                let nkx = (fw - px).div_ceil(sw);
+                let plane_at = ((shape.c - 1) * phases[0] + py) * phases[1] + px;
+                let at = plane_at * plane + (nky - 1) * wq + nkx;
                 tap_end = tap_end.max(at);
             }
         }
@@ -135,6 +149,7 @@ impl Layout {
             transform,
             hq,
             wq,
+            phases,
             plane,
             xt_len,
             nq,
@@ -177,12 +192,13 @@ impl Layout {
         // Phase py holds taps ky ≡ py (mod SH): ⌈(FH − py)/SH⌉ of them,
         // that is FH/SH, plus one for the first FH mod SH phases.
         let (qy, ry, qx, rx) = (fh / sh, fh % sh, fw / sw, fw % sw);
+        let [nph, npw] = self.phases;
         for ci in channels {
-            for py in 0..sh.min(fh) {
+            for py in 0..nph {
                 let nky = qy + usize::from(py < ry);
-                for px in 0..sw.min(fw) {
+                for px in 0..npw {
                     let nkx = qx + usize::from(px < rx);
-                    let plane = ((ci * sh + py) * sw + px) * self.plane;
+                    let plane = ((ci * nph + py) * npw + px) * self.plane;
                     for ky in 0..nky {
                         let a = (ci * fh + ky * sh + py) * fw + px;
                         let b = plane + ky * self.wq;
@@ -208,6 +224,7 @@ impl Layout {
             ..
         } = self.shape;
         let (hq, wq, plane) = (self.hq, self.wq, self.plane);
+        let [nph, npw] = self.phases;
         // Padded column jq·SW + px is input column jq·SW + px − PW: the
         // columns jq in lo..hi of phase px fall inside the row.
         let cols = |px: usize| {
@@ -215,14 +232,14 @@ impl Layout {
             let hi = (w + pw).saturating_sub(px).div_ceil(sw).clamp(lo, wq);
             (lo, hi)
         };
-        let channels = xt[..self.xt_len].chunks_exact_mut(sh * sw * plane);
+        let channels = xt[..self.xt_len].chunks_exact_mut(nph * npw * plane);
         for (channel, planes) in x.chunks_exact(h * w).take(c).zip(channels) {
-            for py in 0..sh {
-                let phases = &mut planes[py * sw * plane..(py + 1) * sw * plane];
+            for py in 0..nph {
+                let phases = &mut planes[py * npw * plane..(py + 1) * npw * plane];
                 for iq in 0..hq {
                     // Padded row iq·SH + py is input row iy.
                     let iy = (iq * sh + py).wrapping_sub(ph);
-                    for px in 0..sw {
+                    for px in 0..npw {
                         let row = &mut phases[px * plane + iq * wq..][..wq];
                         if iy >= h {
                             row.fill(0.0);
