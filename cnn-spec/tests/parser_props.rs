@@ -1,8 +1,9 @@
 //! The parser and the checks never panic: random token sequences and random
 //! layer lists give `Ok` or `Err`. When a network is accepted, its volumes
-//! and counts agree with an independent computation in 128-bit integers.
+//! and counts agree with an independent computation in 128-bit integers,
+//! and planning it and rendering its documentation do not panic either.
 
-use cnn_spec::{parse_networks, LayerKind};
+use cnn_spec::{parse_networks, plan, render, LayerKind};
 use proptest::prelude::*;
 
 /// Tokens the DSL uses, and some it does not.
@@ -99,6 +100,17 @@ fn verify(src: &str) {
         return;
     };
     for network in networks {
+        let plan = plan::plan(&network);
+        assert!(plan.workspace_len() <= cnn_spec::check::MAX_VOLUME, "{src}");
+        for text in [
+            render::summary(&network),
+            render::json(&network),
+            render::markdown(&network),
+            render::svg(&network),
+            render::rustdoc(&network),
+        ] {
+            assert!(!text.is_empty(), "{src}");
+        }
         let mut volume = network.input;
         let (mut params, mut macs) = (0u128, 0u128);
         for layer in &network.layers {
@@ -174,4 +186,44 @@ proptest! {
         prop_assert_eq!(accepted, fits(h) && fits(w), "{}", src);
         verify(&src);
     }
+
+    /// Layers that fit, with sizes and paddings up to 2^40 and strides up
+    /// to 2^64 − 1: the arithmetic of an accepted network must not overflow
+    /// anywhere.
+    #[test]
+    fn large_fitting_windows_never_panic(
+        c in huge(), h in huge(), w in huge(), k in huge(),
+        f in (huge(), huge()), p in (huge(), huge()), outs in (1u64..4, 1u64..4),
+        free in prop_oneof![huge(), (32u32..64).prop_map(|e| 1u64 << e), any::<u64>()],
+        pool in any::<bool>(), tail in prop::sample::select(vec!["", "relu", "fc(3)", "pool(1, 7)"]),
+    ) {
+        // The stride that gives `out` outputs when the span divides, and any
+        // stride when the filter covers the padded input.
+        let stride = |len: u64, f: u64, p: u64, out: u64| {
+            let span = (len + 2 * p).saturating_sub(f);
+            if span == 0 { free } else { (span / out).max(1) }
+        };
+        let (fh, fw) = (f.0.min(h + 2 * p.0), f.1.min(w + 2 * p.1));
+        let src = if pool {
+            let (fh, fw) = (f.0.min(h), f.1.min(w));
+            let (sh, sw) = (stride(h, fh, 0, outs.0), stride(w, fw, 0, outs.1));
+            format!("struct N {{ input({c}, {h}, {w}) pool(({fh}, {fw}), ({sh}, {sw})) {tail} }}")
+        } else {
+            let (sh, sw) = (stride(h, fh, p.0, outs.0), stride(w, fw, p.1, outs.1));
+            format!(
+                "struct N {{ input({c}, {h}, {w}) conv({k}, ({fh}, {fw}), s = ({sh}, {sw}), p = ({}, {})) {tail} }}",
+                p.0, p.1
+            )
+        };
+        verify(&src);
+    }
+}
+
+/// Sizes from 1 to 2^40, most of them small or near a power of two.
+fn huge() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        2 => 1u64..8,
+        1 => (0u32..41).prop_map(|e| 1u64 << e),
+        1 => 1u64..(1 << 40),
+    ]
 }
