@@ -1,4 +1,5 @@
-//! Times `forward` (batch 1) and `forward_batch` (larger batches) on the six
+//! Times `forward` (batch 1) and `forward_batch` (larger batches, and batch
+//! 1 on several threads when a layer is large enough to split) on the six
 //! benchmark networks and prints one JSON object per line, for
 //! `benches/compare.py` to set beside onnxruntime.
 //!
@@ -180,8 +181,16 @@ impl nets::Visit for Timer {
                 // Deterministic values in [−1, 1]; timing does not depend on them.
                 ((n * 7 + c * 5 + y * 3 + x) as f32 * 0.37).sin()
             });
+            // One image through `forward`, on the calling thread, unless
+            // there are several threads and a layer large enough to split
+            // over them: then through `forward_batch` with a batch of one,
+            // which runs on the pool (and pays to hand the pass over).
+            let splits = N::LAYERS
+                .iter()
+                .any(|l| l.macs >= cnn_runtime::kernels::PARALLEL_MIN_MACS as u64);
+            let single = batch == 1 && (rayon::current_num_threads() == 1 || !splits);
             let pass = || {
-                if batch == 1 {
+                if single {
                     let image: Array3<f32> = net
                         .forward(black_box(input.index_axis(ndarray::Axis(0), 0)))
                         .unwrap_or_else(|e| fail(id, &e));

@@ -7,6 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use cnn::{network, Network, Workspace};
 use ndarray::{Array3, Array4, ArrayView3};
@@ -74,6 +75,9 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
     MEASURING.with(|m| m.set(false));
     (COUNT.load(Ordering::SeqCst), result)
 }
+
+/// Held by each test: the count is global, and so is rayon's pool.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Repetitions of each measured call: an allocation made once in a while
 /// (a queue growing by blocks) shows up too.
@@ -180,6 +184,7 @@ fn check<N: Network>() {
 
 #[test]
 fn forward_allocates_only_its_output() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The counter counts: a vector is one allocation, an array one more.
     let (n, _) = allocations(|| (vec![1.0f32; 100], Array4::<f32>::zeros((2, 3, 4, 5))));
     assert_eq!(n, 2);
@@ -190,12 +195,37 @@ fn forward_allocates_only_its_output() {
     check::<Pointwise>();
 }
 
-/// A convolution split over the pool with `rayon::join` from outside the
-/// pool injects a job into rayon's global queue, which allocates a block of
-/// slots every 63 injections: about 3 allocations per 100 passes here.
-/// Ignored until the runtime stops splitting single-image passes that way.
+/// A convolution large enough to split: from outside the pool it runs on
+/// the calling thread, and inside the pool it is split with `rayon::join`,
+/// which pushes to the worker's own deque; neither allocates.
 #[test]
-#[ignore = "rayon::join from outside the pool allocates once per 63 calls"]
-fn forward_into_with_a_parallel_conv_allocates_nothing() {
+fn forward_into_with_a_large_conv_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     check::<Large>();
+    // Inside the pool (rayon::scope runs its body on a worker thread).
+    let expected = Large::init(7)
+        .forward(image::<Large>().view())
+        .expect("forward");
+    // Warm-up: a worker's first steal registers it with crossbeam's epoch
+    // collector, an allocation once per thread; a broadcast makes every
+    // worker take a job from its deque.
+    rayon::broadcast(|_| ());
+    rayon::scope(|_| {
+        assert!(rayon::current_thread_index().is_some());
+        let net = Large::init(7);
+        let x = image::<Large>();
+        let mut ws = Workspace::new::<Large>();
+        let mut out = Array3::<f32>::zeros(expected.dim());
+        net.forward_into(x.view(), out.view_mut(), &mut ws)
+            .expect("warm-up");
+        let (n, result) = allocations(|| {
+            (0..REPEAT).try_for_each(|_| net.forward_into(x.view(), out.view_mut(), &mut ws))
+        });
+        result.expect("forward_into inside the pool");
+        assert_eq!(
+            n, 0,
+            "{REPEAT} forward_into inside the pool allocated {n} times"
+        );
+        assert_eq!(out, expected);
+    });
 }

@@ -74,7 +74,10 @@ pub trait Network: Sized + Send + Sync {
         )?))
     }
 
-    /// One image, C×H×W, to the output volume.
+    /// One image, C×H×W, to the output volume, computed on the calling
+    /// thread; it allocates nothing but the output. For one image on every
+    /// thread of rayon's pool, call [`Network::forward_batch`] with a batch
+    /// of one, or call this from inside the pool.
     fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, Error> {
         check_shape("input", x.shape(), &Self::INPUT)?;
         let [c, h, w] = Self::OUTPUT;
@@ -85,7 +88,9 @@ pub trait Network: Sized + Send + Sync {
 
     /// One image into a given output, with a reusable workspace: allocates
     /// nothing when the workspace was made by [`Workspace::new`] for this
-    /// network.
+    /// network. Runs on the calling thread; called from a thread of a rayon
+    /// pool, its large convolutions are split across the pool (still
+    /// without allocating).
     fn forward_into(
         &self,
         x: ArrayView3<f32>,
@@ -123,19 +128,31 @@ pub trait Network: Sized + Send + Sync {
         Ok(())
     }
 
-    /// A batch N×C×H×W to N×OUTPUT, images spread over rayon's global pool.
+    /// A batch N×C×H×W to N×OUTPUT, images spread over rayon's global pool,
+    /// and the output channels of large convolutions too (so that a batch
+    /// of one also uses every thread).
     fn forward_batch(&self, x: ArrayView4<f32>) -> Result<Array4<f32>, Error> {
         check_shape("input batch", &x.shape()[1..], &Self::INPUT)
             .map_err(|_| batch_shape_error(x.shape(), &Self::INPUT))?;
         let n = x.len_of(Axis(0));
         let [c, h, w] = Self::OUTPUT;
         let mut out = Array4::zeros((n, c, h, w));
-        out.outer_iter_mut()
-            .into_par_iter()
-            .zip(x.outer_iter().into_par_iter())
-            .try_for_each(|(o, image)| {
-                workspace::with_local::<Self, _>(|ws| self.forward_into(image, o, ws))
-            })?;
+        let pass = |out: &mut Array4<f32>| {
+            out.outer_iter_mut()
+                .into_par_iter()
+                .zip(x.outer_iter().into_par_iter())
+                .try_for_each(|(o, image)| {
+                    workspace::with_local::<Self, _>(|ws| self.forward_into(image, o, ws))
+                })
+        };
+        // On a worker thread, so that the images, or the layers of a single
+        // image, are split over the pool (a parallel iterator over one item
+        // would run it on the calling thread).
+        if rayon::current_thread_index().is_some() {
+            pass(&mut out)?;
+        } else {
+            rayon::scope(|_| pass(&mut out))?;
+        }
         Ok(out)
     }
 

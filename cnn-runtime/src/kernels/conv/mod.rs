@@ -6,8 +6,9 @@
 //! filter tap straight from it, a block of pixels and an L1-sized chunk of
 //! input channels at a time, with an AVX2 + FMA micro-kernel (its full tile
 //! in assembly) chosen at run time and a portable one elsewhere. Large
-//! layers split their output channels in two with `rayon::join` when the
-//! global pool has more than one thread. [`conv_pointwise`] is the same
+//! layers split their output channels in two with `rayon::join` when they
+//! run on a thread of a rayon pool that has more than one thread (see
+//! [`PARALLEL_MIN_MACS`]). [`conv_pointwise`] is the same
 //! kernel on the input as it is. [`conv_direct`] needs no scratch; an
 //! im2col + sgemm path is kept for comparison.
 //!
@@ -30,7 +31,10 @@ use portable::Portable;
 use super::Act;
 
 /// Multiply-accumulates from which a layer's output channels are split
-/// across two threads (when the global rayon pool has more than one).
+/// across two threads: when the layer runs on a thread of a rayon pool that
+/// has more than one (as in `forward_batch`). A caller outside any pool is
+/// not split from, since handing a job to the pool from outside makes
+/// rayon allocate now and then, and a single-image pass allocates nothing.
 pub const PARALLEL_MIN_MACS: usize = 4_000_000;
 
 /// Pixels from which [`conv_pointwise`] uses the blocked path: one vector.
@@ -212,9 +216,12 @@ fn blocked<G: Geometry>(
     true
 }
 
-/// Whether a layer of `macs` multiply-accumulates is split across threads.
+/// Whether a layer of `macs` multiply-accumulates is split across threads:
+/// large enough, and on a worker of a pool with another thread to help.
 fn split_pays(macs: usize) -> bool {
-    macs >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1
+    macs >= PARALLEL_MIN_MACS
+        && rayon::current_thread_index().is_some()
+        && rayon::current_num_threads() > 1
 }
 
 /// Scratch length, in f32s, of [`conv_gemm`] for a layer: the zero-padded,
