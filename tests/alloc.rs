@@ -106,6 +106,14 @@ network! {
         conv(8, 1) relu
     }
 
+    /// 1×1 convolutions on rows narrower than a vector: 6 pixels, then one
+    /// (after global pooling).
+    struct Narrow {
+        input(16, 2, 3)
+        conv(8, 1) relu avgpool((2, 3))
+        conv(10, 1)
+    }
+
     /// A convolution large enough to be split over rayon's pool.
     struct Large {
         input(16, 32, 32)
@@ -193,6 +201,7 @@ fn forward_allocates_only_its_output() {
     check::<Mixed>();
     check::<Copies>();
     check::<Pointwise>();
+    check::<Narrow>();
 }
 
 /// A convolution large enough to split: from outside the pool it runs on

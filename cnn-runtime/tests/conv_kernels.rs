@@ -241,7 +241,8 @@ proptest! {
 
     #[test]
     fn pointwise_shapes_match_the_reference(
-        c in 1usize..40, hw in 1usize..90, k in 1usize..20, act in act(), seed in any::<u64>()
+        c in 1usize..40, hw in prop_oneof![1usize..8, 8usize..90], k in 1usize..20,
+        act in act(), seed in any::<u64>()
     ) {
         let shape = ConvShape { c, h: 1, w: hw, k, f: [1, 1], s: [1, 1], p: [0, 0] };
         every_path(&Case::new(shape, act, seed))?;
@@ -435,4 +436,37 @@ fn pointwise_fixed() {
     case.check("conv_pointwise", &y)
         .map_err(|e| e.to_string())
         .unwrap();
+}
+
+/// Rows narrower than a vector: one pixel, a few pixels with more filters
+/// than one GEMV takes, and more channels than fit the stack copy.
+#[test]
+fn narrow_pointwise_fixed() {
+    for (c, hw, k) in [(300, 1, 7), (40, 3, 300), (2100, 3, 5), (2100, 1, 3)] {
+        let shape = ConvShape {
+            c,
+            h: 1,
+            w: hw,
+            k,
+            f: [1, 1],
+            s: [1, 1],
+            p: [0, 0],
+        };
+        let case = Case::new(shape, Act::Tanh, 3);
+        let mut y = case.output();
+        let n = case.expected.len();
+        assert!(conv_pointwise_with(
+            c,
+            hw,
+            k,
+            &case.x,
+            &case.weight,
+            &case.bias,
+            &mut y[..n],
+            case.act
+        ));
+        case.check("narrow pointwise", &y)
+            .map_err(|e| format!("{c}×{hw}, {k} filters: {e}"))
+            .unwrap();
+    }
 }

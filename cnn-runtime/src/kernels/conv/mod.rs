@@ -340,9 +340,9 @@ pub fn conv_gemm<
 /// 1×1 convolution with stride 1 and no padding: `y = act(W·x + b)` with W
 /// K×C, x C×HW, y K×HW. The blocked path on the input as it is, one row of
 /// HW pixels, so it needs no scratch and allocates nothing; fewer than
-/// [`POINTWISE_MIN_PIXELS`] pixels go to matrixmultiply's sgemm instead
-/// (which allocates its packing buffers), since the blocked path would take
-/// them one at a time.
+/// [`POINTWISE_MIN_PIXELS`] pixels, which the blocked path would take one
+/// at a time, go to a GEMV (one pixel) or a plain sum per pixel, also
+/// without scratch.
 ///
 /// # Panics
 /// If a slice is shorter than its shape.
@@ -388,7 +388,7 @@ pub fn conv_pointwise_with(
     pointwise(Dynamic(shape), false, x, weight, bias, y, act)
 }
 
-/// A 1×1 layer on a row of pixels (the blocked path, or sgemm for rows
+/// A 1×1 layer on a row of pixels (the blocked path, or [`narrow`] for rows
 /// narrower than [`POINTWISE_MIN_PIXELS`]); false if a slice is too short.
 #[inline(always)]
 fn pointwise<G: Geometry>(
@@ -404,11 +404,79 @@ fn pointwise<G: Geometry>(
         return false;
     };
     if hw < POINTWISE_MIN_PIXELS {
-        return im2col::gemm(k, c, hw, weight, x, bias, y, act);
+        return narrow(c, hw, k, x, weight, bias, y, act);
     }
     let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
     blocked(g, kernel, split, x, weight, bias, y, act, &mut [])
 }
+
+/// A 1×1 layer on fewer than [`POINTWISE_MIN_PIXELS`] pixels, too few for
+/// a vector of them: a GEMV (the fc kernel) per pixel, on a copy of the
+/// pixel's channels kept on the stack, or with more than [`NARROW_MAX_C`]
+/// channels a plain sum per pixel. False if a slice is too short.
+#[allow(clippy::too_many_arguments)]
+fn narrow(
+    c: usize,
+    hw: usize,
+    k: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> bool {
+    let (Some(x), Some(weight), Some(bias), Some(y)) = (
+        x.get(..c * hw),
+        weight.get(..k * c),
+        bias.get(..k),
+        y.get_mut(..k * hw),
+    ) else {
+        return false;
+    };
+    if hw == 1 {
+        super::dense::fc_core(c, k, x, weight, bias, y, act);
+    } else if c <= NARROW_MAX_C {
+        let mut column = [0.0f32; NARROW_MAX_C];
+        let mut sums = [0.0f32; NARROW_K_CHUNK];
+        for p in 0..hw {
+            let column = &mut column[..c];
+            for (v, pixels) in column.iter_mut().zip(x.chunks_exact(hw)) {
+                *v = pixels[p];
+            }
+            let filters = weight
+                .chunks(NARROW_K_CHUNK * c)
+                .zip(bias.chunks(NARROW_K_CHUNK));
+            let outs = y.chunks_mut(NARROW_K_CHUNK * hw);
+            for ((filters, bias), out) in filters.zip(outs) {
+                let sums = &mut sums[..bias.len()];
+                super::dense::fc_core(c, bias.len(), column, filters, bias, sums, act);
+                for (o, &v) in out.chunks_exact_mut(hw).zip(sums.iter()) {
+                    o[p] = v;
+                }
+            }
+        }
+    } else {
+        for ((filter, &b), out) in weight.chunks_exact(c).zip(bias).zip(y.chunks_exact_mut(hw)) {
+            let mut sums = [b; POINTWISE_MIN_PIXELS];
+            for (&w, pixels) in filter.iter().zip(x.chunks_exact(hw)) {
+                for (sum, &v) in sums.iter_mut().zip(pixels) {
+                    *sum += w * v;
+                }
+            }
+            for (o, &sum) in out.iter_mut().zip(&sums) {
+                *o = act.apply(sum);
+            }
+        }
+    }
+    true
+}
+
+/// Channels up to which [`narrow`] copies a pixel's channels to the stack
+/// (8 KiB) for the GEMV kernel.
+const NARROW_MAX_C: usize = 2048;
+
+/// Filters per GEMV in [`narrow`]: the sums of one pixel on the stack.
+const NARROW_K_CHUNK: usize = 256;
 
 /// The blocked path with a run-time shape, a forced micro-kernel and a
 /// forced two-way split over output channels (for tests and benchmarks).
