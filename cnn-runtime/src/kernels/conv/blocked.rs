@@ -6,7 +6,7 @@
 //! block fits half of L1, the partial sums kept in the output between
 //! chunks.
 
-use super::layout::{Layout, Tap};
+use super::layout::{row_tiles, Layout, Tap};
 use crate::kernels::Act;
 
 /// Output channels per register tile.
@@ -164,18 +164,25 @@ pub(crate) fn rows<U: Micro>(
     let c = lay.shape.c;
     // Blocks of pixels, and chunks of input channels small enough that their
     // input for a block stays in L1 while every tile of output channels
-    // passes over it; the sums of a chunk go through `out` to the next.
+    // passes over it; the sums of a chunk go through `out` to the next. With
+    // tiles aligned to rows, a block is whole rows.
     let block = BLOCK_TILES * nr;
+    let (units, per_block, block_len) = if lay.rows {
+        let rows = (block / lay.wq).max(1);
+        (lay.oh, rows, rows * lay.wq)
+    } else {
+        (nq, block, block)
+    };
     let [sh, sw] = lay.shape.s;
     let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw;
-    let span = (block + halo) * lay.phases[0] * lay.phases[1];
+    let span = (block_len + halo) * lay.phases[0] * lay.phases[1];
     let passes = c.div_ceil((L1_FLOATS / span).max(1));
     let chunk = c.div_ceil(passes);
     // Blocks outermost, so that a block's partial sums stay in cache
     // between the passes over its chunks of channels.
-    let mut p0 = 0;
-    while p0 < nq {
-        let p1 = (p0 + block).min(nq);
+    let mut u0 = 0;
+    while u0 < units {
+        let u1 = (u0 + per_block).min(units);
         let mut c0 = 0;
         while c0 < c {
             let c1 = (c0 + chunk).min(c);
@@ -190,19 +197,29 @@ pub(crate) fn rows<U: Micro>(
                 let a = &weight[k * lda..];
                 let b = &bias[k..];
                 let o = &mut out[(k - k0) * nq..];
-                let mut q = p0;
-                while q < p1 {
-                    let q0 = q.min(nq - nr);
-                    let skip = q - q0;
-                    with_tile!(mr, nv, |M, V| u
-                        .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
-                    q += nr;
+                if lay.rows {
+                    for row in u0..u1 {
+                        for (ox, skip, v) in row_tiles(lay.ow) {
+                            let q0 = row * lay.wq + ox;
+                            with_tile!(mr, v, |M, V| u
+                                .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
+                        }
+                    }
+                } else {
+                    let mut q = u0;
+                    while q < u1 {
+                        let q0 = q.min(nq - nr);
+                        let skip = q - q0;
+                        with_tile!(mr, nv, |M, V| u
+                            .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
+                        q += nr;
+                    }
                 }
                 k += mr;
             }
             c0 = c1;
         }
-        p0 = p1;
+        u0 = u1;
     }
 }
 
