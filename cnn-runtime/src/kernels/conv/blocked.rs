@@ -197,21 +197,23 @@ pub(crate) fn rows<U: Micro>(
                 let a = &weight[k * lda..];
                 let b = &bias[k..];
                 let o = &mut out[(k - k0) * nq..];
+                // One expansion of the tile sizes for both tilings: each
+                // is a copy of the micro-kernel.
+                let mut tile = |q0: usize, skip: usize, v: usize| {
+                    with_tile!(mr, v, |M, V| u
+                        .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
+                };
                 if lay.rows {
                     for row in u0..u1 {
                         for (ox, skip, v) in row_tiles(lay.ow) {
-                            let q0 = row * lay.wq + ox;
-                            with_tile!(mr, v, |M, V| u
-                                .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
+                            tile(row * lay.wq + ox, skip, v);
                         }
                     }
                 } else {
                     let mut q = u0;
                     while q < u1 {
                         let q0 = q.min(nq - nr);
-                        let skip = q - q0;
-                        with_tile!(mr, nv, |M, V| u
-                            .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
+                        tile(q0, q - q0, nv);
                         q += nr;
                     }
                 }
