@@ -197,25 +197,13 @@ pub(crate) fn rows<U: Micro>(
                 let a = &weight[k * lda..];
                 let b = &bias[k..];
                 let o = &mut out[(k - k0) * nq..];
-                // One expansion of the tile sizes for both tilings: each
-                // is a copy of the micro-kernel.
-                let mut tile = |q0: usize, skip: usize, v: usize| {
+                // One expansion of the tile sizes for both tilings (each
+                // arm is a copy of the micro-kernel), and no closure around
+                // it: a closure would not inherit the caller's target
+                // features, and the intrinsics would not inline.
+                for (q0, skip, v) in tiles(lay, u0..u1, nv) {
                     with_tile!(mr, v, |M, V| u
                         .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
-                };
-                if lay.rows {
-                    for row in u0..u1 {
-                        for (ox, skip, v) in row_tiles(lay.ow) {
-                            tile(row * lay.wq + ox, skip, v);
-                        }
-                    }
-                } else {
-                    let mut q = u0;
-                    while q < u1 {
-                        let q0 = q.min(nq - nr);
-                        tile(q0, q - q0, nv);
-                        q += nr;
-                    }
                 }
                 k += mr;
             }
@@ -223,6 +211,30 @@ pub(crate) fn rows<U: Micro>(
         }
         u0 = u1;
     }
+}
+
+/// The tiles of one block as (first pixel, pixels shared with the tile
+/// before, vectors): with row-aligned tiles the block is output rows, each
+/// split by [`row_tiles`]; otherwise it is pixels of the numbering in tiles
+/// of `8·nv`, the last shifted back to end at `nq`.
+fn tiles(
+    lay: &Layout,
+    block: std::ops::Range<usize>,
+    nv: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (wq, ow, nq, nr) = (lay.wq, lay.ow, lay.nq, 8 * nv);
+    let (rows, pixels) = if lay.rows {
+        (block, 0..0)
+    } else {
+        (0..0, block)
+    };
+    let rows =
+        rows.flat_map(move |row| row_tiles(ow).map(move |(ox, skip, v)| (row * wq + ox, skip, v)));
+    let pixels = pixels.step_by(nr).map(move |q| {
+        let q0 = q.min(nq - nr);
+        (q0, q - q0, nv)
+    });
+    rows.chain(pixels)
 }
 
 /// One pixel of channels `k0..k1`, for rows of pixels narrower than a
