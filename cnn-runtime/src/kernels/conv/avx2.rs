@@ -159,7 +159,10 @@ unsafe fn tap_6x2(acc: &mut [__m256; 12], x: *const f32, a: *const f32, lda: usi
 }
 
 impl Micro for Avx2 {
-    #[inline(always)]
+    // Inlined into each layer in release, where the layout's constants fold
+    // into the taps; in debug builds one copy per tile size, which keeps
+    // the test build fast.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn tile<const M: usize, const V: usize>(
         self,
         lay: &Layout,

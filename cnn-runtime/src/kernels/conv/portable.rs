@@ -34,7 +34,10 @@ impl<const M: usize, const V: usize> Tap for Acc<'_, M, V> {
 }
 
 impl Micro for Portable {
-    #[inline(always)]
+    // Inlined into each layer in release, where the layout's constants fold
+    // into the taps; in debug builds one copy per tile size, which keeps
+    // the test build fast.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn tile<const M: usize, const V: usize>(
         self,
         lay: &Layout,
