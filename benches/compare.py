@@ -46,8 +46,9 @@ What it does, in one run:
    one core's FMA throughput, and prints the table: our time, onnxruntime's,
    the ratio ours/onnxruntime (below 1: we are faster), our GFLOP/s
    (2 * MACs * batch / time, MACs from the network's `MACS` constant) and its
-   percentage of one core's fp32 peak (2 FMA ports * 8 lanes * 2 flops *
-   clock, AVX2 + FMA). With two threads the percentage can exceed 100.
+   percentage of one core's fp32 peak (2 FMA ports * lanes * 2 flops *
+   clock, with 16 lanes where the core has AVX-512 and 8 with AVX2 + FMA).
+   With two threads the percentage can exceed 100.
 """
 
 import argparse
@@ -62,7 +63,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_PASS_US = 1e6
-FLOPS_PER_CYCLE = 2 * 8 * 2  # FMA ports * fp32 lanes (AVX2) * flops per FMA
+FMA_PORTS = 2  # fused multiply-adds issued per cycle
 
 
 def main():
@@ -194,7 +195,8 @@ def best_clock(runs):
         pass
     best["cpuinfo_ghz"] = mhz / 1000 if mhz else None
     ghz = best["clock_ghz"] or best["cpuinfo_ghz"]
-    best["peak_gflops"] = FLOPS_PER_CYCLE * ghz if ghz else None
+    best["lanes"] = best.get("lanes") or 8
+    best["peak_gflops"] = FMA_PORTS * best["lanes"] * 2 * ghz if ghz else None
     return best
 
 
@@ -386,7 +388,7 @@ def print_report(nets, results, clock, args, ort_version, elapsed, load):
     print(f"Machine: {os.cpu_count()} cores, load average {loads} at start and end; clock {fmt_ghz(clock['clock_ghz'])} measured "
           f"(dependent-add chain), {fmt_ghz(clock['cpuinfo_ghz'])} in /proc/cpuinfo.")
     if peak:
-        print(f"One core's fp32 peak assumed: 2 FMA ports x 8 lanes x 2 flops x "
+        print(f"One core's fp32 peak assumed: {FMA_PORTS} FMA ports x {clock['lanes']} lanes x 2 flops x "
               f"{fmt_ghz(clock['clock_ghz'] or clock['cpuinfo_ghz'])} = {peak:.1f} GFLOP/s"
               + (f" (an FMA loop measures {clock['fma_gflops']:.1f})."
                  if clock["fma_gflops"] else "."))

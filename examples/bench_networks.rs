@@ -290,14 +290,17 @@ fn measure(mut pass: impl FnMut(), budget: Duration) -> Timing {
 mod clock {
     use std::time::Instant;
 
-    /// Prints `{"clock_ghz": …, "fma_gflops": …}`; a figure this machine
-    /// cannot measure is `null`.
+    /// Prints `{"clock_ghz": …, "lanes": …, "fma_gflops": …}`: the clock,
+    /// the fp32 lanes of the widest FMA this core has and that FMA's
+    /// throughput; a figure this machine cannot measure is `null`.
     pub fn report() {
         let show = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
+        let fma = fma_gflops();
         super::emit(format_args!(
-            "{{\"clock_ghz\":{},\"fma_gflops\":{}}}",
+            "{{\"clock_ghz\":{},\"lanes\":{},\"fma_gflops\":{}}}",
             show(clock_ghz()),
-            show(fma_gflops())
+            fma.map_or("null".to_string(), |(lanes, _)| lanes.to_string()),
+            show(fma.map(|(_, gflops)| gflops))
         ));
     }
 
@@ -346,20 +349,42 @@ mod clock {
         None
     }
 
-    /// fp32 FLOP/s of independent AVX2 fused multiply-adds on one core.
+    /// The lanes of the widest fused multiply-add on this core (AVX-512 or
+    /// AVX2) and its fp32 FLOP/s, independent FMAs on one core.
     #[cfg(target_arch = "x86_64")]
-    fn fma_gflops() -> Option<f64> {
+    fn fma_gflops() -> Option<(usize, f64)> {
+        const ROUNDS: usize = 300_000;
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature `fma_loop_512` enables was detected.
+            return Some((16, best_rate(|| unsafe { fma_loop_512(ROUNDS) })));
+        }
         if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
             return None;
         }
-        const ROUNDS: usize = 300_000;
         // SAFETY: the features `fma_loop` enables were detected above.
-        Some(best_rate(|| unsafe { fma_loop(ROUNDS) }))
+        Some((8, best_rate(|| unsafe { fma_loop(ROUNDS) })))
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    fn fma_gflops() -> Option<f64> {
+    fn fma_gflops() -> Option<(usize, f64)> {
         None
+    }
+
+    /// Runs `rounds` × 12 independent 16-lane FMAs; returns the flops done.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn fma_loop_512(rounds: usize) -> f64 {
+        use std::arch::x86_64::*;
+        let a = _mm512_set1_ps(std::hint::black_box(0.999_999));
+        let b = _mm512_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); 12];
+        for _ in 0..rounds {
+            for v in &mut acc {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        std::hint::black_box(acc);
+        (rounds * 12 * 16 * 2) as f64
     }
 
     /// Runs `rounds` × 12 independent 8-lane FMAs; returns the flops done.

@@ -155,6 +155,32 @@ fn deep_shape() -> impl Strategy<Value = ConvShape> {
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
+/// Few, wide rows: row-aligned tiles of one and two 16-wide vectors, and
+/// the shifted last tile of a row.
+fn wide_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (1usize..40, 1usize..6, 16usize..72, 1usize..13),
+        (
+            1usize..5,
+            1usize..5,
+            1usize..3,
+            1usize..3,
+            0usize..3,
+            0usize..3,
+        ),
+    )
+        .prop_map(|((c, h, w, k), (fh, fw, sh, sw, ph, pw))| ConvShape {
+            c,
+            h,
+            w,
+            k,
+            f: [fh, fw],
+            s: [sh, sw],
+            p: [ph, pw],
+        })
+        .prop_filter("the filter fits", |s| s.out().is_some())
+}
+
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
     let mut scratch = vec![f32::NAN; conv_gemm_scratch(case.shape)];
@@ -222,6 +248,9 @@ fn every_path(case: &Case) -> Result<(), TestCaseError> {
         if let Some(y) = run_blocked(case, ConvPath::Avx2, split) {
             case.check("blocked avx2", &y)?;
         }
+        if let Some(y) = run_blocked(case, ConvPath::Avx512, split) {
+            case.check("blocked avx512", &y)?;
+        }
     }
     Ok(())
 }
@@ -240,6 +269,11 @@ proptest! {
     }
 
     #[test]
+    fn wide_rows_match_the_reference(shape in wide_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
     fn pointwise_shapes_match_the_reference(
         c in 1usize..40, hw in prop_oneof![1usize..8, 8usize..90], k in 1usize..20,
         act in act(), seed in any::<u64>()
@@ -250,7 +284,7 @@ proptest! {
 }
 
 #[test]
-fn avx2_is_used_where_the_cpu_has_it() {
+fn vector_kernels_are_offered_where_the_cpu_has_them() {
     let case = Case::new(
         ConvShape {
             c: 3,
@@ -266,11 +300,19 @@ fn avx2_is_used_where_the_cpu_has_it() {
     );
     #[cfg(target_arch = "x86_64")]
     {
-        let has = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        assert_eq!(run_blocked(&case, ConvPath::Avx2, false).is_some(), has);
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx512 = avx2 && is_x86_feature_detected!("avx512f");
+        assert_eq!(run_blocked(&case, ConvPath::Avx2, false).is_some(), avx2);
+        assert_eq!(
+            run_blocked(&case, ConvPath::Avx512, false).is_some(),
+            avx512
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
-    assert!(run_blocked(&case, ConvPath::Avx2, false).is_none());
+    {
+        assert!(run_blocked(&case, ConvPath::Avx2, false).is_none());
+        assert!(run_blocked(&case, ConvPath::Avx512, false).is_none());
+    }
 }
 
 #[test]

@@ -159,6 +159,9 @@ unsafe fn tap_6x2(acc: &mut [__m256; 12], x: *const f32, a: *const f32, lda: usi
 }
 
 impl Micro for Avx2 {
+    const LANES: usize = 8;
+    const MR: usize = 6;
+
     // Inlined into each layer in release, where the layout's constants fold
     // into the taps; in debug builds one copy per tile size, which keeps
     // the test build fast.
@@ -227,5 +230,24 @@ impl Micro for Avx2 {
                 }
             }
         }
+    }
+
+    #[inline(always)]
+    fn tile_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        blocked::with_tile!(m, v, [6, 5, 4, 3, 2], |M, V| self
+            .tile::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip));
     }
 }

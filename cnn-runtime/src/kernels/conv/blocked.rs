@@ -1,5 +1,5 @@
-//! The blocked convolution: output channels × pixels in tiles of MR × 8·NV
-//! held in registers, each tile accumulated over every filter tap straight
+//! The blocked convolution: output channels × pixels in tiles of MR × LANES·NV
+//! held in registers (both set by the micro-kernel), each tile accumulated over every filter tap straight
 //! from the (transformed) input, with bias and ReLU applied on the way out.
 //! No im2col copy: the input is read in place of the columns. Pixels go in
 //! blocks of a few tiles, and input channels in chunks whose input for a
@@ -9,12 +9,10 @@
 use super::layout::{row_tiles, Layout, Tap};
 use crate::kernels::Act;
 
-/// Output channels per register tile.
-pub(crate) const MR: usize = 6;
-/// 8-wide vectors of pixels per register tile. 6 × 2 accumulators, 2 input
-/// vectors and a broadcast filter value fit the 16 AVX2 registers without
-/// spilling; 4 × 3 does not quite, and the spilled accumulator's
-/// store-to-load round trip then bounds every tap.
+/// Vectors of pixels per register tile, at most: with AVX2, 6 × 2
+/// accumulators, 2 input vectors and a broadcast filter value fit the 16
+/// registers without spilling; 4 × 3 does not quite, and the spilled
+/// accumulator's store-to-load round trip then bounds every tap.
 pub(crate) const NV: usize = 2;
 
 /// Input values a block of pixels may read per chunk of channels: half the
@@ -38,14 +36,20 @@ pub(crate) struct Part {
 /// One register tile of output, accumulated over the filter taps of some
 /// input channels.
 ///
-/// `a` holds the filters of the tile's MR output channels (row `i` starts at
-/// `i·lda`), `bias` their biases; `xt` is the input and `q0` the tile's first
-/// pixel; the MR rows of 8·NV outputs go to `out` at `i·ldo + q0` (and are
-/// read from there after the first pass), except the first `skip` pixels of
-/// each row: the last tile of a row of pixels is shifted back to end at
-/// `nq`, and the pixels it shares with the tile before are that tile's.
+/// `a` holds the filters of the tile's `M` ≤ [`Micro::MR`] output channels
+/// (row `i` starts at `i·lda`), `bias` their biases; `xt` is the input and
+/// `q0` the tile's first pixel; the `M` rows of `LANES·V` outputs go to
+/// `out` at `i·ldo + q0` (and are read from there after the first pass),
+/// except the first `skip` pixels of each row: the last tile of a row of
+/// pixels is shifted back to end at `nq`, and the pixels it shares with the
+/// tile before are that tile's.
 pub(crate) trait Micro: Copy {
-    /// Computes one tile of `M` channels × `8·V` pixels.
+    /// Pixels per vector.
+    const LANES: usize;
+    /// Output channels per full tile.
+    const MR: usize;
+
+    /// Computes one tile of `M` channels × `LANES·V` pixels.
     #[allow(clippy::too_many_arguments)]
     fn tile<const M: usize, const V: usize>(
         self,
@@ -59,68 +63,51 @@ pub(crate) trait Micro: Copy {
         ldo: usize,
         skip: usize,
     );
+
+    /// [`Micro::tile`] with `m` ≤ [`Micro::MR`] and `v` ≤ [`NV`] known at
+    /// run time: a match over the sizes (see [`with_tile`]).
+    #[allow(clippy::too_many_arguments)]
+    fn tile_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    );
 }
 
 /// Runs `$body` with `$m` and `$v` bound to the constants matching the
-/// run-time tile size.
+/// run-time tile size: `$m` one of the listed heights (the last arm takes
+/// any other), `$v` 2 or else 1.
 macro_rules! with_tile {
-    ($mr:expr, $nv:expr, |$m:ident, $v:ident| $body:expr) => {
+    ($mr:expr, $nv:expr, [$($h:literal),*], |$m:ident, $v:ident| $body:expr) => {
         match ($mr, $nv) {
-            (6, 2) => {
-                const $m: usize = 6;
-                const $v: usize = 2;
-                $body
-            }
-            (5, 2) => {
-                const $m: usize = 5;
-                const $v: usize = 2;
-                $body
-            }
-            (4, 2) => {
-                const $m: usize = 4;
-                const $v: usize = 2;
-                $body
-            }
-            (3, 2) => {
-                const $m: usize = 3;
-                const $v: usize = 2;
-                $body
-            }
-            (2, 2) => {
-                const $m: usize = 2;
-                const $v: usize = 2;
-                $body
-            }
+            $(
+                ($h, 2) => {
+                    const $m: usize = $h;
+                    const $v: usize = 2;
+                    $body
+                }
+            )*
             (_, 2) => {
                 const $m: usize = 1;
                 const $v: usize = 2;
                 $body
             }
-            (6, _) => {
-                const $m: usize = 6;
-                const $v: usize = 1;
-                $body
-            }
-            (5, _) => {
-                const $m: usize = 5;
-                const $v: usize = 1;
-                $body
-            }
-            (4, _) => {
-                const $m: usize = 4;
-                const $v: usize = 1;
-                $body
-            }
-            (3, _) => {
-                const $m: usize = 3;
-                const $v: usize = 1;
-                $body
-            }
-            (2, _) => {
-                const $m: usize = 2;
-                const $v: usize = 1;
-                $body
-            }
+            $(
+                ($h, _) => {
+                    const $m: usize = $h;
+                    const $v: usize = 1;
+                    $body
+                }
+            )*
             _ => {
                 const $m: usize = 1;
                 const $v: usize = 1;
@@ -129,6 +116,7 @@ macro_rules! with_tile {
         }
     };
 }
+pub(crate) use with_tile;
 
 /// Computes output channels `k0..k1` into `out` (row `k − k0` at
 /// `(k − k0)·nq`), bias and ReLU included; other activations are left to
@@ -151,23 +139,25 @@ pub(crate) fn rows<U: Micro>(
 ) {
     let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
     let nq = lay.nq;
+    let lanes = U::LANES;
     // The widest tile that fits the row of pixels; a narrower last tile is
     // shifted back to end at nq, recomputing a few pixels.
-    let nv = (nq / 8).min(NV);
+    let nv = (nq / lanes).min(NV);
     if nv == 0 {
         for q in 0..nq {
             pixel(lay, xt, q, k0, k1, weight, bias, relu, out);
         }
         return;
     }
-    let nr = 8 * nv;
+    let nr = lanes * nv;
     let c = lay.shape.c;
+    let by_rows = lay.rows(lanes);
     // Blocks of pixels, and chunks of input channels small enough that their
     // input for a block stays in L1 while every tile of output channels
     // passes over it; the sums of a chunk go through `out` to the next. With
     // tiles aligned to rows, a block is whole rows.
     let block = BLOCK_TILES * nr;
-    let (units, per_block, block_len) = if lay.rows {
+    let (units, per_block, block_len) = if by_rows {
         let rows = (block / lay.wq).max(1);
         (lay.oh, rows, rows * lay.wq)
     } else {
@@ -193,17 +183,16 @@ pub(crate) fn rows<U: Micro>(
             };
             let mut k = k0;
             while k < k1 {
-                let mr = (k1 - k).min(MR);
+                let mr = (k1 - k).min(U::MR);
                 let a = &weight[k * lda..];
                 let b = &bias[k..];
                 let o = &mut out[(k - k0) * nq..];
                 // One expansion of the tile sizes for both tilings (each
-                // arm is a copy of the micro-kernel), and no closure around
-                // it: a closure would not inherit the caller's target
-                // features, and the intrinsics would not inline.
-                for (q0, skip, v) in tiles(lay, u0..u1, nv) {
-                    with_tile!(mr, v, |M, V| u
-                        .tile::<M, V>(lay, &part, xt, q0, a, b, o, nq, skip));
+                // size is a copy of the micro-kernel), and no closure
+                // around it: a closure would not inherit the caller's
+                // target features, and the intrinsics would not inline.
+                for (q0, skip, v) in tiles(lay, by_rows, lanes, u0..u1, nv) {
+                    u.tile_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
                 }
                 k += mr;
             }
@@ -214,22 +203,25 @@ pub(crate) fn rows<U: Micro>(
 }
 
 /// The tiles of one block as (first pixel, pixels shared with the tile
-/// before, vectors): with row-aligned tiles the block is output rows, each
-/// split by [`row_tiles`]; otherwise it is pixels of the numbering in tiles
-/// of `8·nv`, the last shifted back to end at `nq`.
+/// before, vectors): with row-aligned tiles (`by_rows`) the block is output
+/// rows, each split by [`row_tiles`]; otherwise it is pixels of the
+/// numbering in tiles of `lanes·nv`, the last shifted back to end at `nq`.
 fn tiles(
     lay: &Layout,
+    by_rows: bool,
+    lanes: usize,
     block: std::ops::Range<usize>,
     nv: usize,
 ) -> impl Iterator<Item = (usize, usize, usize)> {
-    let (wq, ow, nq, nr) = (lay.wq, lay.ow, lay.nq, 8 * nv);
-    let (rows, pixels) = if lay.rows {
+    let (wq, ow, nq, nr) = (lay.wq, lay.ow, lay.nq, lanes * nv);
+    let (rows, pixels) = if by_rows {
         (block, 0..0)
     } else {
         (0..0, block)
     };
-    let rows =
-        rows.flat_map(move |row| row_tiles(ow).map(move |(ox, skip, v)| (row * wq + ox, skip, v)));
+    let rows = rows.flat_map(move |row| {
+        row_tiles(ow, lanes).map(move |(ox, skip, v)| (row * wq + ox, skip, v))
+    });
     let pixels = pixels.step_by(nr).map(move |q| {
         let q0 = q.min(nq - nr);
         (q0, q - q0, nv)

@@ -37,6 +37,7 @@ pub struct ConvShape {
 impl ConvShape {
     /// Output height and width, `(H − F + 2P)/S + 1`; `None` if the filter
     /// does not fit the padded input or a size is zero.
+    #[inline(always)]
     pub fn out(&self) -> Option<[usize; 2]> {
         let dim = |n: usize, f: usize, s: usize, p: usize| {
             let padded = n.checked_add(p.checked_mul(2)?)?;
@@ -52,6 +53,7 @@ impl ConvShape {
     }
 
     /// Multiply-accumulates of the layer.
+    #[inline(always)]
     pub fn macs(&self) -> usize {
         let [oh, ow] = self.out().unwrap_or([0, 0]);
         self.k * oh * ow * self.c * self.f[0] * self.f[1]
@@ -97,44 +99,29 @@ pub(crate) struct Layout {
     pub wide: bool,
     /// Largest tap offset into the (transformed) input, plus one.
     pub tap_end: usize,
-    /// Whether tiles start at each output row's start ([`row_tiles`]), so
-    /// that the WQ − OW columns past its end are never computed; otherwise
-    /// they run across rows.
-    pub rows: bool,
 }
 
-/// The tiles of one row of `ow` ≥ 8 output pixels when tiles start at the
-/// row's start: (first pixel, pixels it shares with the tile before, 8-wide
-/// vectors). Two vectors while 9 or more pixels remain (if the row has 16),
-/// else one; the last tile is shifted back to end at the row's end.
-pub(crate) fn row_tiles(ow: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+/// The tiles of one row of `ow` ≥ `lanes` output pixels when tiles start at
+/// the row's start: (first pixel, pixels it shares with the tile before,
+/// vectors of `lanes`). Two vectors while more than one vector of pixels
+/// remains (if the row has two), else one; the last tile is shifted back to
+/// end at the row's end.
+pub(crate) fn row_tiles(ow: usize, lanes: usize) -> impl Iterator<Item = (usize, usize, usize)> {
     let mut ox = 0;
     std::iter::from_fn(move || {
         if ox >= ow {
             return None;
         }
-        let v = if ow - ox > 8 && ow >= 16 { 2 } else { 1 };
-        let start = ox.min(ow - 8 * v);
+        let v = if ow - ox > lanes && ow >= 2 * lanes {
+            2
+        } else {
+            1
+        };
+        let start = ox.min(ow - lanes * v);
         let tile = (start, ox - start, v);
-        ox = start + 8 * v;
+        ox = start + lanes * v;
         Some(tile)
     })
-}
-
-/// Whether tiles aligned to rows cost less than tiles across rows of WQ
-/// computed pixels. A one-vector tile loads as many filter values for half
-/// the products; measured, it costs about 3/4 of a two-vector one (an 8×8
-/// output with WQ = 10 ran 20 % slower in one-vector row tiles than in
-/// two-vector tiles across rows).
-fn rows_pay(ow: usize, wq: usize) -> bool {
-    if ow < 8 || wq == ow {
-        return false;
-    }
-    // In quarters of a two-vector tile, against WQ/16 two-vector tiles.
-    let cost: usize = row_tiles(ow)
-        .map(|(_, _, v)| if v == 2 { 4 } else { 3 })
-        .sum();
-    4 * cost < wq
 }
 
 impl Layout {
@@ -194,8 +181,28 @@ impl Layout {
             nq,
             wide: wq != ow,
             tap_end,
-            rows: rows_pay(ow, wq),
         })
+    }
+
+    /// Whether tiles of `lanes`-wide vectors should start at each output
+    /// row's start ([`row_tiles`]), so that the WQ − OW columns past its end
+    /// are never computed, rather than run across rows. A one-vector tile
+    /// loads as many filter values for half the products; measured, it
+    /// costs about 3/4 of a two-vector one (an 8×8 output with WQ = 10 ran
+    /// 20 % slower in one-vector row tiles than in two-vector tiles across
+    /// rows).
+    #[inline(always)]
+    pub fn rows(&self, lanes: usize) -> bool {
+        let (ow, wq) = (self.ow, self.wq);
+        if ow < lanes || wq == ow {
+            return false;
+        }
+        // In quarters of a two-vector tile, against WQ/(2·lanes) two-vector
+        // tiles: cost/4 < WQ/(2·lanes).
+        let cost: usize = row_tiles(ow, lanes)
+            .map(|(_, _, v)| if v == 2 { 4 } else { 3 })
+            .sum();
+        lanes * cost < 2 * wq
     }
 
     /// Scratch the blocked kernel needs, in f32s: the transformed input and

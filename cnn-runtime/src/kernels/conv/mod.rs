@@ -17,6 +17,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod blocked;
 mod direct;
 mod im2col;
@@ -48,6 +50,9 @@ pub enum ConvPath {
     Auto,
     /// AVX2 + FMA (x86-64 only).
     Avx2,
+    /// AVX-512F, with AVX2 + FMA for rows narrower than 16 pixels (x86-64
+    /// only).
+    Avx512,
     /// Plain Rust, vectorised by the compiler for the build target.
     Portable,
 }
@@ -114,6 +119,8 @@ impl Geometry for Dynamic {
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2(avx2::Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx512::Avx512),
     Portable,
 }
 
@@ -121,14 +128,32 @@ impl Kernel {
     fn pick(path: ConvPath) -> Option<Kernel> {
         match path {
             #[cfg(target_arch = "x86_64")]
-            ConvPath::Auto => Some(avx2::Avx2::detect().map_or(Kernel::Portable, Kernel::Avx2)),
+            ConvPath::Auto => Some(
+                Kernel::pick(ConvPath::Avx512)
+                    .or_else(|| Kernel::pick(ConvPath::Avx2))
+                    .unwrap_or(Kernel::Portable),
+            ),
             #[cfg(not(target_arch = "x86_64"))]
             ConvPath::Auto => Some(Kernel::Portable),
             #[cfg(target_arch = "x86_64")]
             ConvPath::Avx2 => avx2::Avx2::detect().map(Kernel::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::Avx512 => avx512::Avx512::detect().map(Kernel::Avx512),
             #[cfg(not(target_arch = "x86_64"))]
-            ConvPath::Avx2 => None,
+            ConvPath::Avx2 | ConvPath::Avx512 => None,
             ConvPath::Portable => Some(Kernel::Portable),
+        }
+    }
+
+    /// Output channels per full register tile.
+    fn mr(self) -> usize {
+        use blocked::Micro;
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2(_) => avx2::Avx2::MR,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512(_) => avx512::Avx512::MR,
+            Kernel::Portable => Portable::MR,
         }
     }
 
@@ -149,6 +174,8 @@ impl Kernel {
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2(t) => t.rows(g, k0, k1, xt, weight, bias, relu, out),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512(t) => t.rows(g, k0, k1, xt, weight, bias, relu, out),
             Kernel::Portable => {
                 if let Some(lay) = g.layout() {
                     blocked::rows(Portable, &lay, k0, k1, xt, weight, bias, relu, out);
@@ -193,9 +220,10 @@ fn blocked<G: Geometry>(
     };
     let relu = act == Act::Relu;
     let compute = |out: &mut [f32]| {
-        if split && s.k > blocked::MR {
+        let mr = kernel.mr();
+        if split && s.k > mr {
             // Split at a multiple of the tile height.
-            let k_half = (s.k / blocked::MR).div_ceil(2) * blocked::MR;
+            let k_half = (s.k / mr).div_ceil(2) * mr;
             let (first, second) = out.split_at_mut(k_half * lay.nq);
             rayon::join(
                 || kernel.rows(g, 0, k_half, xt, weight, bias, relu, first),

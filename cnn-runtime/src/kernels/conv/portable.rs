@@ -1,7 +1,7 @@
 //! The portable register tile: plain arrays that the compiler vectorises for
 //! whatever the target offers.
 
-use super::blocked::{Micro, Part};
+use super::blocked::{self, Micro, Part};
 use super::layout::{Layout, Tap};
 
 /// The portable micro-kernel, available everywhere.
@@ -34,6 +34,9 @@ impl<const M: usize, const V: usize> Tap for Acc<'_, M, V> {
 }
 
 impl Micro for Portable {
+    const LANES: usize = 8;
+    const MR: usize = 6;
+
     // Inlined into each layer in release, where the layout's constants fold
     // into the taps; in debug builds one copy per tile size, which keeps
     // the test build fast.
@@ -78,5 +81,24 @@ impl Micro for Portable {
                 }
             }
         }
+    }
+
+    #[inline(always)]
+    fn tile_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        blocked::with_tile!(m, v, [6, 5, 4, 3, 2], |M, V| self
+            .tile::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip));
     }
 }

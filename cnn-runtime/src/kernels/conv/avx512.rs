@@ -1,0 +1,206 @@
+//! The AVX-512 register tile, selected at run time: vectors of 16 pixels,
+//! tiles of up to 8 output channels × 32 pixels (16 accumulators of the 32
+//! registers), each filter value broadcast from memory into its FMA.
+
+use std::arch::x86_64::{
+    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_max_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_storeu_ps,
+};
+
+use super::avx2::Avx2;
+use super::blocked::{self, Micro, Part};
+use super::layout::{Layout, Tap};
+use super::Geometry;
+
+/// Pixels per vector.
+const LANES: usize = 16;
+
+/// Proof that the CPU has AVX-512F, and AVX2 and FMA for the layers whose
+/// rows of pixels are narrower than a 16-wide vector: only
+/// [`Avx512::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx512(Avx2);
+
+impl Avx512 {
+    /// The token, if this CPU supports AVX-512F, AVX2 and FMA (the standard
+    /// library caches the detection).
+    #[inline]
+    pub fn detect() -> Option<Avx512> {
+        Avx2::detect()
+            .filter(|_| is_x86_feature_detected!("avx512f"))
+            .map(Avx512)
+    }
+
+    /// [`blocked::rows`] compiled with AVX-512F enabled, or with AVX2 where
+    /// a row of computed pixels is narrower than one 16-wide vector.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn rows<G: Geometry>(
+        self,
+        g: G,
+        k0: usize,
+        k1: usize,
+        xt: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        relu: bool,
+        out: &mut [f32],
+    ) {
+        if g.layout().is_some_and(|lay| lay.nq >= LANES) {
+            // SAFETY: an `Avx512` exists only if the CPU supports AVX-512F.
+            unsafe { rows_avx512(self, g, k0, k1, xt, weight, bias, relu, out) }
+        } else {
+            self.0.rows(g, k0, k1, xt, weight, bias, relu, out);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn rows_avx512<G: Geometry>(
+    u: Avx512,
+    g: G,
+    k0: usize,
+    k1: usize,
+    xt: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
+    if let Some(lay) = g.layout() {
+        blocked::rows(u, &lay, k0, k1, xt, weight, bias, relu, out);
+    }
+}
+
+/// The accumulators of one tile and where its taps read. Made only by
+/// [`Avx512::tile`], after checking that every tap of the layout reads
+/// within the input and the filters.
+struct Acc<const M: usize, const V: usize> {
+    acc: [[__m512; V]; M],
+    /// The tile's first pixel in the input.
+    x: *const f32,
+    /// The first filter of the tile.
+    a: *const f32,
+    lda: usize,
+}
+
+impl<const M: usize, const V: usize> Tap for Acc<M, V> {
+    #[inline(always)]
+    fn tap(&mut self, ai: usize, bi: usize) {
+        // SAFETY: `Acc` exists only inside `Avx512::tile`, which holds the
+        // token (AVX-512F) and has checked that `x + bi .. x + bi + 16V` and
+        // `a + i·lda + ai` (i < M) are in bounds for every tap of its
+        // layout.
+        unsafe {
+            let mut xv = [_mm512_setzero_ps(); V];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm512_loadu_ps(self.x.add(bi + LANES * v));
+            }
+            for (i, acc) in self.acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*self.a.add(i * self.lda + ai));
+                for (s, &xv) in acc.iter_mut().zip(&xv) {
+                    *s = _mm512_fmadd_ps(w, xv, *s);
+                }
+            }
+        }
+    }
+}
+
+impl Micro for Avx512 {
+    const LANES: usize = LANES;
+    const MR: usize = 8;
+
+    // Inlined into each layer in release, where the layout's constants fold
+    // into the taps; in debug builds one copy per tile size, which keeps
+    // the test build fast.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn tile<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+        // Bounds of every access below: taps read xt[q0 + b .. q0 + b + 16V]
+        // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
+        // the tile writes out[i·ldo + q0 .. i·ldo + q0 + 16V].
+        assert!(q0 + lay.tap_end + LANES * V - 1 <= xt.len());
+        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!((M - 1) * ldo + q0 + LANES * V <= out.len());
+        assert!(V <= blocked::NV && skip < LANES * V);
+        // SAFETY: the token proves AVX-512F; the loads of stored sums stay
+        // within the bounds of `out` asserted above.
+        let acc = unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; M];
+            for (i, (acc, &b)) in acc.iter_mut().zip(bias).enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = if part.first {
+                        _mm512_set1_ps(b)
+                    } else {
+                        _mm512_loadu_ps(out.as_ptr().add(i * ldo + q0 + LANES * v))
+                    };
+                }
+            }
+            acc
+        };
+        let mut t = Acc::<M, V> {
+            acc,
+            x: xt[q0..].as_ptr(),
+            a: a.as_ptr(),
+            lda,
+        };
+        lay.for_each_tap(part.channels.clone(), &mut t);
+        // Vector v stores its lanes at or past `skip`.
+        let masks: [u16; V] = std::array::from_fn(|v| {
+            let from = skip.saturating_sub(LANES * v);
+            if from >= LANES {
+                0
+            } else {
+                u16::MAX << from
+            }
+        });
+        // SAFETY: the token proves AVX-512F; the stores stay within the
+        // bounds asserted above.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            for (i, acc) in t.acc.iter().enumerate() {
+                let o = out.as_mut_ptr().add(i * ldo + q0);
+                for (v, &s) in acc.iter().enumerate() {
+                    // max(0, s) keeps a NaN in s, as Act::Relu does.
+                    let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
+                    if skip == 0 {
+                        _mm512_storeu_ps(o.add(LANES * v), s);
+                    } else {
+                        _mm512_mask_storeu_ps(o.add(LANES * v), masks[v], s);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn tile_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        blocked::with_tile!(m, v, [8, 7, 6, 5, 4, 3, 2], |M, V| self
+            .tile::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip));
+    }
+}
