@@ -2,10 +2,11 @@
 //!
 //! The main path ([`conv_gemm`]) is a blocked implicit GEMM: the input is
 //! zero-padded and split into stride phases in scratch (see `layout`), then
-//! register tiles of 6 output channels × 16 pixels accumulate over every
-//! filter tap straight from it, a block of pixels and an L1-sized chunk of
-//! input channels at a time, with an AVX2 + FMA micro-kernel (its full tile
-//! in assembly) chosen at run time and a portable one elsewhere. Large
+//! register tiles of output channels × pixels accumulate over every filter
+//! tap straight from it, a block of pixels and an L1-sized chunk of input
+//! channels at a time. The micro-kernel is chosen at run time: AVX-512
+//! (8 channels × 32 pixels), AVX2 + FMA (6 × 16, its full tile in assembly;
+//! also AVX-512's for rows narrower than 16 pixels), or a portable one. Large
 //! layers split their output channels in two with `rayon::join` when they
 //! run on a thread of a rayon pool that has more than one thread (see
 //! [`PARALLEL_MIN_MACS`]). [`conv_pointwise`] is the same
