@@ -409,6 +409,24 @@ fixed!(
     Act::Relu
 );
 
+/// A strided row too long for the transform's stack copy (WQ·SW > 2048)
+/// takes the per-phase copy, through every path.
+#[test]
+fn long_strided_rows() {
+    for (s, p) in [([1, 2], [0, 1]), ([2, 3], [1, 0])] {
+        let shape = ConvShape {
+            c: 2,
+            h: 4,
+            w: 4200,
+            k: 3,
+            f: [2, 3],
+            s,
+            p,
+        };
+        every_path(&Case::new(shape, Act::Identity, 5)).unwrap();
+    }
+}
+
 /// Only the phases a tap reads are kept: a 1×2 filter with strides 3×4
 /// needs one row phase and two column phases of 6×4 (17 rows, 13 + 2
 /// columns), and its 4-wide output rows match the planes' width.

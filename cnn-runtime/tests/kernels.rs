@@ -154,6 +154,10 @@ proptest! {
         let mut got = vec![f32::NAN; n];
         dense::fc_portable_core(inputs, n, &x, &weight, &bias, &mut got, act);
         assert_all_close(&got, &want[..n], &scale[..n])?;
+        let mut got = vec![f32::NAN; n];
+        if dense::fc_avx2_core(inputs, n, &x, &weight, &bias, &mut got, act) {
+            assert_all_close(&got, &want[..n], &scale[..n])?;
+        }
         let mut got = vec![f32::NAN; batch * n];
         dense::fc_batch_core(batch, inputs, n, &x, &weight, &bias, &mut got, act);
         assert_all_close(&got, &want, &scale)?;

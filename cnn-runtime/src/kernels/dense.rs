@@ -4,9 +4,9 @@
 //! `n` is the dot product of weight row `n` with the input. The GEMV core
 //! computes four rows at a time (the input is loaded once for the four) with
 //! `LANES` independent accumulators per row, so that the loop vectorises
-//! without waiting on one accumulator's latency. On x86-64 with AVX2 and FMA
-//! (detected at run time) the same core is compiled with fused
-//! multiply-adds; elsewhere it is plain Rust.
+//! without waiting on one accumulator's latency. On x86-64 with AVX-512, or
+//! AVX2 and FMA (detected at run time), the same core is compiled with
+//! fused multiply-adds for that width; elsewhere it is plain Rust.
 
 use super::activation::activate;
 use super::Act;
@@ -144,7 +144,8 @@ fn has_avx2_fma() -> bool {
 /// Fully connected layer on one input (GEMV), with the shapes as values:
 /// `x` IN, `weight` N×IN row-major, `bias` N → `y = act(W·x + b)`, N values.
 ///
-/// Uses AVX2 and FMA when the CPU has them, else [`fc_portable_core`]. NaN
+/// Uses AVX-512, or AVX2 and FMA, when the CPU has them, else
+/// [`fc_portable_core`]. NaN
 /// and infinities propagate as in any sum of products.
 ///
 /// # Panics
@@ -161,12 +162,41 @@ pub fn fc_core(
     act: Act,
 ) {
     #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has the features `gemv_avx512` is compiled for.
+        unsafe { gemv_avx512(inputs, n, x, weight, bias, y, act) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
         unsafe { gemv_avx2(inputs, n, x, weight, bias, y, act) };
         return;
     }
     fc_portable_core(inputs, n, x, weight, bias, y, act);
+}
+
+/// [`fc_core`] on the AVX2 + FMA core even where AVX-512 is there; false if
+/// the CPU lacks AVX2 or FMA. Only the kernel tests (which include this
+/// file) call it, so that they reach that core on every x86-64 machine.
+#[allow(dead_code)]
+pub fn fc_avx2_core(
+    inputs: usize,
+    n: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
+        unsafe { gemv_avx2(inputs, n, x, weight, bias, y, act) };
+        return true;
+    }
+    let _ = (inputs, n, x, weight, bias, y, act);
+    false
 }
 
 /// [`fc_core`] without run-time feature detection: plain Rust for any
@@ -198,6 +228,42 @@ fn gemv_avx2(
     act: Act,
 ) {
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
+}
+
+/// Whether the CPU has AVX-512F besides AVX2 and FMA (cached by `std`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx512() -> bool {
+    has_avx2_fma() && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// The GEMV core compiled for AVX-512, shapes as values: one 16-wide
+/// vector per row (two, with a longer tail, measured slower on 400 inputs).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gemv_avx512(
+    inputs: usize,
+    n: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
+}
+
+/// [`gemv_avx512`] with the shapes as constants, for the specialised entry.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gemv_avx512_const<const IN: usize, const N: usize>(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    gemv::<Fused, 16>(IN, N, x, weight, bias, y, act);
 }
 
 /// [`gemv_avx2`] with the shapes as constants, for the specialised entry.
@@ -284,6 +350,12 @@ pub fn fc<const IN: usize, const N: usize>(
     y: &mut [f32],
     act: Act,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has the features `gemv_avx512_const` is compiled for.
+        unsafe { gemv_avx512_const::<IN, N>(x, weight, bias, y, act) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU has the features `gemv_avx2_const` is compiled for.

@@ -60,6 +60,10 @@ impl ConvShape {
     }
 }
 
+/// Longest padded input row (in f32s, 8 KiB) that [`Layout::transform`]
+/// copies to the stack to split into column phases.
+const PADDED_ROW_MAX: usize = 2048;
+
 /// What a kernel does with one filter tap. A trait rather than a closure so
 /// that the body is inlined into the micro-kernel and compiled with its
 /// target features.
@@ -279,6 +283,13 @@ impl Layout {
             let hi = (w + pw).saturating_sub(px).div_ceil(sw).clamp(lo, wq);
             (lo, hi)
         };
+        // With column strides, a row of the padded input (WQ·SW values)
+        // kept on the stack if it fits.
+        let mut row_buf = [0.0f32; PADDED_ROW_MAX];
+        let mut padded = match wq.checked_mul(sw) {
+            Some(n) if sw > 1 && n <= PADDED_ROW_MAX => Some(&mut row_buf[..n]),
+            _ => None,
+        };
         let channels = xt[..self.xt_len].chunks_exact_mut(nph * npw * plane);
         for (channel, planes) in x.chunks_exact(h * w).take(c).zip(channels) {
             for py in 0..nph {
@@ -286,6 +297,23 @@ impl Layout {
                 for iq in 0..hq {
                     // Padded row iq·SH + py is input row iy.
                     let iy = (iq * sh + py).wrapping_sub(ph);
+                    if let (Some(padded), true) = (padded.as_deref_mut(), iy < h) {
+                        // The padded row on the stack, then every phase of
+                        // it at once: no bounds to work out per phase.
+                        let src = &channel[iy * w..(iy + 1) * w];
+                        let a = pw.min(padded.len());
+                        let b = (pw + w).min(padded.len());
+                        padded[..a].fill(0.0);
+                        padded[a..b].copy_from_slice(&src[..b - a]);
+                        padded[b..].fill(0.0);
+                        for px in 0..npw {
+                            let row = &mut phases[px * plane + iq * wq..][..wq];
+                            for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
+                                *v = *s;
+                            }
+                        }
+                        continue;
+                    }
                     for px in 0..npw {
                         let row = &mut phases[px * plane + iq * wq..][..wq];
                         if iy >= h {
