@@ -1,10 +1,11 @@
 //! The AVX-512 register tile, selected at run time: vectors of 16 pixels,
 //! tiles of up to 8 output channels × 32 pixels (16 accumulators of the 32
-//! registers), each filter value broadcast from memory into its FMA.
+//! registers). Output rows of at most 8 pixels go two to a vector.
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_max_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_loadu_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_storeu_ps,
 };
 
 use super::avx2::Avx2;
@@ -32,7 +33,8 @@ impl Avx512 {
     }
 
     /// [`blocked::rows`] compiled with AVX-512F enabled, or with AVX2 where
-    /// a row of computed pixels is narrower than one 16-wide vector.
+    /// the computed pixels are fewer than one 16-wide vector and cannot be
+    /// taken two rows at a time.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn rows<G: Geometry>(
@@ -46,7 +48,9 @@ impl Avx512 {
         relu: bool,
         out: &mut [f32],
     ) {
-        if g.layout().is_some_and(|lay| lay.nq >= LANES) {
+        if g.layout()
+            .is_some_and(|lay| lay.nq >= LANES || lay.pairs(LANES))
+        {
             // SAFETY: an `Avx512` exists only if the CPU supports AVX-512F.
             unsafe { rows_avx512(self, g, k0, k1, xt, weight, bias, relu, out) }
         } else {
@@ -107,9 +111,151 @@ impl<const M: usize, const V: usize> Tap for Acc<M, V> {
     }
 }
 
+/// The accumulators of a tile of paired rows: vector `v` holds rows
+/// `2v` and `2v + 1` of the tile, in its low and high halves. Made only by
+/// [`Avx512::pair`], after checking the bounds of every tap.
+struct PairAcc<const M: usize, const V: usize> {
+    acc: [[__m512; V]; M],
+    /// The tile's first row in the input.
+    x: *const f32,
+    a: *const f32,
+    lda: usize,
+    /// Row stride of the input and the output.
+    wq: usize,
+    /// The lanes of a row's pixels in the low half, and in the high half.
+    lo: __mmask16,
+    hi: __mmask16,
+}
+
+impl<const M: usize, const V: usize> PairAcc<M, V> {
+    /// Rows `2v` and `2v + 1` from `p` (row `2v`'s first pixel), lanes
+    /// outside the two rows zero.
+    ///
+    /// # Safety
+    /// AVX-512F; the rows' `OW` values from `p` and `p + wq` are readable.
+    #[inline(always)]
+    unsafe fn load(&self, p: *const f32) -> __m512 {
+        // SAFETY: the caller's contract; masked-off lanes are not read, so
+        // the high half's base may point before the row.
+        unsafe {
+            let low = _mm512_maskz_loadu_ps(self.lo, p);
+            _mm512_mask_loadu_ps(
+                low,
+                self.hi,
+                p.wrapping_add(self.wq).wrapping_sub(LANES / 2),
+            )
+        }
+    }
+}
+
+impl<const M: usize, const V: usize> Tap for PairAcc<M, V> {
+    #[inline(always)]
+    fn tap(&mut self, ai: usize, bi: usize) {
+        // SAFETY: `PairAcc` exists only inside `Avx512::pair`, which holds
+        // the token and has checked that rows r (< 2V) of the tile read
+        // `x + r·wq + bi ..` OW values and `a + i·lda + ai` (i < M) in
+        // bounds for every tap of its layout.
+        unsafe {
+            let mut xv = [_mm512_setzero_ps(); V];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = self.load(self.x.add(2 * v * self.wq + bi));
+            }
+            for (i, acc) in self.acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*self.a.add(i * self.lda + ai));
+                for (s, &xv) in acc.iter_mut().zip(&xv) {
+                    *s = _mm512_fmadd_ps(w, xv, *s);
+                }
+            }
+        }
+    }
+}
+
+impl Avx512 {
+    /// A tile of `M` channels × `2V` rows of paired rows from row `r0`
+    /// (see [`Micro::pair_any`]).
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn pair<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        r0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        let (wq, ow) = (lay.wq, lay.ow);
+        let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+        let last = (r0 + 2 * V - 1) * wq;
+        // Bounds of every access below: row r of the tile reads
+        // xt[(r0 + r)·wq + b ..][..ow] with b < tap_end, and writes
+        // out[i·ldo + (r0 + r)·wq ..][..ow]; filters as in `tile`.
+        assert!(ow <= LANES / 2 && skip < 2 * V && V <= blocked::NV);
+        assert!(last + lay.tap_end - 1 + ow <= xt.len());
+        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!((M - 1) * ldo + last + ow <= out.len());
+        let lo: __mmask16 = (1 << ow) - 1;
+        let rows = |v: usize| {
+            let keep = |r: usize, m: __mmask16| if r >= skip { m } else { 0 };
+            keep(2 * v, lo) | keep(2 * v + 1, lo << (LANES / 2))
+        };
+        let mut t = PairAcc::<M, V> {
+            acc: [[unsafe { _mm512_setzero_ps() }; V]; M],
+            x: xt[r0 * wq..].as_ptr(),
+            a: a.as_ptr(),
+            lda,
+            wq,
+            lo,
+            hi: lo << (LANES / 2),
+        };
+        // SAFETY: the token proves AVX-512F; the loads of stored sums read
+        // the tile's rows of `out`, in bounds as asserted above.
+        unsafe {
+            for (i, (acc, &b)) in t.acc.iter_mut().zip(bias).enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = if part.first {
+                        _mm512_set1_ps(b)
+                    } else {
+                        let row = out.as_ptr().add(i * ldo + (r0 + 2 * v) * wq);
+                        let low = _mm512_maskz_loadu_ps(lo, row);
+                        _mm512_mask_loadu_ps(
+                            low,
+                            lo << (LANES / 2),
+                            row.wrapping_add(wq).wrapping_sub(LANES / 2),
+                        )
+                    };
+                }
+            }
+        }
+        lay.for_each_tap(part.channels.clone(), &mut t);
+        // SAFETY: as for the loads; the masks keep the stores within the
+        // rows' OW values, and leave out the first `skip` rows.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            for (i, acc) in t.acc.iter().enumerate() {
+                for (v, &s) in acc.iter().enumerate() {
+                    let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
+                    let row = out.as_mut_ptr().add(i * ldo + (r0 + 2 * v) * wq);
+                    let keep = rows(v);
+                    _mm512_mask_storeu_ps(row, keep & lo, s);
+                    _mm512_mask_storeu_ps(
+                        row.wrapping_add(wq).wrapping_sub(LANES / 2),
+                        keep & !lo,
+                        s,
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Micro for Avx512 {
     const LANES: usize = LANES;
     const MR: usize = 8;
+    const PAIRS: bool = true;
 
     // Inlined into each layer in release, where the layout's constants fold
     // into the taps; in debug builds one copy per tile size, which keeps
@@ -202,5 +348,24 @@ impl Micro for Avx512 {
     ) {
         blocked::with_tile!(m, v, [8, 7, 6, 5, 4, 3, 2], |M, V| self
             .tile::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip));
+    }
+
+    #[inline(always)]
+    fn pair_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        r0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        blocked::with_tile!(m, v, [8, 7, 6, 5, 4, 3, 2], |M, V| self
+            .pair::<M, V>(lay, part, xt, r0, a, bias, out, ldo, skip));
     }
 }

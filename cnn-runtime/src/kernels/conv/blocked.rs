@@ -64,6 +64,32 @@ pub(crate) trait Micro: Copy {
         skip: usize,
     );
 
+    /// Whether [`Micro::pair_any`] computes tiles of paired rows.
+    const PAIRS: bool = false;
+
+    /// A tile whose vectors each hold two output rows of at most
+    /// `LANES/2` pixels, the first row's in the low half: `m` channels ×
+    /// `2v` rows from row `r0`, the first `skip` rows left to the tile
+    /// before; otherwise as [`Micro::tile`]. Called only if
+    /// [`Micro::PAIRS`].
+    #[allow(clippy::too_many_arguments)]
+    fn pair_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        r0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        let _ = (m, v, lay, part, xt, r0, a, bias, out, ldo, skip);
+    }
+
     /// [`Micro::tile`] with `m` ≤ [`Micro::MR`] and `v` ≤ [`NV`] known at
     /// run time: a match over the sizes (see [`with_tile`]).
     #[allow(clippy::too_many_arguments)]
@@ -140,28 +166,43 @@ pub(crate) fn rows<U: Micro>(
     let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
     let nq = lay.nq;
     let lanes = U::LANES;
-    // The widest tile that fits the row of pixels; a narrower last tile is
-    // shifted back to end at nq, recomputing a few pixels.
-    let nv = (nq / lanes).min(NV);
+    let tiling = if U::PAIRS && lay.pairs(lanes) {
+        Tiling::Pairs
+    } else if lay.rows(lanes) {
+        Tiling::Rows
+    } else {
+        Tiling::Pixels
+    };
+    // The widest tile that fits the row of pixels (or the rows, in pairs);
+    // a narrower last tile is shifted back to end at nq (or OH),
+    // recomputing a few pixels.
+    let nv = match tiling {
+        Tiling::Pairs => lay.oh / 2,
+        _ => nq / lanes,
+    }
+    .min(NV);
     if nv == 0 {
         for q in 0..nq {
             pixel(lay, xt, q, k0, k1, weight, bias, relu, out);
         }
         return;
     }
-    let nr = lanes * nv;
     let c = lay.shape.c;
-    let by_rows = lay.rows(lanes);
     // Blocks of pixels, and chunks of input channels small enough that their
     // input for a block stays in L1 while every tile of output channels
     // passes over it; the sums of a chunk go through `out` to the next. With
-    // tiles aligned to rows, a block is whole rows.
-    let block = BLOCK_TILES * nr;
-    let (units, per_block, block_len) = if by_rows {
-        let rows = (block / lay.wq).max(1);
-        (lay.oh, rows, rows * lay.wq)
-    } else {
-        (nq, block, block)
+    // tiles aligned to rows or in pairs of rows, a block is whole rows.
+    let block = BLOCK_TILES * lanes * nv;
+    let (units, per_block, block_len) = match tiling {
+        Tiling::Pixels => (nq, block, block),
+        Tiling::Rows => {
+            let rows = (block / lay.wq).max(1);
+            (lay.oh, rows, rows * lay.wq)
+        }
+        Tiling::Pairs => {
+            let rows = BLOCK_TILES * 2 * nv;
+            (lay.oh, rows, rows * lay.wq)
+        }
     };
     let [sh, sw] = lay.shape.s;
     let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw;
@@ -187,12 +228,18 @@ pub(crate) fn rows<U: Micro>(
                 let a = &weight[k * lda..];
                 let b = &bias[k..];
                 let o = &mut out[(k - k0) * nq..];
-                // One expansion of the tile sizes for both tilings (each
-                // size is a copy of the micro-kernel), and no closure
+                // One expansion of the tile sizes for each kind of tile
+                // (each size is a copy of the micro-kernel), and no closure
                 // around it: a closure would not inherit the caller's
                 // target features, and the intrinsics would not inline.
-                for (q0, skip, v) in tiles(lay, by_rows, lanes, u0..u1, nv) {
-                    u.tile_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
+                if tiling == Tiling::Pairs {
+                    for (r0, skip, v) in units_in_steps(u0..u1, lay.oh, 2 * nv, nv) {
+                        u.pair_any(mr, v, lay, &part, xt, r0, a, b, o, nq, skip);
+                    }
+                } else {
+                    for (q0, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
+                        u.tile_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
+                    }
                 }
                 k += mr;
             }
@@ -202,19 +249,32 @@ pub(crate) fn rows<U: Micro>(
     }
 }
 
+/// How the pixels are cut into register tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tiling {
+    /// Runs of `LANES·V` pixels of the numbering q = oy·WQ + ox, across
+    /// rows.
+    Pixels,
+    /// Tiles starting at each output row's start ([`row_tiles`]).
+    Rows,
+    /// Vectors of two output rows, each in half a vector
+    /// ([`Layout::pairs`]; [`Micro::pair_any`]).
+    Pairs,
+}
+
 /// The tiles of one block as (first pixel, pixels shared with the tile
-/// before, vectors): with row-aligned tiles (`by_rows`) the block is output
-/// rows, each split by [`row_tiles`]; otherwise it is pixels of the
-/// numbering in tiles of `lanes·nv`, the last shifted back to end at `nq`.
+/// before, vectors): with row-aligned tiles the block is output rows, each
+/// split by [`row_tiles`]; otherwise it is pixels of the numbering in tiles
+/// of `lanes·nv`, the last shifted back to end at `nq`.
 fn tiles(
     lay: &Layout,
-    by_rows: bool,
+    tiling: Tiling,
     lanes: usize,
     block: std::ops::Range<usize>,
     nv: usize,
 ) -> impl Iterator<Item = (usize, usize, usize)> {
-    let (wq, ow, nq, nr) = (lay.wq, lay.ow, lay.nq, lanes * nv);
-    let (rows, pixels) = if by_rows {
+    let (wq, ow, nq) = (lay.wq, lay.ow, lay.nq);
+    let (rows, pixels) = if tiling == Tiling::Rows {
         (block, 0..0)
     } else {
         (0..0, block)
@@ -222,11 +282,22 @@ fn tiles(
     let rows = rows.flat_map(move |row| {
         row_tiles(ow, lanes).map(move |(ox, skip, v)| (row * wq + ox, skip, v))
     });
-    let pixels = pixels.step_by(nr).map(move |q| {
-        let q0 = q.min(nq - nr);
-        (q0, q - q0, nv)
-    });
-    rows.chain(pixels)
+    rows.chain(units_in_steps(pixels, nq, lanes * nv, nv))
+}
+
+/// Tiles of `step` units (pixels, or rows in pairs) over `block`, as (first
+/// unit, units shared with the tile before, `nv`): the last shifted back
+/// to end at `end`.
+fn units_in_steps(
+    block: std::ops::Range<usize>,
+    end: usize,
+    step: usize,
+    nv: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    block.step_by(step).map(move |u| {
+        let u0 = u.min(end - step);
+        (u0, u - u0, nv)
+    })
 }
 
 /// One pixel of channels `k0..k1`, for rows of pixels narrower than a

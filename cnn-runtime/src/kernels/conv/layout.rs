@@ -209,6 +209,14 @@ impl Layout {
         lanes * cost < 2 * wq
     }
 
+    /// Whether tiles of `lanes`-wide vectors each holding two output rows
+    /// (of at most `lanes/2` pixels) waste fewer lanes than tiles across
+    /// rows of WQ computed pixels: OW/(lanes/2) against OW/WQ.
+    #[inline(always)]
+    pub fn pairs(&self, lanes: usize) -> bool {
+        self.ow <= lanes / 2 && self.wq > lanes / 2 && self.oh >= 2
+    }
+
     /// Scratch the blocked kernel needs, in f32s: the transformed input and
     /// the wide output.
     #[inline(always)]
