@@ -86,6 +86,34 @@ fn pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         })
 }
 
+/// Rows wider than the pooling kernels' 1,024-column stack row: output rows
+/// cut in pieces, and windows wider than that row.
+fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
+    (
+        1..=2usize,
+        prop_oneof![1..=4usize, 1020..=1100usize],
+        1..=3usize,
+        1..=3usize,
+        1..=2usize,
+        1..=700usize,
+    )
+        .prop_flat_map(|(fh, fw, sh, sw, oh, ow)| {
+            let (h, w) = ((oh - 1) * sh + fh, (ow - 1) * sw + fw);
+            let win = Window {
+                c: 2,
+                h,
+                w,
+                f: [fh, fw],
+                s: [sh, sw],
+                p: [0, 0],
+            };
+            (
+                Just(win),
+                proptest::collection::vec(-4.0f32..4.0, 2 * h * w),
+            )
+        })
+}
+
 fn out_len(win: &Window) -> usize {
     let [oh, ow] = win.out();
     win.c * oh * ow
@@ -109,6 +137,19 @@ proptest! {
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
             prop_assert!(g == w || (g.is_nan() && w.is_nan()), "value {}: got {}, want {}", i, g, w);
         }
+    }
+
+    #[test]
+    fn wide_pools_match_reference((win, x) in wide_pool_case()) {
+        let mut want = vec![0.0; out_len(&win)];
+        reference::max_pool(win, &x, &mut want);
+        let mut got = vec![f32::NAN; out_len(&win)];
+        pool::max_pool_core(win, &x, &mut got);
+        prop_assert_eq!(&got, &want);
+        reference::avg_pool(win, &x, &mut want);
+        let mut got = vec![f32::NAN; out_len(&win)];
+        pool::avg_pool_core(win, &x, &mut got);
+        assert_all_close(&got, &want, &vec![4.0; got.len()])?;
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! The cores take the shapes as plain values and are `#[inline(always)]`: the
 //! const-generic entry points the macro calls pass constants, so after
 //! inlining every length and trip count is known, the bounds checks fold
-//! away and the loop over an output row vectorises (with interleaved loads
-//! for strides 2 and 3). Each output row is built in place by one pass per
-//! window position `(ky, kx)`; the row stays in L1 across the passes.
+//! away and the loops vectorise. Each output row folds the input rows its
+//! windows cover into one row on the stack (contiguous), then each window
+//! along that row (interleaved loads for strides 2 and 3).
 
 use super::reference::Window;
 
@@ -21,19 +21,13 @@ fn max_nan(a: f32, b: f32) -> f32 {
     f32::from_bits(ab.to_bits() | ba.to_bits())
 }
 
-/// Reduces every window into its output value: for each output row and each
-/// window row `ky`, one pass along the output row that folds the window
-/// row's FW values into each output with `fold` (`init` for the first window
-/// row). With FW and SW constants the fold over the window row unrolls, the
-/// reads form one interleaved group of stride SW, and the pass vectorises.
+/// Reduces every window into its output value, one output row at a time:
+/// first the FH input rows the row's windows cover are folded into one row
+/// on the stack (contiguous, so it vectorises), then each window's FW
+/// values of that row (with FW and SW constants an interleaved group of
+/// stride SW). Output rows wider than the stack row go in pieces.
 #[inline(always)]
-fn pool_rows(
-    win: Window,
-    x: &[f32],
-    y: &mut [f32],
-    init: impl Fn(f32) -> f32,
-    fold: impl Fn(f32, f32) -> f32,
-) {
+fn pool_rows(win: Window, x: &[f32], y: &mut [f32], fold: impl Fn(f32, f32) -> f32) {
     debug_assert_eq!(win.p, [0, 0], "pooling has no padding");
     let [oh, ow] = win.out();
     let (h, w) = (win.h, win.w);
@@ -41,32 +35,54 @@ fn pool_rows(
     if oh == 0 || ow == 0 {
         return;
     }
-    // The columns one window row spans: output columns 0..ow at stride sw,
-    // plus the window's width.
-    let span = (ow - 1) * sw + fw;
+    if fw > POOL_ROW_MAX {
+        // Windows wider than the stack row: each folded in place.
+        for (xc, yc) in x[..win.c * h * w]
+            .chunks_exact(h * w)
+            .zip(y[..win.c * oh * ow].chunks_exact_mut(oh * ow))
+        {
+            for (i, out) in yc.iter_mut().enumerate() {
+                let (oy, ox) = (i / ow, i % ow);
+                let at = oy * sh * w + ox * sw;
+                let mut values = (0..fh).flat_map(|ky| xc[at + ky * w..][..fw].iter().copied());
+                let first = values.next().unwrap_or(0.0);
+                *out = values.fold(first, &fold);
+            }
+        }
+        return;
+    }
+    // Output columns per piece: their windows span at most POOL_ROW_MAX
+    // input columns.
+    let per_piece = ((POOL_ROW_MAX - fw) / sw + 1).min(ow);
+    let mut folded = [0.0f32; POOL_ROW_MAX];
     for (xc, yc) in x[..win.c * h * w]
         .chunks_exact(h * w)
         .zip(y[..win.c * oh * ow].chunks_exact_mut(oh * ow))
     {
         for (oy, yrow) in yc.chunks_exact_mut(ow).enumerate() {
-            for ky in 0..fh {
-                let xs = &xc[(oy * sh + ky) * w..][..span];
-                for (ox, out) in yrow.iter_mut().enumerate() {
-                    let window = &xs[ox * sw..][..fw];
-                    let mut acc = if ky == 0 {
-                        init(window[0])
-                    } else {
-                        fold(*out, window[0])
-                    };
-                    for &v in &window[1..] {
-                        acc = fold(acc, v);
+            for (piece, ys) in yrow.chunks_mut(per_piece).enumerate() {
+                let x0 = piece * per_piece * sw;
+                let span = (ys.len() - 1) * sw + fw;
+                let rows = &xc[oy * sh * w + x0..];
+                let col = &mut folded[..span];
+                col.copy_from_slice(&rows[..span]);
+                for ky in 1..fh {
+                    for (c, &v) in col.iter_mut().zip(&rows[ky * w..][..span]) {
+                        *c = fold(*c, v);
                     }
-                    *out = acc;
+                }
+                for (ox, out) in ys.iter_mut().enumerate() {
+                    let window = &col[ox * sw..][..fw];
+                    *out = window[1..].iter().fold(window[0], |acc, &v| fold(acc, v));
                 }
             }
         }
     }
 }
+
+/// Input columns one output row's windows are folded into on the stack
+/// (4 KiB).
+const POOL_ROW_MAX: usize = 1024;
 
 /// Max pooling with the shapes as values: `x` C×H×W → `y` C×OH×OW.
 ///
@@ -78,7 +94,7 @@ fn pool_rows(
 /// slices of exactly the right length).
 #[inline(always)]
 pub fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
-    pool_rows(win, x, y, |v| v, max_nan);
+    pool_rows(win, x, y, max_nan);
 }
 
 /// Average pooling with the shapes as values: `x` C×H×W → `y` C×OH×OW.
@@ -90,7 +106,7 @@ pub fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
 /// If `x` or `y` is shorter than the volumes.
 #[inline(always)]
 pub fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
-    pool_rows(win, x, y, |v| v, |acc, v| acc + v);
+    pool_rows(win, x, y, |acc, v| acc + v);
     let [oh, ow] = win.out();
     let scale = 1.0 / (win.f[0] * win.f[1]) as f32;
     for v in &mut y[..win.c * oh * ow] {
