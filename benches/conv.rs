@@ -104,6 +104,8 @@ enum Path {
 impl Path {
     fn name(self) -> &'static str {
         match self {
+            Path::Blocked(ConvPath::Avx512, false) => "blocked-avx512",
+            Path::Blocked(ConvPath::Avx512, true) => "blocked-avx512-split",
             Path::Blocked(ConvPath::Avx2, false) => "blocked-avx2",
             Path::Blocked(ConvPath::Avx2, true) => "blocked-avx2-split",
             Path::Blocked(_, _) => "blocked-portable",
@@ -141,8 +143,12 @@ impl Path {
 
 fn paths(c: &mut Criterion) {
     let split = std::env::var_os("CONV_BENCH_SPLIT").is_some();
-    let mut paths = vec![Path::Blocked(ConvPath::Avx2, false)];
+    let mut paths = vec![
+        Path::Blocked(ConvPath::Avx512, false),
+        Path::Blocked(ConvPath::Avx2, false),
+    ];
     if split {
+        paths.push(Path::Blocked(ConvPath::Avx512, true));
         paths.push(Path::Blocked(ConvPath::Avx2, true));
     }
     paths.extend([

@@ -1,5 +1,6 @@
-//! Times `forward` (batch 1) and `forward_batch` (larger batches, and batch
-//! 1 on several threads when a layer is large enough to split) on the six
+//! Times `forward` (batch 1) and `forward_batch_into` (larger batches, and
+//! batch 1 on several threads when a layer is large enough to split; its
+//! output allocated once, as onnxruntime's output is bound once) on the six
 //! benchmark networks and prints one JSON object per line, for
 //! `benches/compare.py` to set beside onnxruntime.
 //!
@@ -183,12 +184,14 @@ impl nets::Visit for Timer {
             });
             // One image through `forward`, on the calling thread, unless
             // there are several threads and a layer large enough to split
-            // over them: then through `forward_batch` with a batch of one,
-            // which runs on the pool (and pays to hand the pass over).
+            // over them: then through `forward_batch_into` with a batch of
+            // one, which runs on the pool (and pays to hand the pass over).
             let splits = N::LAYERS
                 .iter()
                 .any(|l| l.macs >= cnn_runtime::kernels::PARALLEL_MIN_MACS as u64);
             let single = batch == 1 && (rayon::current_num_threads() == 1 || !splits);
+            let [oc, oh, ow] = N::OUTPUT;
+            let mut output = Array4::zeros((batch, oc, oh, ow));
             let pass = || {
                 if single {
                     let image: Array3<f32> = net
@@ -196,10 +199,9 @@ impl nets::Visit for Timer {
                         .unwrap_or_else(|e| fail(id, &e));
                     black_box(image);
                 } else {
-                    let out = net
-                        .forward_batch(black_box(input.view()))
+                    net.forward_batch_into(black_box(input.view()), output.view_mut())
                         .unwrap_or_else(|e| fail(id, &e));
-                    black_box(out);
+                    black_box(&mut output);
                 }
             };
             let t = measure(pass, self.budget);

@@ -37,5 +37,5 @@ pub mod __private {
     pub use cnn_runtime::kernels;
     pub use cnn_runtime::train;
     pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Workspace};
-    pub use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3};
+    pub use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4};
 }

@@ -66,6 +66,35 @@ fn forward_batch_rejects_a_wrong_shape_naming_both() {
 }
 
 #[test]
+fn forward_batch_into_fills_a_reused_output_and_checks_its_shape() {
+    let net = Small::init(3);
+    let mut x = Array4::zeros((3, 2, 6, 6));
+    for (i, mut image) in x.outer_iter_mut().enumerate() {
+        image.assign(&image3(i));
+    }
+    let expected = net.forward_batch(x.view()).unwrap();
+    // Garbage first, and every other row of a larger array: a strided view.
+    let mut out = Array4::from_elem((6, 4, 1, 1), f32::NAN);
+    net.forward_batch_into(x.view(), out.slice_mut(s![..;2, .., .., ..]))
+        .unwrap();
+    assert_eq!(out.slice(s![..;2, .., .., ..]), expected);
+    assert!(out.slice(s![1..;2, .., .., ..]).iter().all(|v| v.is_nan()));
+
+    let error = net
+        .forward_batch_into(x.view(), Array4::zeros((2, 4, 1, 1)).view_mut())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "output batch has shape [2, 4, 1, 1], but the network needs [3, 4, 1, 1]"
+    );
+}
+
+/// Image `i` of a batch: distinct values per image.
+fn image3(i: usize) -> Array3<f32> {
+    image(Small::INPUT).mapv(|v| v + i as f32 * 0.25)
+}
+
+#[test]
 fn empty_batch_gives_empty_output() {
     let y = Small::init(1)
         .forward_batch(Array4::zeros((0, 2, 6, 6)).view())

@@ -72,8 +72,8 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
 
         const _: () = {
             use ::cnn::__private::{
-                Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Error, LayerInfo,
-                Network, Parameters, Workspace,
+                Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Error,
+                LayerInfo, Network, Parameters, Workspace,
             };
 
             #[automatically_derived]
@@ -169,6 +169,16 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                 /// The images' shape is not [`Self::INPUT`].
                 pub fn forward_batch(&self, x: ArrayView4<f32>) -> Result<Array4<f32>, Error> {
                     <Self as Network>::forward_batch(self, x)
+                }
+
+                /// A batch into `out` (`N×OUTPUT`), on rayon's global pool:
+                /// a loop over batches can reuse one output.
+                ///
+                /// # Errors
+                /// The images' shape is not [`Self::INPUT`], or `out`'s is not
+                /// `N×OUTPUT`.
+                pub fn forward_batch_into(&self, x: ArrayView4<f32>, out: ArrayViewMut4<f32>) -> Result<(), Error> {
+                    <Self as Network>::forward_batch_into(self, x, out)
                 }
 
                 /// Loads weights from a safetensors file (PyTorch names and layouts).

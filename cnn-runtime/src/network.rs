@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ndarray::parallel::prelude::*;
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Axis};
 
 use crate::workspace::{self, Workspace};
 use crate::{io, Error, LayerInfo, Parameters};
@@ -132,12 +132,32 @@ pub trait Network: Sized + Send + Sync {
     /// and the output channels of large convolutions too (so that a batch
     /// of one also uses every thread).
     fn forward_batch(&self, x: ArrayView4<f32>) -> Result<Array4<f32>, Error> {
+        let [c, h, w] = Self::OUTPUT;
+        let mut out = Array4::zeros((x.len_of(Axis(0)), c, h, w));
+        self.forward_batch_into(x, out.view_mut())?;
+        Ok(out)
+    }
+
+    /// [`Network::forward_batch`] into a given N×OUTPUT output, so that a
+    /// loop over batches can reuse one (a large output freshly allocated
+    /// costs a page fault per 4 KiB written).
+    fn forward_batch_into(
+        &self,
+        x: ArrayView4<f32>,
+        mut out: ArrayViewMut4<f32>,
+    ) -> Result<(), Error> {
         check_shape("input batch", &x.shape()[1..], &Self::INPUT)
             .map_err(|_| batch_shape_error(x.shape(), &Self::INPUT))?;
         let n = x.len_of(Axis(0));
         let [c, h, w] = Self::OUTPUT;
-        let mut out = Array4::zeros((n, c, h, w));
-        let pass = |out: &mut Array4<f32>| {
+        if out.shape() != [n, c, h, w] {
+            return Err(Error::Shape {
+                what: "output batch",
+                expected: vec![n, c, h, w],
+                got: out.shape().to_vec(),
+            });
+        }
+        let pass = |out: &mut ArrayViewMut4<f32>| {
             out.outer_iter_mut()
                 .into_par_iter()
                 .zip(x.outer_iter().into_par_iter())
@@ -149,11 +169,10 @@ pub trait Network: Sized + Send + Sync {
         // image, are split over the pool (a parallel iterator over one item
         // would run it on the calling thread).
         if rayon::current_thread_index().is_some() {
-            pass(&mut out)?;
+            pass(&mut out)
         } else {
-            rayon::scope(|_| pass(&mut out))?;
+            rayon::scope(|_| pass(&mut out))
         }
-        Ok(out)
     }
 
     /// Loads weights from a safetensors file (PyTorch names and layouts).
