@@ -394,6 +394,21 @@ fixed!(seed_conv, 3, 32, 32, 10, 5, 5, 1, 1, 2, 2, Act::Relu);
 fixed!(lenet_conv2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, Act::Tanh);
 fixed!(strided_pair, 3, 23, 19, 7, 5, 3, 3, 2, 1, 2, Act::Sigmoid);
 fixed!(large_split, 16, 40, 40, 13, 3, 3, 1, 1, 1, 1, Act::Relu);
+fixed!(alexnet_like, 3, 47, 51, 11, 11, 11, 4, 4, 0, 1, Act::Relu);
+fixed!(
+    stride_two_padded,
+    5,
+    20,
+    33,
+    9,
+    3,
+    3,
+    2,
+    2,
+    1,
+    1,
+    Act::Identity
+);
 fixed!(
     stride_past_filter,
     4,

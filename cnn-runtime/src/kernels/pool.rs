@@ -52,33 +52,45 @@ fn pool_rows(win: Window, x: &[f32], y: &mut [f32], fold: impl Fn(f32, f32) -> f
         return;
     }
     // Output columns per piece: their windows span at most POOL_ROW_MAX
-    // input columns.
+    // input columns. Up to POOL_BLOCK_ROWS output rows are folded, one
+    // after another on the stack, before their windows are read: read at
+    // once, at other offsets than they were written, each would wait for
+    // its stores to leave the store buffer.
     let per_piece = ((POOL_ROW_MAX - fw) / sw + 1).min(ow);
+    let block = (POOL_ROW_MAX / ((per_piece - 1) * sw + fw)).clamp(1, POOL_BLOCK_ROWS);
     let mut folded = [0.0f32; POOL_ROW_MAX];
     for (xc, yc) in x[..win.c * h * w]
         .chunks_exact(h * w)
         .zip(y[..win.c * oh * ow].chunks_exact_mut(oh * ow))
     {
-        for (oy, yrow) in yc.chunks_exact_mut(ow).enumerate() {
-            for (piece, ys) in yrow.chunks_mut(per_piece).enumerate() {
-                let x0 = piece * per_piece * sw;
-                let span = (ys.len() - 1) * sw + fw;
-                let rows = &xc[oy * sh * w + x0..];
-                let col = &mut folded[..span];
-                col.copy_from_slice(&rows[..span]);
-                for ky in 1..fh {
-                    for (c, &v) in col.iter_mut().zip(&rows[ky * w..][..span]) {
-                        *c = fold(*c, v);
+        for oy0 in (0..oh).step_by(block) {
+            let rows = block.min(oh - oy0);
+            for ox0 in (0..ow).step_by(per_piece) {
+                let n = per_piece.min(ow - ox0);
+                let span = (n - 1) * sw + fw;
+                for (r, col) in folded.chunks_exact_mut(span).take(rows).enumerate() {
+                    let src = &xc[(oy0 + r) * sh * w + ox0 * sw..];
+                    col.copy_from_slice(&src[..span]);
+                    for ky in 1..fh {
+                        for (c, &v) in col.iter_mut().zip(&src[ky * w..][..span]) {
+                            *c = fold(*c, v);
+                        }
                     }
                 }
-                for (ox, out) in ys.iter_mut().enumerate() {
-                    let window = &col[ox * sw..][..fw];
-                    *out = window[1..].iter().fold(window[0], |acc, &v| fold(acc, v));
+                for (r, col) in folded.chunks_exact(span).take(rows).enumerate() {
+                    let ys = &mut yc[(oy0 + r) * ow + ox0..][..n];
+                    for (ox, out) in ys.iter_mut().enumerate() {
+                        let window = &col[ox * sw..][..fw];
+                        *out = window[1..].iter().fold(window[0], |acc, &v| fold(acc, v));
+                    }
                 }
             }
         }
     }
 }
+
+/// Output rows folded on the stack before their windows are read.
+const POOL_BLOCK_ROWS: usize = 8;
 
 /// Input columns one output row's windows are folded into on the stack
 /// (4 KiB).

@@ -64,6 +64,51 @@ impl ConvShape {
 /// copies to the stack to split into column phases.
 const PADDED_ROW_MAX: usize = 2048;
 
+/// Writes column phase px of `padded` (its values px, px + SW, …) to row
+/// `at .. at + WQ` of phase plane px in `planes`, for px < `npw`, where
+/// `padded` holds WQ·SW values. Strides 2 and 4 with every phase kept
+/// (the filter at least as wide as the stride) go through one interleaved
+/// pass, which vectorises; others one strided pass per phase.
+#[inline(always)]
+fn split_columns(
+    padded: &[f32],
+    sw: usize,
+    npw: usize,
+    planes: &mut [f32],
+    plane: usize,
+    at: usize,
+) {
+    let wq = padded.len() / sw;
+    let mut rows = planes.chunks_exact_mut(plane).map(|p| &mut p[at..at + wq]);
+    match (sw, npw) {
+        (2, 2) => {
+            if let (Some(r0), Some(r1)) = (rows.next(), rows.next()) {
+                let pairs = padded.as_chunks::<2>().0;
+                for ((v, a), b) in pairs.iter().zip(r0).zip(r1) {
+                    (*a, *b) = (v[0], v[1]);
+                }
+            }
+        }
+        (4, 4) => {
+            if let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            {
+                let quads = padded.as_chunks::<4>().0;
+                for ((((v, a), b), c), d) in quads.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+                    (*a, *b, *c, *d) = (v[0], v[1], v[2], v[3]);
+                }
+            }
+        }
+        _ => {
+            for (px, row) in rows.take(npw).enumerate() {
+                for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
+                    *v = *s;
+                }
+            }
+        }
+    }
+}
+
 /// What a kernel does with one filter tap. A trait rather than a closure so
 /// that the body is inlined into the micro-kernel and compiled with its
 /// target features.
@@ -314,12 +359,7 @@ impl Layout {
                         padded[..a].fill(0.0);
                         padded[a..b].copy_from_slice(&src[..b - a]);
                         padded[b..].fill(0.0);
-                        for px in 0..npw {
-                            let row = &mut phases[px * plane + iq * wq..][..wq];
-                            for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
-                                *v = *s;
-                            }
-                        }
+                        split_columns(padded, sw, npw, phases, plane, iq * wq);
                         continue;
                     }
                     for px in 0..npw {
