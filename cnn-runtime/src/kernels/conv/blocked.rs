@@ -265,7 +265,8 @@ enum Tiling {
 /// The tiles of one block as (first pixel, pixels shared with the tile
 /// before, vectors): with row-aligned tiles the block is output rows, each
 /// split by [`row_tiles`]; otherwise it is pixels of the numbering in tiles
-/// of `lanes·nv`, the last shifted back to end at `nq`.
+/// of `lanes·nv`, the last shifted back to end at `nq` (and of one vector
+/// if one holds the pixels left).
 fn tiles(
     lay: &Layout,
     tiling: Tiling,
@@ -282,7 +283,13 @@ fn tiles(
     let rows = rows.flat_map(move |row| {
         row_tiles(ow, lanes).map(move |(ox, skip, v)| (row * wq + ox, skip, v))
     });
-    rows.chain(units_in_steps(pixels, nq, lanes * nv, nv))
+    // The last pixels, if one vector holds them, in a one-vector tile.
+    let pixels = pixels.step_by(lanes * nv).map(move |q| {
+        let v = if nq - q <= lanes { 1 } else { nv };
+        let q0 = q.min(nq - lanes * v);
+        (q0, q - q0, v)
+    });
+    rows.chain(pixels)
 }
 
 /// Tiles of `step` units (pixels, or rows in pairs) over `block`, as (first
