@@ -1,9 +1,9 @@
 //! Forward kernels, specialised by const generics so that every size is a
 //! compile-time constant after monomorphisation.
 //!
-//! Each kernel has a plain counterpart in [`reference`], and the tests check
-//! one against the other. Slices are row-major: volumes C×H×W, conv weights
-//! K×C×FH×FW, fc weights N×IN.
+//! Each kernel has a plain counterpart in [`reference`](mod@reference), and
+//! the tests check one against the other. Slices are row-major: volumes
+//! C×H×W, conv weights K×C×FH×FW, fc weights N×IN.
 
 pub mod reference;
 

@@ -1,5 +1,5 @@
 //! Element-wise activations and softmax for training. Their backward passes
-//! need only the layer's output `y`: relu′ = [y > 0], sigmoid′ = y(1 − y),
+//! need only the layer's output `y`: relu′ = \[y > 0\], sigmoid′ = y(1 − y),
 //! tanh′ = 1 − y², and softmax's Jacobian is diag(y) − y·yᵀ.
 
 use crate::kernels::Act;
