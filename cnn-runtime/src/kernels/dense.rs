@@ -145,8 +145,8 @@ fn has_avx2_fma() -> bool {
 /// `x` IN, `weight` N×IN row-major, `bias` N → `y = act(W·x + b)`, N values.
 ///
 /// Uses AVX-512, or AVX2 and FMA, when the CPU has them, else
-/// [`fc_portable_core`]. NaN
-/// and infinities propagate as in any sum of products.
+/// [`fc_portable_core`]. NaN and infinities propagate as in any sum of
+/// products.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (the generated code passes slices of
@@ -161,18 +161,50 @@ pub fn fc_core(
     y: &mut [f32],
     act: Act,
 ) {
+    fc_any((inputs, n), x, weight, bias, y, act);
+}
+
+/// A layer's inputs and outputs: constants ([`Fixed`]), so that they fold
+/// into the specialised entry, or values.
+trait Dims: Copy {
+    fn dims(self) -> (usize, usize);
+}
+
+impl Dims for (usize, usize) {
+    #[inline(always)]
+    fn dims(self) -> (usize, usize) {
+        self
+    }
+}
+
+/// IN inputs and N outputs as constants.
+#[derive(Clone, Copy)]
+struct Fixed<const IN: usize, const N: usize>;
+
+impl<const IN: usize, const N: usize> Dims for Fixed<IN, N> {
+    #[inline(always)]
+    fn dims(self) -> (usize, usize) {
+        (IN, N)
+    }
+}
+
+/// The GEMV on the widest core this CPU has: AVX-512, AVX2 + FMA, or
+/// [`fc_portable_core`].
+#[inline(always)]
+fn fc_any(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU has the features `gemv_avx512` is compiled for.
-        unsafe { gemv_avx512(inputs, n, x, weight, bias, y, act) };
+        unsafe { gemv_avx512(d, x, weight, bias, y, act) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
-        unsafe { gemv_avx2(inputs, n, x, weight, bias, y, act) };
+        unsafe { gemv_avx2(d, x, weight, bias, y, act) };
         return;
     }
+    let (inputs, n) = d.dims();
     fc_portable_core(inputs, n, x, weight, bias, y, act);
 }
 
@@ -192,7 +224,7 @@ pub fn fc_avx2_core(
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
-        unsafe { gemv_avx2(inputs, n, x, weight, bias, y, act) };
+        unsafe { gemv_avx2((inputs, n), x, weight, bias, y, act) };
         return true;
     }
     let _ = (inputs, n, x, weight, bias, y, act);
@@ -214,19 +246,12 @@ pub fn fc_portable_core(
     gemv::<Separate, 8>(inputs, n, x, weight, bias, y, act);
 }
 
-/// The GEMV core compiled for AVX2 and FMA, shapes as values. Callers lack
-/// the features, so it is not inlined into them.
+/// The GEMV core compiled for AVX2 and FMA. Callers lack the features,
+/// so it is not inlined into them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gemv_avx2(
-    inputs: usize,
-    n: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
+fn gemv_avx2(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
+    let (inputs, n) = d.dims();
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
 }
 
@@ -237,46 +262,13 @@ fn has_avx512() -> bool {
     has_avx2_fma() && std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// The GEMV core compiled for AVX-512, shapes as values: one 16-wide
-/// vector per row (two, with a longer tail, measured slower on 400 inputs).
+/// The GEMV core compiled for AVX-512: one 16-wide vector per row (two,
+/// with a longer tail, measured slower on 400 inputs).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn gemv_avx512(
-    inputs: usize,
-    n: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
+fn gemv_avx512(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
+    let (inputs, n) = d.dims();
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
-}
-
-/// [`gemv_avx512`] with the shapes as constants, for the specialised entry.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn gemv_avx512_const<const IN: usize, const N: usize>(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    gemv::<Fused, 16>(IN, N, x, weight, bias, y, act);
-}
-
-/// [`gemv_avx2`] with the shapes as constants, for the specialised entry.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gemv_avx2_const<const IN: usize, const N: usize>(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    gemv::<Fused, 16>(IN, N, x, weight, bias, y, act);
 }
 
 /// Fully connected layer on a batch with the shapes as values:
@@ -350,19 +342,7 @@ pub fn fc<const IN: usize, const N: usize>(
     y: &mut [f32],
     act: Act,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: the CPU has the features `gemv_avx512_const` is compiled for.
-        unsafe { gemv_avx512_const::<IN, N>(x, weight, bias, y, act) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU has the features `gemv_avx2_const` is compiled for.
-        unsafe { gemv_avx2_const::<IN, N>(x, weight, bias, y, act) };
-        return;
-    }
-    fc_portable_core(IN, N, x, weight, bias, y, act);
+    fc_any(Fixed::<IN, N>, x, weight, bias, y, act);
 }
 
 /// Fully connected layer on a batch (GEMM): `x` batch×IN → `y` batch×N.

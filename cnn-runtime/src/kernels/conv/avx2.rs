@@ -232,22 +232,5 @@ impl Micro for Avx2 {
         }
     }
 
-    #[inline(always)]
-    fn tile_any(
-        self,
-        m: usize,
-        v: usize,
-        lay: &Layout,
-        part: &Part,
-        xt: &[f32],
-        q0: usize,
-        a: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        ldo: usize,
-        skip: usize,
-    ) {
-        blocked::with_tile!(m, v, [6, 5, 4, 3, 2], |M, V| self
-            .tile::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip));
-    }
+    blocked::tile_any!(tile_any => tile, [6, 5, 4, 3, 2]);
 }

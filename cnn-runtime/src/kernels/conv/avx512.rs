@@ -78,87 +78,39 @@ fn rows_avx512<G: Geometry>(
 }
 
 /// The accumulators of one tile and where its taps read. Made only by
-/// [`Avx512::tile`], after checking that every tap of the layout reads
-/// within the input and the filters.
-struct Acc<const M: usize, const V: usize> {
+/// [`Avx512::tile`] and [`Avx512::pair`], after checking that every tap
+/// of the layout reads within the input and the filters. With `PAIRED`,
+/// vector `v` holds rows `2v` and `2v + 1` of the tile in its low and high
+/// halves ([`load_pair`]); otherwise 16 pixels from `LANES·v`.
+struct Acc<const M: usize, const V: usize, const PAIRED: bool> {
     acc: [[__m512; V]; M],
-    /// The tile's first pixel in the input.
+    /// The tile's first pixel (first row's, when paired) in the input.
     x: *const f32,
     /// The first filter of the tile.
     a: *const f32,
     lda: usize,
-}
-
-impl<const M: usize, const V: usize> Tap for Acc<M, V> {
-    #[inline(always)]
-    fn tap(&mut self, ai: usize, bi: usize) {
-        // SAFETY: `Acc` exists only inside `Avx512::tile`, which holds the
-        // token (AVX-512F) and has checked that `x + bi .. x + bi + 16V` and
-        // `a + i·lda + ai` (i < M) are in bounds for every tap of its
-        // layout.
-        unsafe {
-            let mut xv = [_mm512_setzero_ps(); V];
-            for (v, xv) in xv.iter_mut().enumerate() {
-                *xv = _mm512_loadu_ps(self.x.add(bi + LANES * v));
-            }
-            for (i, acc) in self.acc.iter_mut().enumerate() {
-                let w = _mm512_set1_ps(*self.a.add(i * self.lda + ai));
-                for (s, &xv) in acc.iter_mut().zip(&xv) {
-                    *s = _mm512_fmadd_ps(w, xv, *s);
-                }
-            }
-        }
-    }
-}
-
-/// The accumulators of a tile of paired rows: vector `v` holds rows
-/// `2v` and `2v + 1` of the tile, in its low and high halves. Made only by
-/// [`Avx512::pair`], after checking the bounds of every tap.
-struct PairAcc<const M: usize, const V: usize> {
-    acc: [[__m512; V]; M],
-    /// The tile's first row in the input.
-    x: *const f32,
-    a: *const f32,
-    lda: usize,
-    /// Row stride of the input and the output.
+    /// When paired: the input's row stride and the lanes of a row's pixels
+    /// in the low half.
     wq: usize,
-    /// The lanes of a row's pixels in the low half, and in the high half.
     lo: __mmask16,
-    hi: __mmask16,
 }
 
-impl<const M: usize, const V: usize> PairAcc<M, V> {
-    /// Rows `2v` and `2v + 1` from `p` (row `2v`'s first pixel), lanes
-    /// outside the two rows zero.
-    ///
-    /// # Safety
-    /// AVX-512F; the rows' `OW` values from `p` and `p + wq` are readable.
-    #[inline(always)]
-    unsafe fn load(&self, p: *const f32) -> __m512 {
-        // SAFETY: the caller's contract; masked-off lanes are not read, so
-        // the high half's base may point before the row.
-        unsafe {
-            let low = _mm512_maskz_loadu_ps(self.lo, p);
-            _mm512_mask_loadu_ps(
-                low,
-                self.hi,
-                p.wrapping_add(self.wq).wrapping_sub(LANES / 2),
-            )
-        }
-    }
-}
-
-impl<const M: usize, const V: usize> Tap for PairAcc<M, V> {
+impl<const M: usize, const V: usize, const PAIRED: bool> Tap for Acc<M, V, PAIRED> {
     #[inline(always)]
     fn tap(&mut self, ai: usize, bi: usize) {
-        // SAFETY: `PairAcc` exists only inside `Avx512::pair`, which holds
-        // the token and has checked that rows r (< 2V) of the tile read
-        // `x + r·wq + bi ..` OW values and `a + i·lda + ai` (i < M) in
-        // bounds for every tap of its layout.
+        // SAFETY: `Acc` exists only inside `Avx512::tile` and `pair`, which
+        // hold the token (AVX-512F) and have checked that the tile's
+        // pixels from `x + bi` (16V of them, or OW in each of 2V rows WQ
+        // apart) and `a + i·lda + ai` (i < M) are in bounds for every tap
+        // of its layout.
         unsafe {
             let mut xv = [_mm512_setzero_ps(); V];
             for (v, xv) in xv.iter_mut().enumerate() {
-                *xv = self.load(self.x.add(2 * v * self.wq + bi));
+                *xv = if PAIRED {
+                    load_pair(self.x.add(2 * v * self.wq + bi), self.wq, self.lo)
+                } else {
+                    _mm512_loadu_ps(self.x.add(bi + LANES * v))
+                };
             }
             for (i, acc) in self.acc.iter_mut().enumerate() {
                 let w = _mm512_set1_ps(*self.a.add(i * self.lda + ai));
@@ -167,6 +119,22 @@ impl<const M: usize, const V: usize> Tap for PairAcc<M, V> {
                 }
             }
         }
+    }
+}
+
+/// Two rows of at most 8 values, `p` and `p + wq`, as the low and high
+/// halves of one vector (`lo` the lanes of a row); other lanes zero.
+///
+/// # Safety
+/// AVX-512F; the lanes `lo` from `p` and from `p + wq` are readable.
+#[inline(always)]
+unsafe fn load_pair(p: *const f32, wq: usize, lo: __mmask16) -> __m512 {
+    // SAFETY: the caller's contract; masked-off lanes are not read, so the
+    // high half's base may point before the row.
+    unsafe {
+        let low = _mm512_maskz_loadu_ps(lo, p);
+        let high = p.wrapping_add(wq).wrapping_sub(LANES / 2);
+        _mm512_mask_loadu_ps(low, lo << (LANES / 2), high)
     }
 }
 
@@ -202,14 +170,13 @@ impl Avx512 {
             let keep = |r: usize, m: __mmask16| if r >= skip { m } else { 0 };
             keep(2 * v, lo) | keep(2 * v + 1, lo << (LANES / 2))
         };
-        let mut t = PairAcc::<M, V> {
+        let mut t = Acc::<M, V, true> {
             acc: [[unsafe { _mm512_setzero_ps() }; V]; M],
             x: xt[r0 * wq..].as_ptr(),
             a: a.as_ptr(),
             lda,
             wq,
             lo,
-            hi: lo << (LANES / 2),
         };
         // SAFETY: the token proves AVX-512F; the loads of stored sums read
         // the tile's rows of `out`, in bounds as asserted above.
@@ -219,13 +186,7 @@ impl Avx512 {
                     *acc = if part.first {
                         _mm512_set1_ps(b)
                     } else {
-                        let row = out.as_ptr().add(i * ldo + (r0 + 2 * v) * wq);
-                        let low = _mm512_maskz_loadu_ps(lo, row);
-                        _mm512_mask_loadu_ps(
-                            low,
-                            lo << (LANES / 2),
-                            row.wrapping_add(wq).wrapping_sub(LANES / 2),
-                        )
+                        load_pair(out.as_ptr().add(i * ldo + (r0 + 2 * v) * wq), wq, lo)
                     };
                 }
             }
@@ -296,11 +257,13 @@ impl Micro for Avx512 {
             }
             acc
         };
-        let mut t = Acc::<M, V> {
+        let mut t = Acc::<M, V, false> {
             acc,
             x: xt[q0..].as_ptr(),
             a: a.as_ptr(),
             lda,
+            wq: 0,
+            lo: 0,
         };
         lay.for_each_tap(part.channels.clone(), &mut t);
         // Vector v stores its lanes at or past `skip`.
@@ -331,41 +294,7 @@ impl Micro for Avx512 {
         }
     }
 
-    #[inline(always)]
-    fn tile_any(
-        self,
-        m: usize,
-        v: usize,
-        lay: &Layout,
-        part: &Part,
-        xt: &[f32],
-        q0: usize,
-        a: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        ldo: usize,
-        skip: usize,
-    ) {
-        blocked::with_tile!(m, v, [8, 7, 6, 5, 4, 3, 2], |M, V| self
-            .tile::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip));
-    }
+    blocked::tile_any!(tile_any => tile, [8, 7, 6, 5, 4, 3, 2]);
 
-    #[inline(always)]
-    fn pair_any(
-        self,
-        m: usize,
-        v: usize,
-        lay: &Layout,
-        part: &Part,
-        xt: &[f32],
-        r0: usize,
-        a: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        ldo: usize,
-        skip: usize,
-    ) {
-        blocked::with_tile!(m, v, [8, 7, 6, 5, 4, 3, 2], |M, V| self
-            .pair::<M, V>(lay, part, xt, r0, a, bias, out, ldo, skip));
-    }
+    blocked::tile_any!(pair_any => pair, [8, 7, 6, 5, 4, 3, 2]);
 }

@@ -146,6 +146,32 @@ macro_rules! with_tile {
 }
 pub(crate) use with_tile;
 
+/// Implements [`Micro::tile_any`] (or `pair_any`) as a match over the
+/// listed tile heights calling the tile method `$tile::<M, V>`.
+macro_rules! tile_any {
+    ($name:ident => $tile:ident, $heights:tt) => {
+        #[inline(always)]
+        fn $name(
+            self,
+            m: usize,
+            v: usize,
+            lay: &Layout,
+            part: &Part,
+            xt: &[f32],
+            at: usize,
+            a: &[f32],
+            bias: &[f32],
+            out: &mut [f32],
+            ldo: usize,
+            skip: usize,
+        ) {
+            $crate::kernels::conv::blocked::with_tile!(m, v, $heights, |M, V| self
+                .$tile::<M, V>(lay, part, xt, at, a, bias, out, ldo, skip));
+        }
+    };
+}
+pub(crate) use tile_any;
+
 /// Computes output channels `k0..k1` into `out` (row `k − k0` at
 /// `(k − k0)·nq`), bias and ReLU included; other activations are left to
 /// [`finish`].
