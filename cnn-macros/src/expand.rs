@@ -42,11 +42,17 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
     let name = ident.to_string();
 
     let train = crate::train::items(ident, network);
-    let (doc, consts, forward) = match network {
+    let (doc, consts, forward, batch) = match network {
         Some(network) => {
             let plan = plan::plan(network);
             let doc = cnn_spec::render::rustdoc(network);
-            (doc, constants(network, &plan), forward_raw(network, &plan))
+            let consts = constants(network, &plan);
+            (
+                doc,
+                consts,
+                forward_raw(network, &plan),
+                forward_raw_batch(network, &plan),
+            )
         }
         None => (
             String::new(),
@@ -60,6 +66,7 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                 const WORKSPACE: usize = 0;
             },
             quote! { let _ = (x, out, scratch); },
+            TokenStream::new(),
         ),
     };
 
@@ -97,6 +104,8 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                 fn forward_raw(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]) {
                     #forward
                 }
+
+                #batch
             }
 
             #train
@@ -301,10 +310,8 @@ fn act_tokens(act: Option<Activation>) -> TokenStream {
     }
 }
 
-/// The body of `forward_raw`: one kernel call per step of the plan.
-fn forward_raw(network: &Network, plan: &Plan) -> TokenStream {
-    let act_len = usize_lit(plan.act_len);
-    // Position of each layer's weight in the parameter list.
+/// Position of each layer's weight in the parameter list (its bias follows).
+fn weight_slots(network: &Network) -> Vec<usize> {
     let mut slots = Vec::new();
     let mut next = 0;
     for layer in &network.layers {
@@ -313,71 +320,158 @@ fn forward_raw(network: &Network, plan: &Plan) -> TokenStream {
             next += 2;
         }
     }
-    let steps = plan.steps.iter().map(|step| {
-        let layer = &network.layers[step.layer];
-        let (in_len, out_len) = (usize_lit(step.in_len), usize_lit(step.out_len));
-        let src = match step.src {
-            Buffer::Input => quote!(&x[..#in_len]),
-            Buffer::A => quote!(&a[..#in_len]),
-            Buffer::B => quote!(&b[..#in_len]),
-            Buffer::Out => quote!(&out[..#in_len]),
-        };
-        let dst = match step.dst {
-            Buffer::Input => quote!(&mut [][..]),
-            Buffer::A => quote!(&mut a[..#out_len]),
-            Buffer::B => quote!(&mut b[..#out_len]),
-            Buffer::Out => quote!(&mut out[..#out_len]),
-        };
-        let weight = usize_lit(slots[step.layer]);
-        let bias = usize_lit(slots[step.layer] + 1);
-        let act = act_tokens(step.fused);
-        let [c, h, w] = layer.input.dims().map(usize_lit);
-        let [oh, ow] = [layer.output.h, layer.output.w].map(usize_lit);
-        let k = usize_lit(layer.output.c);
-        let kernels = quote!(::cnn::__private::kernels);
-        match (step.op, layer.kind) {
-            (Op::Conv(kernel), LayerKind::Conv { f, s, p, .. }) => {
-                let [fh, fw, sh, sw, ph, pw] = [f.h, f.w, s.h, s.w, p.h, p.w].map(usize_lit);
-                let args = quote!(#src, self.params.slot(#weight), self.params.slot(#bias), #dst, #act);
-                match kernel {
-                    ConvKernel::Direct => quote! {
-                        #kernels::conv_direct::<#c, #h, #w, #k, #fh, #fw, #sh, #sw, #ph, #pw, #oh, #ow>(#args);
-                    },
-                    ConvKernel::Gemm => quote! {
-                        #kernels::conv_gemm::<#c, #h, #w, #k, #fh, #fw, #sh, #sw, #ph, #pw, #oh, #ow>(#args, &mut *tmp);
-                    },
-                    ConvKernel::Pointwise => {
-                        let hw = usize_lit(layer.input.h * layer.input.w);
-                        quote! { #kernels::conv_pointwise::<#c, #hw, #k>(#args); }
-                    }
+    slots
+}
+
+/// The kernel call of one step. With `batch`, the step runs over `n` images
+/// at once, its buffers `n` volumes long: `x` and `out` the batch's, `p` and
+/// `q` standing for A and B.
+fn step_call(network: &Network, step: &plan::Step, slot: usize, batch: bool) -> TokenStream {
+    let layer = &network.layers[step.layer];
+    let (in_len, out_len) = (usize_lit(step.in_len), usize_lit(step.out_len));
+    let (in_len, out_len) = if batch {
+        (quote!(n * #in_len), quote!(n * #out_len))
+    } else {
+        (quote!(#in_len), quote!(#out_len))
+    };
+    let (a, b) = if batch {
+        (quote!(p), quote!(q))
+    } else {
+        (quote!(a), quote!(b))
+    };
+    let src = match step.src {
+        Buffer::Input => quote!(&x[..#in_len]),
+        Buffer::A => quote!(&#a[..#in_len]),
+        Buffer::B => quote!(&#b[..#in_len]),
+        Buffer::Out => quote!(&out[..#in_len]),
+    };
+    let dst = match step.dst {
+        Buffer::Input => quote!(&mut [][..]),
+        Buffer::A => quote!(&mut #a[..#out_len]),
+        Buffer::B => quote!(&mut #b[..#out_len]),
+        Buffer::Out => quote!(&mut out[..#out_len]),
+    };
+    let weight = usize_lit(slot);
+    let bias = usize_lit(slot + 1);
+    let act = act_tokens(step.fused);
+    let [c, h, w] = layer.input.dims().map(usize_lit);
+    let [oh, ow] = [layer.output.h, layer.output.w].map(usize_lit);
+    let k = usize_lit(layer.output.c);
+    let kernels = quote!(::cnn::__private::kernels);
+    match (step.op, layer.kind) {
+        (Op::Conv(kernel), LayerKind::Conv { f, s, p, .. }) => {
+            let [fh, fw, sh, sw, ph, pw] = [f.h, f.w, s.h, s.w, p.h, p.w].map(usize_lit);
+            let args = quote!(#src, self.params.slot(#weight), self.params.slot(#bias), #dst, #act);
+            match kernel {
+                ConvKernel::Direct => quote! {
+                    #kernels::conv_direct::<#c, #h, #w, #k, #fh, #fw, #sh, #sw, #ph, #pw, #oh, #ow>(#args);
+                },
+                ConvKernel::Gemm => quote! {
+                    #kernels::conv_gemm::<#c, #h, #w, #k, #fh, #fw, #sh, #sw, #ph, #pw, #oh, #ow>(#args, &mut *tmp);
+                },
+                ConvKernel::Pointwise => {
+                    let hw = usize_lit(layer.input.h * layer.input.w);
+                    quote! { #kernels::conv_pointwise::<#c, #hw, #k>(#args); }
                 }
             }
-            (Op::MaxPool | Op::AvgPool, LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s }) => {
-                let [fh, fw, sh, sw] = [f.h, f.w, s.h, s.w].map(usize_lit);
-                let function = if step.op == Op::MaxPool { quote!(max_pool) } else { quote!(avg_pool) };
-                quote! { #kernels::#function::<#c, #h, #w, #fh, #fw, #sh, #sw, #oh, #ow>(#src, #dst); }
-            }
-            (Op::Fc, LayerKind::Fc { n }) => {
-                let inputs = usize_lit(layer.input.len());
-                let n = usize_lit(n);
-                quote! {
-                    #kernels::fc::<#inputs, #n>(#src, self.params.slot(#weight), self.params.slot(#bias), #dst, #act);
-                }
-            }
-            (Op::Activate(a), _) => {
-                let act = act_tokens(Some(a));
-                quote! { #kernels::activate(#act, #dst); }
-            }
-            (Op::Softmax, _) => quote! { #kernels::softmax(#dst); },
-            (Op::Copy, _) => quote! { (#dst).copy_from_slice(#src); },
-            _ => quote! {},
         }
-    });
+        (Op::MaxPool | Op::AvgPool, LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s }) => {
+            let [fh, fw, sh, sw] = [f.h, f.w, s.h, s.w].map(usize_lit);
+            let function = if step.op == Op::MaxPool {
+                quote!(max_pool)
+            } else {
+                quote!(avg_pool)
+            };
+            quote! { #kernels::#function::<#c, #h, #w, #fh, #fw, #sh, #sw, #oh, #ow>(#src, #dst); }
+        }
+        (Op::Fc, LayerKind::Fc { n: units }) => {
+            let inputs = usize_lit(layer.input.len());
+            let units = usize_lit(units);
+            let args = quote!(#src, self.params.slot(#weight), self.params.slot(#bias), #dst, #act);
+            if batch {
+                quote! { #kernels::fc_batch::<#inputs, #units>(n, #args); }
+            } else {
+                quote! { #kernels::fc::<#inputs, #units>(#args); }
+            }
+        }
+        (Op::Activate(a), _) => {
+            let act = act_tokens(Some(a));
+            quote! { #kernels::activate(#act, #dst); }
+        }
+        // Softmax is per image; an empty volume has nothing to normalise.
+        (Op::Softmax, _) if batch && step.out_len > 0 => {
+            let len = usize_lit(step.out_len);
+            quote! {
+                for image in (#dst).chunks_exact_mut(#len) {
+                    #kernels::softmax(image);
+                }
+            }
+        }
+        (Op::Softmax, _) if !batch => quote! { #kernels::softmax(#dst); },
+        (Op::Copy, _) => quote! { (#dst).copy_from_slice(#src); },
+        _ => quote! {},
+    }
+}
+
+/// The body of `forward_raw`: one kernel call per step of the plan.
+fn forward_raw(network: &Network, plan: &Plan) -> TokenStream {
+    let act_len = usize_lit(plan.act_len);
+    let slots = weight_slots(network);
+    let steps = plan
+        .steps
+        .iter()
+        .map(|step| step_call(network, step, slots[step.layer], false));
     quote! {
         let (a, rest) = scratch.split_at_mut(#act_len);
         let (b, tmp) = rest.split_at_mut(#act_len);
         let _ = (&a, &b, &tmp);
         #(#steps)*
+    }
+}
+
+/// `BATCH_ROWS` and `forward_raw_batch` for a pass that ends in fc layers:
+/// the steps before the tail run image by image, each image's volume is
+/// gathered into the tail's buffer, and the tail runs once for the batch.
+fn forward_raw_batch(network: &Network, plan: &Plan) -> TokenStream {
+    let Some(tail) = plan.tail else {
+        return TokenStream::new();
+    };
+    let act_len = usize_lit(plan.act_len);
+    let rows = usize_lit(tail.act_len);
+    let input = usize_lit(network.input.len());
+    let slots = weight_slots(network);
+    let (head, rest) = plan.steps.split_at(tail.start);
+    let head = head
+        .iter()
+        .map(|step| step_call(network, step, slots[step.layer], false));
+    let first = &rest[0];
+    let len = usize_lit(first.in_len);
+    let gather = match first.src {
+        Buffer::A => quote!(p[i * #len..(i + 1) * #len].copy_from_slice(&a[..#len]);),
+        Buffer::B => quote!(q[i * #len..(i + 1) * #len].copy_from_slice(&b[..#len]);),
+        // The tail reads the batch's input as it is.
+        Buffer::Input | Buffer::Out => quote!(),
+    };
+    let tail_steps = rest
+        .iter()
+        .map(|step| step_call(network, step, slots[step.layer], true));
+    quote! {
+        const BATCH_ROWS: usize = #rows;
+
+        fn forward_raw_batch(&self, n: usize, x: &[f32], out: &mut [f32], scratch: &mut [f32], rows: &mut [f32]) {
+            let (a, rest) = scratch.split_at_mut(#act_len);
+            let (b, tmp) = rest.split_at_mut(#act_len);
+            let (p, rest) = rows.split_at_mut(n * #rows);
+            let q = &mut rest[..n * #rows];
+            let _ = (&a, &b, &tmp, &p, &q);
+            for i in 0..n {
+                let x = &x[i * #input..(i + 1) * #input];
+                let _ = x;
+                #(#head)*
+                #gather
+            }
+            #(#tail_steps)*
+        }
     }
 }
 

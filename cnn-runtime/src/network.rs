@@ -52,6 +52,33 @@ pub trait Network: Sized + Send + Sync {
     #[doc(hidden)]
     fn forward_raw(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]);
 
+    /// f32s per image of each of the two buffers that
+    /// [`Network::forward_raw_batch`] needs; 0 when it has nothing to run for
+    /// all images at once.
+    #[doc(hidden)]
+    const BATCH_ROWS: usize = 0;
+
+    /// The forward pass of `n` images, contiguous, with `rows` of at least
+    /// 2·n·[`Network::BATCH_ROWS`] f32s: the fc layers that end the pass run
+    /// once over the `n` images.
+    #[doc(hidden)]
+    fn forward_raw_batch(
+        &self,
+        n: usize,
+        x: &[f32],
+        out: &mut [f32],
+        scratch: &mut [f32],
+        rows: &mut [f32],
+    ) {
+        let _ = rows;
+        let input = Self::INPUT.iter().product::<usize>();
+        let output = Self::OUTPUT.iter().product::<usize>();
+        for i in 0..n {
+            let x = &x[i * input..(i + 1) * input];
+            self.forward_raw(x, &mut out[i * output..(i + 1) * output], scratch);
+        }
+    }
+
     /// A network with PyTorch's default initialisation, deterministic given
     /// the seed.
     fn init(seed: u64) -> Self {
@@ -104,6 +131,7 @@ pub trait Network: Sized + Send + Sync {
             input,
             output,
             scratch,
+            ..
         } = ws;
         let x = match x.as_slice() {
             Some(x) => x,
@@ -157,22 +185,33 @@ pub trait Network: Sized + Send + Sync {
                 got: out.shape().to_vec(),
             });
         }
+        // Images in chunks when the pass ends in fc layers: each of those is
+        // then one GEMM per chunk, reading its weights once for the chunk.
+        // Two chunks per thread at least, so that a thread that starts late
+        // leaves its second one to the other.
+        let chunk = if Self::BATCH_ROWS == 0 {
+            1
+        } else {
+            n.div_ceil(2 * rayon::current_num_threads())
+                .clamp(1, BATCH_CHUNK_MAX)
+        };
         let pass = |out: &mut ArrayViewMut4<f32>| {
-            out.outer_iter_mut()
+            out.axis_chunks_iter_mut(Axis(0), chunk)
                 .into_par_iter()
-                .zip(x.outer_iter().into_par_iter())
-                .try_for_each(|(o, image)| {
-                    workspace::with_local::<Self, _>(|ws| self.forward_into(image, o, ws))
-                })
+                .zip(x.axis_chunks_iter(Axis(0), chunk).into_par_iter())
+                .for_each(|(o, images)| {
+                    workspace::with_local::<Self, _>(|ws| forward_chunk(self, images, o, ws))
+                });
         };
         // On a worker thread, so that the images, or the layers of a single
         // image, are split over the pool (a parallel iterator over one item
         // would run it on the calling thread).
         if rayon::current_thread_index().is_some() {
-            pass(&mut out)
+            pass(&mut out);
         } else {
-            rayon::scope(|_| pass(&mut out))
+            rayon::scope(|_| pass(&mut out));
         }
+        Ok(())
     }
 
     /// Loads weights from a safetensors file (PyTorch names and layouts).
@@ -202,6 +241,54 @@ pub trait Network: Sized + Send + Sync {
     /// Writes the network and its weights as an ONNX model file.
     fn save_onnx(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         io::write_file(path.as_ref(), &self.to_onnx_bytes())
+    }
+}
+
+/// Most images a batch runs at once through [`Network::forward_raw_batch`]:
+/// enough that an fc layer's weights are read once for many images, few
+/// enough that its activations stay in cache.
+const BATCH_CHUNK_MAX: usize = 16;
+
+/// Images whose shapes are checked, `x` N×INPUT into `out` N×OUTPUT, through
+/// [`Network::forward_raw_batch`], copying views that are not contiguous.
+fn forward_chunk<N: Network>(
+    net: &N,
+    x: ArrayView4<f32>,
+    mut out: ArrayViewMut4<f32>,
+    ws: &mut Workspace,
+) {
+    let n = x.len_of(Axis(0));
+    ws.reserve_batch::<N>(n);
+    let Workspace {
+        input,
+        output,
+        scratch,
+        rows,
+    } = ws;
+    let x = match x.as_slice() {
+        Some(x) => x,
+        None => {
+            for (dst, src) in input.iter_mut().zip(x.iter()) {
+                *dst = *src;
+            }
+            &input[..]
+        }
+    };
+    let x = &x[..n * N::INPUT.iter().product::<usize>()];
+    // One image needs no gathering for the tail.
+    let mut pass = |out: &mut [f32]| match n {
+        1 => net.forward_raw(x, out, scratch),
+        _ => net.forward_raw_batch(n, x, out, scratch, rows),
+    };
+    match out.as_slice_mut() {
+        Some(out) => pass(out),
+        None => {
+            let len = n * N::OUTPUT.iter().product::<usize>();
+            pass(&mut output[..len]);
+            for (dst, src) in out.iter_mut().zip(output.iter()) {
+                *dst = *src;
+            }
+        }
     }
 }
 

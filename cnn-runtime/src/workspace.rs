@@ -14,6 +14,8 @@ pub struct Workspace {
     pub(crate) output: Vec<f32>,
     /// The layers' intermediate volumes and kernel scratch.
     pub(crate) scratch: Vec<f32>,
+    /// A batch's buffers for the layers it runs for all images at once.
+    pub(crate) rows: Vec<f32>,
 }
 
 impl Workspace {
@@ -29,6 +31,16 @@ impl Workspace {
         grow(&mut self.input, N::INPUT.iter().product());
         grow(&mut self.output, N::OUTPUT.iter().product());
         grow(&mut self.scratch, N::WORKSPACE);
+    }
+
+    /// Grows the workspace, if needed, to run `images` images of network `N`
+    /// at once through [`Network::forward_raw_batch`].
+    pub(crate) fn reserve_batch<N: Network>(&mut self, images: usize) {
+        self.reserve::<N>();
+        let len = |volume: [usize; 3]| volume.iter().product::<usize>() * images;
+        grow(&mut self.input, len(N::INPUT));
+        grow(&mut self.output, len(N::OUTPUT));
+        grow(&mut self.rows, 2 * images * N::BATCH_ROWS);
     }
 }
 

@@ -162,11 +162,12 @@ proptest! {
         assert_all_close(&got, &want, &vec![4.0; got.len()])?;
     }
 
-    /// GEMV, its portable fallback and the batched GEMM against the f64
+    /// The fc cores (native, AVX2, portable), on one input and a batch,
+    /// against the f64
     /// reference, with PyTorch-like weight magnitudes.
     #[test]
     fn fc_matches_reference(
-        (inputs, n, batch, x, weight, bias) in (1..=70usize, 0..=19usize, 1..=5usize)
+        (inputs, n, batch, x, weight, bias) in (1..=70usize, 0..=19usize, 1..=9usize)
             .prop_flat_map(|(inputs, n, batch)| {
                 let bound = 1.0 / (inputs as f32).sqrt();
                 (
@@ -189,19 +190,20 @@ proptest! {
                 scale[b * n + j] = terms + bias[j].abs();
             }
         }
-        let mut got = vec![f32::NAN; n];
-        dense::fc_core(inputs, n, &x, &weight, &bias, &mut got, act);
-        assert_all_close(&got, &want[..n], &scale[..n])?;
-        let mut got = vec![f32::NAN; n];
-        dense::fc_portable_core(inputs, n, &x, &weight, &bias, &mut got, act);
-        assert_all_close(&got, &want[..n], &scale[..n])?;
-        let mut got = vec![f32::NAN; n];
-        if dense::fc_avx2_core(inputs, n, &x, &weight, &bias, &mut got, act) {
-            assert_all_close(&got, &want[..n], &scale[..n])?;
+        // The first input alone, then the whole batch, on every core.
+        for images in [1, batch] {
+            let (want, scale) = (&want[..images * n], &scale[..images * n]);
+            let mut got = vec![f32::NAN; images * n];
+            dense::fc_core(images, inputs, n, &x, &weight, &bias, &mut got, act);
+            assert_all_close(&got, want, scale)?;
+            let mut got = vec![f32::NAN; images * n];
+            dense::fc_portable_core(images, inputs, n, &x, &weight, &bias, &mut got, act);
+            assert_all_close(&got, want, scale)?;
+            let mut got = vec![f32::NAN; images * n];
+            if dense::fc_avx2_core(images, inputs, n, &x, &weight, &bias, &mut got, act) {
+                assert_all_close(&got, want, scale)?;
+            }
         }
-        let mut got = vec![f32::NAN; batch * n];
-        dense::fc_batch_core(batch, inputs, n, &x, &weight, &bias, &mut got, act);
-        assert_all_close(&got, &want, &scale)?;
     }
 
     /// NaN and infinities in the input of a fully connected layer propagate
@@ -219,7 +221,7 @@ proptest! {
         let mut want = vec![0.0; n];
         reference::fc(&x, &weight, &bias, &mut want, Act::Identity);
         let mut got = vec![0.0; n];
-        dense::fc_core(inputs, n, &x, &weight, &bias, &mut got, Act::Identity);
+        dense::fc_core(1, inputs, n, &x, &weight, &bias, &mut got, Act::Identity);
         assert_all_close(&got, &want, &vec![4.0 * inputs as f32; n])?;
     }
 

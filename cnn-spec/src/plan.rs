@@ -76,6 +76,19 @@ pub struct Plan {
     pub act_len: usize,
     /// Length of the kernel scratch (im2col), in f32s.
     pub scratch_len: usize,
+    /// The steps a batch can run for all its images at once, if any.
+    pub tail: Option<Tail>,
+}
+
+/// The last steps of a pass when they are fully connected layers and
+/// in-place steps: a batch runs them once for all its images, so that each
+/// fc layer is one GEMM that reads its weights once, not a GEMV per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    /// Index of its first step, an fc.
+    pub start: usize,
+    /// Per image, the length of each of its two ping-pong buffers, in f32s.
+    pub act_len: usize,
 }
 
 impl Plan {
@@ -245,11 +258,27 @@ pub fn plan(network: &Network) -> Plan {
             out_len: len,
         });
     }
+    let tail = tail(&steps);
     Plan {
         steps,
         act_len,
         scratch_len,
+        tail,
     }
+}
+
+/// The batched tail: from the first fc after which only fc layers and
+/// in-place steps follow.
+fn tail(steps: &[Step]) -> Option<Tail> {
+    let batchable = |s: &Step| matches!(s.op, Op::Fc | Op::Activate(_) | Op::Softmax);
+    let body = steps.len() - steps.iter().rev().take_while(|s| batchable(s)).count();
+    let start = body + steps[body..].iter().position(|s| s.op == Op::Fc)?;
+    let act_len = steps[start..]
+        .iter()
+        .map(|s| s.in_len.max(s.out_len))
+        .max()
+        .unwrap_or(0);
+    Some(Tail { start, act_len })
 }
 
 #[cfg(test)]
@@ -323,6 +352,27 @@ mod tests {
             (p.steps[0].op, p.steps[0].src, p.steps[0].dst),
             (Op::Copy, Buffer::Input, Buffer::Out)
         );
+    }
+
+    #[test]
+    fn batched_tail_starts_at_the_fc_layers_that_end_the_pass() {
+        let tail = |src| plan_of(src).tail.map(|t| (t.start, t.act_len));
+        // conv, pool, conv, pool, then three fc: the last three steps.
+        let lenet =
+            "struct S { input(1, 28, 28) conv(6, 5, p = 2) relu pool(2, 2) conv(16, 5) relu \
+                     pool(2, 2) fc(120) relu fc(84) relu fc(10) softmax }";
+        assert_eq!(tail(lenet), Some((4, 16 * 5 * 5)));
+        // From the input: the tail is the whole pass.
+        assert_eq!(
+            tail("struct S { input(4, 2, 2) fc(30) sigmoid fc(3) }"),
+            Some((0, 30))
+        );
+        // An activation before the first fc stays with the image.
+        let p = plan_of("struct S { input(2, 4, 4) pool(2) relu fc(3) }");
+        assert_eq!(p.tail.map(|t| t.start), Some(2));
+        // A convolution after the fc: nothing to batch.
+        assert_eq!(tail("struct S { input(4, 2, 2) fc(3) conv(2, 1) }"), None);
+        assert_eq!(tail("struct S { input(2, 4, 4) conv(2, 3) }"), None);
     }
 
     #[test]

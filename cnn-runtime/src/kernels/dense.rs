@@ -1,4 +1,5 @@
-//! Fully connected layers: GEMV for one input, GEMM for a batch.
+//! Fully connected layers: a GEMV for one input, and for a batch a GEMM
+//! that reads the weights once per group of inputs.
 //!
 //! Weights are N×IN row-major, as PyTorch's `Linear` stores them, so output
 //! `n` is the dot product of weight row `n` with the input. The GEMV core
@@ -7,6 +8,11 @@
 //! without waiting on one accumulator's latency. On x86-64 with AVX-512, or
 //! AVX2 and FMA (detected at run time), the same core is compiled with
 //! fused multiply-adds for that width; elsewhere it is plain Rust.
+//!
+//! A batch on AVX-512 takes blocks of four rows by four inputs, 16 vector
+//! sums, so that each weight vector loaded serves four inputs and the four
+//! rows stay in cache while every input of the batch passes. Elsewhere a
+//! batch is a GEMV per input.
 
 use super::activation::activate;
 use super::Act;
@@ -141,8 +147,9 @@ fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
-/// Fully connected layer on one input (GEMV), with the shapes as values:
-/// `x` IN, `weight` N×IN row-major, `bias` N → `y = act(W·x + b)`, N values.
+/// Fully connected layer on `batch` inputs, with the shapes as values:
+/// `x` batch×IN, `weight` N×IN row-major, `bias` N →
+/// `y = act(x·Wᵀ + b)`, batch×N.
 ///
 /// Uses AVX-512, or AVX2 and FMA, when the CPU has them, else
 /// [`fc_portable_core`]. NaN and infinities propagate as in any sum of
@@ -152,7 +159,9 @@ fn has_avx2_fma() -> bool {
 /// If a slice is shorter than its shape (the generated code passes slices of
 /// exactly the right length).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn fc_core(
+    batch: usize,
     inputs: usize,
     n: usize,
     x: &[f32],
@@ -161,7 +170,7 @@ pub fn fc_core(
     y: &mut [f32],
     act: Act,
 ) {
-    fc_any((inputs, n), x, weight, bias, y, act);
+    fc_any((inputs, n), batch, x, weight, bias, y, act);
 }
 
 /// A layer's inputs and outputs: constants ([`Fixed`]), so that they fold
@@ -188,31 +197,63 @@ impl<const IN: usize, const N: usize> Dims for Fixed<IN, N> {
     }
 }
 
-/// The GEMV on the widest core this CPU has: AVX-512, AVX2 + FMA, or
-/// [`fc_portable_core`].
+/// The fc layer on the widest core this CPU has: AVX-512 (a GEMM for a
+/// batch), AVX2 + FMA, or [`fc_portable_core`].
 #[inline(always)]
-fn fc_any(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
+fn fc_any(
+    d: impl Dims,
+    batch: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
-        // SAFETY: the CPU has the features `gemv_avx512` is compiled for.
-        unsafe { gemv_avx512(d, x, weight, bias, y, act) };
+        if batch == 1 {
+            // SAFETY: the CPU has the features `gemv_avx512` is compiled for.
+            unsafe { gemv_avx512(d, x, weight, bias, y, act) };
+        } else {
+            let (inputs, n) = d.dims();
+            // SAFETY: as above, for `gemm_avx512`.
+            unsafe { gemm_avx512(inputs, n, batch, x, weight, bias, y, act) };
+        }
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
-        // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
-        unsafe { gemv_avx2(d, x, weight, bias, y, act) };
+        for_each_input(d, batch, x, y, |x, y| {
+            // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
+            unsafe { gemv_avx2(d, x, weight, bias, y, act) }
+        });
         return;
     }
     let (inputs, n) = d.dims();
-    fc_portable_core(inputs, n, x, weight, bias, y, act);
+    fc_portable_core(batch, inputs, n, x, weight, bias, y, act);
+}
+
+/// Runs `gemv` on each of `batch` inputs and its outputs.
+#[inline(always)]
+fn for_each_input(
+    d: impl Dims,
+    batch: usize,
+    x: &[f32],
+    y: &mut [f32],
+    mut gemv: impl FnMut(&[f32], &mut [f32]),
+) {
+    let (inputs, n) = d.dims();
+    for i in 0..batch {
+        gemv(&x[i * inputs..][..inputs], &mut y[i * n..][..n]);
+    }
 }
 
 /// [`fc_core`] on the AVX2 + FMA core even where AVX-512 is there; false if
 /// the CPU lacks AVX2 or FMA. Only the kernel tests (which include this
 /// file) call it, so that they reach that core on every x86-64 machine.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 pub fn fc_avx2_core(
+    batch: usize,
     inputs: usize,
     n: usize,
     x: &[f32],
@@ -223,18 +264,22 @@ pub fn fc_avx2_core(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
-        // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
-        unsafe { gemv_avx2((inputs, n), x, weight, bias, y, act) };
+        for_each_input((inputs, n), batch, x, y, |x, y| {
+            // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
+            unsafe { gemv_avx2((inputs, n), x, weight, bias, y, act) }
+        });
         return true;
     }
-    let _ = (inputs, n, x, weight, bias, y, act);
+    let _ = (batch, inputs, n, x, weight, bias, y, act);
     false
 }
 
 /// [`fc_core`] without run-time feature detection: plain Rust for any
 /// target (the fallback, public so that tests reach it on every machine).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn fc_portable_core(
+    batch: usize,
     inputs: usize,
     n: usize,
     x: &[f32],
@@ -243,7 +288,9 @@ pub fn fc_portable_core(
     y: &mut [f32],
     act: Act,
 ) {
-    gemv::<Separate, 8>(inputs, n, x, weight, bias, y, act);
+    for_each_input((inputs, n), batch, x, y, |x, y| {
+        gemv::<Separate, 8>(inputs, n, x, weight, bias, y, act);
+    });
 }
 
 /// The GEMV core compiled for AVX2 and FMA. Callers lack the features,
@@ -271,65 +318,106 @@ fn gemv_avx512(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
 }
 
-/// Fully connected layer on a batch with the shapes as values:
-/// `x` batch×IN → `y` batch×N, `y = act(x·Wᵀ + b)`, as one
-/// `matrixmultiply::sgemm` (a GEMV for a batch of one).
-///
-/// # Panics
-/// If a slice is shorter than its shape.
-#[inline(always)]
+/// The fc layer on a batch with AVX-512: blocks of four rows by four
+/// inputs, then the inputs and rows left over. A row block's weights are
+/// read from memory once and from cache for the inputs after the first.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub fn fc_batch_core(
-    batch: usize,
+fn gemm_avx512(
     inputs: usize,
     n: usize,
+    batch: usize,
     x: &[f32],
     weight: &[f32],
     bias: &[f32],
     y: &mut [f32],
     act: Act,
 ) {
-    if batch == 1 {
-        fc_core(inputs, n, x, weight, bias, y, act);
-        return;
-    }
     let x = &x[..batch * inputs];
     let weight = &weight[..inputs * n];
     let bias = &bias[..n];
     let y = &mut y[..batch * n];
-    if n == 0 {
-        return;
+    let d = (inputs, n);
+    let (rows4, inputs4) = (n - n % 4, batch - batch % 4);
+    for first in (0..rows4).step_by(4) {
+        for image in (0..inputs4).step_by(4) {
+            block_avx512::<4, 4>(d, first, image, x, weight, bias, y, act);
+        }
+        for image in inputs4..batch {
+            block_avx512::<4, 1>(d, first, image, x, weight, bias, y, act);
+        }
     }
-    for row in y.chunks_exact_mut(n) {
-        row.copy_from_slice(bias);
+    for first in rows4..n {
+        for image in (0..inputs4).step_by(4) {
+            block_avx512::<1, 4>(d, first, image, x, weight, bias, y, act);
+        }
+        for image in inputs4..batch {
+            block_avx512::<1, 1>(d, first, image, x, weight, bias, y, act);
+        }
     }
-    // Strides as isize: every length fits in an allocation, whose size in
-    // bytes is at most isize::MAX.
-    let (inputs_i, n_i) = (inputs as isize, n as isize);
-    // SAFETY: the slices were cut to exactly batch×IN, N×IN and batch×N
-    // values above (panicking if shorter), and the strides address:
-    // A = x, batch×IN row-major (row stride IN, column stride 1);
-    // B = Wᵀ, IN×N, i.e. W N×IN read with row stride 1, column stride IN;
-    // C = y, batch×N row-major. Every index stays within those lengths.
-    unsafe {
-        matrixmultiply::sgemm(
-            batch,
-            inputs,
-            n,
-            1.0,
-            x.as_ptr(),
-            inputs_i,
-            1,
-            weight.as_ptr(),
-            1,
-            inputs_i,
-            1.0,
-            y.as_mut_ptr(),
-            n_i,
-            1,
-        );
+}
+
+/// Outputs `first..first + R` of inputs `image..image + I`, with R × I
+/// vector sums: `y[i·N + j] = act(Σₖ weight[j·IN + k]·x[i·IN + k] + bias[j])`.
+/// The last partial vector of each row is read through a mask.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn block_avx512<const R: usize, const I: usize>(
+    (inputs, n): (usize, usize),
+    first: usize,
+    image: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_reduce_add_ps,
+        _mm512_setzero_ps,
+    };
+    const LANES: usize = 16;
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &weight[(first + r) * inputs..][..inputs]);
+    let xs: [&[f32]; I] = std::array::from_fn(|i| &x[(image + i) * inputs..][..inputs]);
+    let mut acc: [[__m512; R]; I] = [[_mm512_setzero_ps(); R]; I];
+    let body = inputs - inputs % LANES;
+    for k in (0..body).step_by(LANES) {
+        // SAFETY: k + 16 ≤ body ≤ inputs, the length of every row and input.
+        let w: [__m512; R] =
+            std::array::from_fn(|r| unsafe { _mm512_loadu_ps(rows[r].as_ptr().add(k)) });
+        for i in 0..I {
+            // SAFETY: as above.
+            let v = unsafe { _mm512_loadu_ps(xs[i].as_ptr().add(k)) };
+            for r in 0..R {
+                acc[i][r] = _mm512_fmadd_ps(w[r], v, acc[i][r]);
+            }
+        }
     }
-    activate(act, y);
+    if body < inputs {
+        // The lanes past `inputs - body` are neither read nor summed.
+        let mask = (1u16 << (inputs - body)) - 1;
+        // SAFETY: a masked load reads only the lanes of its mask, here
+        // body..inputs, within every row and input.
+        let w: [__m512; R] = std::array::from_fn(|r| unsafe {
+            _mm512_maskz_loadu_ps(mask, rows[r].as_ptr().add(body))
+        });
+        for i in 0..I {
+            // SAFETY: as above.
+            let v = unsafe { _mm512_maskz_loadu_ps(mask, xs[i].as_ptr().add(body)) };
+            for r in 0..R {
+                acc[i][r] = _mm512_fmadd_ps(w[r], v, acc[i][r]);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        let out = &mut y[(image + i) * n + first..][..R];
+        for ((out, &sum), &b) in out.iter_mut().zip(acc).zip(&bias[first..first + R]) {
+            *out = act.apply(_mm512_reduce_add_ps(sum) + b);
+        }
+    }
 }
 
 /// Fully connected layer on one input (GEMV): `x` IN, `weight` N×IN
@@ -342,10 +430,11 @@ pub fn fc<const IN: usize, const N: usize>(
     y: &mut [f32],
     act: Act,
 ) {
-    fc_any(Fixed::<IN, N>, x, weight, bias, y, act);
+    fc_any(Fixed::<IN, N>, 1, x, weight, bias, y, act);
 }
 
-/// Fully connected layer on a batch (GEMM): `x` batch×IN → `y` batch×N.
+/// Fully connected layer on a batch: `x` batch×IN → `y` batch×N, reading
+/// the weights once per group of inputs where the CPU has AVX-512.
 #[inline]
 pub fn fc_batch<const IN: usize, const N: usize>(
     batch: usize,
@@ -355,5 +444,5 @@ pub fn fc_batch<const IN: usize, const N: usize>(
     y: &mut [f32],
     act: Act,
 ) {
-    fc_batch_core(batch, IN, N, x, weight, bias, y, act);
+    fc_any(Fixed::<IN, N>, batch, x, weight, bias, y, act);
 }

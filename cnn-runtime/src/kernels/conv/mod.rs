@@ -463,7 +463,7 @@ fn narrow(
         return false;
     };
     if hw == 1 {
-        super::dense::fc_core(c, k, x, weight, bias, y, act);
+        super::dense::fc_core(1, c, k, x, weight, bias, y, act);
     } else if c <= NARROW_MAX_C {
         let mut column = [0.0f32; NARROW_MAX_C];
         let mut sums = [0.0f32; NARROW_K_CHUNK];
@@ -478,7 +478,7 @@ fn narrow(
             let outs = y.chunks_mut(NARROW_K_CHUNK * hw);
             for ((filters, bias), out) in filters.zip(outs) {
                 let sums = &mut sums[..bias.len()];
-                super::dense::fc_core(c, bias.len(), column, filters, bias, sums, act);
+                super::dense::fc_core(1, c, bias.len(), column, filters, bias, sums, act);
                 for (o, &v) in out.chunks_exact_mut(hw).zip(sums.iter()) {
                     o[p] = v;
                 }
