@@ -101,7 +101,11 @@ fn check<N: Network>(seed: u64) {
         let mut got = vec![f32::NAN; n * output];
         net.forward_raw_batch(n, &x[..n * input], &mut got, &mut scratch, &mut rows);
         for (i, image) in got.chunks(output.max(1)).enumerate() {
-            assert_close(&format!("{name} {n} images at once, image {i}"), image, &want[i]);
+            assert_close(
+                &format!("{name} {n} images at once, image {i}"),
+                image,
+                &want[i],
+            );
         }
     }
 

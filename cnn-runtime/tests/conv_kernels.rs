@@ -181,6 +181,40 @@ fn wide_shape() -> impl Strategy<Value = ConvShape> {
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
+/// Output rows exactly 16 pixels wide, most computed wider (padding or
+/// strides): AVX-512 tiles of one row per vector, and the last tile of a
+/// layer shifted back to end at its last row.
+fn stacked_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (1usize..24, 1usize..12, 1usize..13),
+        (
+            1usize..6,
+            1usize..6,
+            1usize..4,
+            1usize..4,
+            0usize..3,
+            0usize..3,
+        ),
+    )
+        .prop_filter_map(
+            "a 16-wide output",
+            |((c, oh, k), (fh, fw, sh, sw, ph, pw))| {
+                let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
+                let w = (15 * sw + fw).checked_sub(2 * pw)?;
+                let shape = ConvShape {
+                    c,
+                    h,
+                    w,
+                    k,
+                    f: [fh, fw],
+                    s: [sh, sw],
+                    p: [ph, pw],
+                };
+                (h > 0 && shape.out() == Some([oh, 16])).then_some(shape)
+            },
+        )
+}
+
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
     let mut scratch = vec![f32::NAN; conv_gemm_scratch(case.shape)];
@@ -270,6 +304,11 @@ proptest! {
 
     #[test]
     fn wide_rows_match_the_reference(shape in wide_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn stacked_rows_match_the_reference(shape in stacked_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
 

@@ -1,6 +1,8 @@
 //! The AVX-512 register tile, selected at run time: vectors of 16 pixels,
 //! tiles of up to 8 output channels × 32 pixels (16 accumulators of the 32
-//! registers). Output rows of at most 8 pixels go two to a vector.
+//! registers). Output rows of at most 8 pixels go two to a vector, and rows
+//! of exactly 16 one to a vector, so that the columns a padded row has past
+//! the output are not computed.
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_loadu_ps,
@@ -78,36 +80,41 @@ fn rows_avx512<G: Geometry>(
 }
 
 /// The accumulators of one tile and where its taps read. Made only by
-/// [`Avx512::tile`] and [`Avx512::pair`], after checking that every tap
+/// [`Avx512::tile_at`] and [`Avx512::pair`], after checking that every tap
 /// of the layout reads within the input and the filters. With `PAIRED`,
 /// vector `v` holds rows `2v` and `2v + 1` of the tile in its low and high
-/// halves ([`load_pair`]); otherwise 16 pixels from `LANES·v`.
-struct Acc<const M: usize, const V: usize, const PAIRED: bool> {
+/// halves ([`load_pair`]); with `STACKED`, the 16 pixels of row `v`;
+/// otherwise 16 pixels from `LANES·v`.
+struct Acc<const M: usize, const V: usize, const PAIRED: bool, const STACKED: bool> {
     acc: [[__m512; V]; M],
     /// The tile's first pixel (first row's, when paired) in the input.
     x: *const f32,
     /// The first filter of the tile.
     a: *const f32,
     lda: usize,
-    /// When paired: the input's row stride and the lanes of a row's pixels
-    /// in the low half.
+    /// The input's row stride; when paired, the lanes of a row's pixels in
+    /// the low half.
     wq: usize,
     lo: __mmask16,
 }
 
-impl<const M: usize, const V: usize, const PAIRED: bool> Tap for Acc<M, V, PAIRED> {
+impl<const M: usize, const V: usize, const PAIRED: bool, const STACKED: bool> Tap
+    for Acc<M, V, PAIRED, STACKED>
+{
     #[inline(always)]
     fn tap(&mut self, ai: usize, bi: usize) {
-        // SAFETY: `Acc` exists only inside `Avx512::tile` and `pair`, which
-        // hold the token (AVX-512F) and have checked that the tile's
-        // pixels from `x + bi` (16V of them, or OW in each of 2V rows WQ
-        // apart) and `a + i·lda + ai` (i < M) are in bounds for every tap
-        // of its layout.
+        // SAFETY: `Acc` exists only inside `Avx512::tile_at` and `pair`,
+        // which hold the token (AVX-512F) and have checked that the tile's
+        // pixels from `x + bi` (16V of them, 16 in each of V rows WQ apart,
+        // or OW in each of 2V rows) and `a + i·lda + ai` (i < M) are in
+        // bounds for every tap of its layout.
         unsafe {
             let mut xv = [_mm512_setzero_ps(); V];
             for (v, xv) in xv.iter_mut().enumerate() {
                 *xv = if PAIRED {
                     load_pair(self.x.add(2 * v * self.wq + bi), self.wq, self.lo)
+                } else if STACKED {
+                    _mm512_loadu_ps(self.x.add(bi + v * self.wq))
                 } else {
                     _mm512_loadu_ps(self.x.add(bi + LANES * v))
                 };
@@ -139,6 +146,109 @@ unsafe fn load_pair(p: *const f32, wq: usize, lo: __mmask16) -> __m512 {
 }
 
 impl Avx512 {
+    /// A tile of `M` channels × `V` vectors from pixel `q0`: vectors of
+    /// consecutive pixels, or with `STACKED` one per output row (see
+    /// [`Micro::stack_any`]); otherwise as [`Micro::tile`]. Inlined into
+    /// each layer in release, where the layout's constants fold into the
+    /// taps; in debug builds one copy per tile size, which keeps the test
+    /// build fast.
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn tile_at<const M: usize, const V: usize, const STACKED: bool>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+        // Vector v's first pixel, from q0.
+        let at = |v: usize| if STACKED { v * lay.wq } else { LANES * v };
+        let end = at(V - 1) + LANES;
+        // Bounds of every access below: taps read xt[q0 + b .. q0 + b + end]
+        // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
+        // the tile writes out[i·ldo + q0 .. i·ldo + q0 + end].
+        assert!(q0 + lay.tap_end + end - 1 <= xt.len());
+        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!((M - 1) * ldo + q0 + end <= out.len());
+        assert!(V <= blocked::NV && skip < LANES * V);
+        // SAFETY: the token proves AVX-512F; the loads of stored sums stay
+        // within the bounds of `out` asserted above.
+        let acc = unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; M];
+            for (i, (acc, &b)) in acc.iter_mut().zip(bias).enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = if part.first {
+                        _mm512_set1_ps(b)
+                    } else {
+                        _mm512_loadu_ps(out.as_ptr().add(i * ldo + q0 + at(v)))
+                    };
+                }
+            }
+            acc
+        };
+        let mut t = Acc::<M, V, false, STACKED> {
+            acc,
+            x: xt[q0..].as_ptr(),
+            a: a.as_ptr(),
+            lda,
+            wq: lay.wq,
+            lo: 0,
+        };
+        lay.for_each_tap(part.channels.clone(), &mut t);
+        // Vector v stores its lanes at or past `skip` (counted as if the
+        // vectors were contiguous).
+        let masks: [u16; V] = std::array::from_fn(|v| {
+            let from = skip.saturating_sub(LANES * v);
+            if from >= LANES {
+                0
+            } else {
+                u16::MAX << from
+            }
+        });
+        // SAFETY: the token proves AVX-512F; the stores stay within the
+        // bounds asserted above.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            for (i, acc) in t.acc.iter().enumerate() {
+                let o = out.as_mut_ptr().add(i * ldo + q0);
+                for (v, &s) in acc.iter().enumerate() {
+                    // max(0, s) keeps a NaN in s, as Act::Relu does.
+                    let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
+                    if skip == 0 {
+                        _mm512_storeu_ps(o.add(at(v)), s);
+                    } else {
+                        _mm512_mask_storeu_ps(o.add(at(v)), masks[v], s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Micro::stack_any`]'s tile: `M` channels × `V` rows of 16 pixels,
+    /// from pixel `q0`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn stack<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        self.tile_at::<M, V, true>(lay, part, xt, q0, a, bias, out, ldo, skip);
+    }
+
     /// A tile of `M` channels × `2V` rows of paired rows from row `r0`
     /// (see [`Micro::pair_any`]).
     #[allow(clippy::too_many_arguments)]
@@ -170,7 +280,7 @@ impl Avx512 {
             let keep = |r: usize, m: __mmask16| if r >= skip { m } else { 0 };
             keep(2 * v, lo) | keep(2 * v + 1, lo << (LANES / 2))
         };
-        let mut t = Acc::<M, V, true> {
+        let mut t = Acc::<M, V, true, false> {
             acc: [[unsafe { _mm512_setzero_ps() }; V]; M],
             x: xt[r0 * wq..].as_ptr(),
             a: a.as_ptr(),
@@ -217,11 +327,9 @@ impl Micro for Avx512 {
     const LANES: usize = LANES;
     const MR: usize = 8;
     const PAIRS: bool = true;
+    const STACKS: bool = true;
 
-    // Inlined into each layer in release, where the layout's constants fold
-    // into the taps; in debug builds one copy per tile size, which keeps
-    // the test build fast.
-    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[inline(always)]
     fn tile<const M: usize, const V: usize>(
         self,
         lay: &Layout,
@@ -234,67 +342,12 @@ impl Micro for Avx512 {
         ldo: usize,
         skip: usize,
     ) {
-        let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
-        // Bounds of every access below: taps read xt[q0 + b .. q0 + b + 16V]
-        // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
-        // the tile writes out[i·ldo + q0 .. i·ldo + q0 + 16V].
-        assert!(q0 + lay.tap_end + LANES * V - 1 <= xt.len());
-        assert!(M * lda <= a.len() && M <= bias.len());
-        assert!((M - 1) * ldo + q0 + LANES * V <= out.len());
-        assert!(V <= blocked::NV && skip < LANES * V);
-        // SAFETY: the token proves AVX-512F; the loads of stored sums stay
-        // within the bounds of `out` asserted above.
-        let acc = unsafe {
-            let mut acc = [[_mm512_setzero_ps(); V]; M];
-            for (i, (acc, &b)) in acc.iter_mut().zip(bias).enumerate() {
-                for (v, acc) in acc.iter_mut().enumerate() {
-                    *acc = if part.first {
-                        _mm512_set1_ps(b)
-                    } else {
-                        _mm512_loadu_ps(out.as_ptr().add(i * ldo + q0 + LANES * v))
-                    };
-                }
-            }
-            acc
-        };
-        let mut t = Acc::<M, V, false> {
-            acc,
-            x: xt[q0..].as_ptr(),
-            a: a.as_ptr(),
-            lda,
-            wq: 0,
-            lo: 0,
-        };
-        lay.for_each_tap(part.channels.clone(), &mut t);
-        // Vector v stores its lanes at or past `skip`.
-        let masks: [u16; V] = std::array::from_fn(|v| {
-            let from = skip.saturating_sub(LANES * v);
-            if from >= LANES {
-                0
-            } else {
-                u16::MAX << from
-            }
-        });
-        // SAFETY: the token proves AVX-512F; the stores stay within the
-        // bounds asserted above.
-        unsafe {
-            let zero = _mm512_setzero_ps();
-            for (i, acc) in t.acc.iter().enumerate() {
-                let o = out.as_mut_ptr().add(i * ldo + q0);
-                for (v, &s) in acc.iter().enumerate() {
-                    // max(0, s) keeps a NaN in s, as Act::Relu does.
-                    let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
-                    if skip == 0 {
-                        _mm512_storeu_ps(o.add(LANES * v), s);
-                    } else {
-                        _mm512_mask_storeu_ps(o.add(LANES * v), masks[v], s);
-                    }
-                }
-            }
-        }
+        self.tile_at::<M, V, false>(lay, part, xt, q0, a, bias, out, ldo, skip);
     }
 
     blocked::tile_any!(tile_any => tile, [8, 7, 6, 5, 4, 3, 2]);
 
     blocked::tile_any!(pair_any => pair, [8, 7, 6, 5, 4, 3, 2]);
+
+    blocked::tile_any!(stack_any => stack, [8, 7, 6, 5, 4, 3, 2]);
 }

@@ -92,6 +92,32 @@ pub(crate) trait Micro: Copy {
         let _ = (m, v, lay, part, xt, r0, a, bias, out, ldo, skip);
     }
 
+    /// Whether [`Micro::stack_any`] computes tiles of stacked rows.
+    const STACKS: bool = false;
+
+    /// A tile whose vectors each hold one output row of exactly `LANES`
+    /// pixels: `m` channels × `v` rows from pixel `q0` (a row's start), the
+    /// first `skip` pixels, counted as if the vectors were contiguous (so
+    /// whole rows), left to the tile before; otherwise as [`Micro::tile`].
+    /// Called only if [`Micro::STACKS`].
+    #[allow(clippy::too_many_arguments)]
+    fn stack_any(
+        self,
+        m: usize,
+        v: usize,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        let _ = (m, v, lay, part, xt, q0, a, bias, out, ldo, skip);
+    }
+
     /// [`Micro::tile`] with `m` ≤ [`Micro::MR`] and `v` ≤ [`NV`] known at
     /// run time: a match over the sizes (see [`with_tile`]).
     #[allow(clippy::too_many_arguments)]
@@ -146,7 +172,7 @@ macro_rules! with_tile {
 }
 pub(crate) use with_tile;
 
-/// Implements [`Micro::tile_any`] (or `pair_any`) as a match over the
+/// Implements [`Micro::tile_any`] (or `pair_any`, `stack_any`) as a match over the
 /// listed tile heights calling the tile method `$tile::<M, V>`.
 macro_rules! tile_any {
     ($name:ident => $tile:ident, $heights:tt) => {
@@ -196,6 +222,8 @@ pub(crate) fn rows<U: Micro>(
     let lanes = U::LANES;
     let tiling = if U::PAIRS && lay.pairs(lanes) {
         Tiling::Pairs
+    } else if U::STACKS && lay.stacks(lanes) {
+        Tiling::Stacked
     } else if lay.rows(lanes) {
         Tiling::Rows
     } else {
@@ -206,6 +234,7 @@ pub(crate) fn rows<U: Micro>(
     // recomputing a few pixels.
     let nv = match tiling {
         Tiling::Pairs => lay.oh / 2,
+        Tiling::Stacked => lay.oh,
         _ => nq / lanes,
     }
     .min(NV);
@@ -229,6 +258,10 @@ pub(crate) fn rows<U: Micro>(
         }
         Tiling::Pairs => {
             let rows = BLOCK_TILES * 2 * nv;
+            (lay.oh, rows, rows * lay.wq)
+        }
+        Tiling::Stacked => {
+            let rows = BLOCK_TILES * nv;
             (lay.oh, rows, rows * lay.wq)
         }
     };
@@ -260,13 +293,22 @@ pub(crate) fn rows<U: Micro>(
                 // (each size is a copy of the micro-kernel), and no closure
                 // around it: a closure would not inherit the caller's
                 // target features, and the intrinsics would not inline.
-                if tiling == Tiling::Pairs {
-                    for (r0, skip, v) in units_in_steps(u0..u1, lay.oh, 2 * nv, nv) {
-                        u.pair_any(mr, v, lay, &part, xt, r0, a, b, o, nq, skip);
+                match tiling {
+                    Tiling::Pairs => {
+                        for (r0, skip, v) in units_in_steps(u0..u1, lay.oh, 2 * nv, nv) {
+                            u.pair_any(mr, v, lay, &part, xt, r0, a, b, o, nq, skip);
+                        }
                     }
-                } else {
-                    for (q0, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
-                        u.tile_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
+                    Tiling::Stacked => {
+                        for (r0, skip, v) in units_in_steps(u0..u1, lay.oh, nv, nv) {
+                            let (q0, skip) = (r0 * lay.wq, skip * lanes);
+                            u.stack_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
+                        }
+                    }
+                    _ => {
+                        for (q0, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
+                            u.tile_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
+                        }
                     }
                 }
                 k += mr;
@@ -288,6 +330,9 @@ enum Tiling {
     /// Vectors of two output rows, each in half a vector
     /// ([`Layout::pairs`]; [`Micro::pair_any`]).
     Pairs,
+    /// Vectors of one output row each, as wide as a vector
+    /// ([`Layout::stacks`]; [`Micro::stack_any`]).
+    Stacked,
 }
 
 /// The tiles of one block as (first pixel, pixels shared with the tile

@@ -262,6 +262,14 @@ impl Layout {
         self.ow <= lanes / 2 && self.wq > lanes / 2 && self.oh >= 2
     }
 
+    /// Whether tiles whose vectors each hold one output row, exactly
+    /// `lanes` wide, skip the WQ − OW columns that tiles across rows would
+    /// compute: a tile of two such rows costs what a two-vector tile does.
+    #[inline(always)]
+    pub fn stacks(&self, lanes: usize) -> bool {
+        self.ow == lanes && self.wq > self.ow && self.oh >= 2
+    }
+
     /// Scratch the blocked kernel needs, in f32s: the transformed input and
     /// the wide output.
     #[inline(always)]
