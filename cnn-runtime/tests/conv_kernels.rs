@@ -465,6 +465,31 @@ fixed!(
 
 /// A strided row too long for the transform's stack copy (WQ·SW > 2048)
 /// takes the per-phase copy, through every path.
+/// Strides 2 and 4 with every column phase kept: rows split straight from
+/// the input, in blocks of 8 per phase, with the padded ends on either side
+/// of the blocks (paddings up to past a block, rows shorter than one).
+#[test]
+fn strided_phase_splits() {
+    for sw in [2, 4] {
+        for pw in [0, 1, 3, 9, 40] {
+            for w in [3, 37, 70, 131] {
+                let shape = ConvShape {
+                    c: 2,
+                    h: 5,
+                    w,
+                    k: 3,
+                    f: [2, sw + 1],
+                    s: [2, sw],
+                    p: [1, pw],
+                };
+                if shape.out().is_some() {
+                    every_path(&Case::new(shape, Act::Identity, 7)).unwrap();
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn long_strided_rows() {
     for (s, p) in [([1, 2], [0, 1]), ([2, 3], [1, 0])] {

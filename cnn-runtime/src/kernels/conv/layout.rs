@@ -66,9 +66,8 @@ const PADDED_ROW_MAX: usize = 2048;
 
 /// Writes column phase px of `padded` (its values px, px + SW, …) to row
 /// `at .. at + WQ` of phase plane px in `planes`, for px < `npw`, where
-/// `padded` holds WQ·SW values. Strides 2 and 4 with every phase kept
-/// (the filter at least as wide as the stride) go through one interleaved
-/// pass, which vectorises; others one strided pass per phase.
+/// `padded` holds WQ·SW values: one strided pass per phase. (Strides 2 and
+/// 4 with every phase kept go through [`split_padded`] instead.)
 #[inline(always)]
 fn split_columns(
     padded: &[f32],
@@ -79,34 +78,119 @@ fn split_columns(
     at: usize,
 ) {
     let wq = padded.len() / sw;
-    let mut rows = planes.chunks_exact_mut(plane).map(|p| &mut p[at..at + wq]);
-    match (sw, npw) {
-        (2, 2) => {
-            if let (Some(r0), Some(r1)) = (rows.next(), rows.next()) {
-                let pairs = padded.as_chunks::<2>().0;
-                for ((v, a), b) in pairs.iter().zip(r0).zip(r1) {
-                    (*a, *b) = (v[0], v[1]);
-                }
-            }
-        }
-        (4, 4) => {
-            if let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-                (rows.next(), rows.next(), rows.next(), rows.next())
-            {
-                let quads = padded.as_chunks::<4>().0;
-                for ((((v, a), b), c), d) in quads.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
-                    (*a, *b, *c, *d) = (v[0], v[1], v[2], v[3]);
-                }
-            }
-        }
-        _ => {
-            for (px, row) in rows.take(npw).enumerate() {
-                for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
-                    *v = *s;
-                }
-            }
+    let rows = planes.chunks_exact_mut(plane).map(|p| &mut p[at..at + wq]);
+    for (px, row) in rows.take(npw).enumerate() {
+        for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
+            *v = *s;
         }
     }
+}
+
+/// Splits input row `src`, padded with `pw` zeros on the left and as many
+/// as the rows need on the right, into its N column phases:
+/// `rows[px][j]` is padded value `j·N + px`. The blocks of 8N values inside
+/// `src` go straight from it through [`deinterleave`]; the padded ends one
+/// value at a time.
+#[inline(always)]
+fn split_padded<const N: usize>(src: &[f32], pw: usize, mut rows: [&mut [f32]; N]) {
+    let wq = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    let block = 8 * N;
+    // Blocks lo..hi of the padded row lie inside `src`.
+    let lo = pw.div_ceil(block).min(wq / 8);
+    let hi = ((pw + src.len()) / block).min(wq / 8).max(lo);
+    if hi > lo {
+        let values = &src[lo * block - pw..hi * block - pw];
+        deinterleave(values, rows.each_mut().map(|r| &mut r[8 * lo..8 * hi]));
+    }
+    let value = |i: usize| i.checked_sub(pw).and_then(|j| src.get(j)).copied();
+    for (px, row) in rows.iter_mut().enumerate() {
+        let (head, rest) = row[..wq].split_at_mut(8 * lo);
+        let tail = &mut rest[8 * (hi - lo)..];
+        let tail_at = 8 * hi;
+        for (j, v) in head.iter_mut().enumerate() {
+            *v = value(j * N + px).unwrap_or(0.0);
+        }
+        for (j, v) in tail.iter_mut().enumerate() {
+            *v = value((tail_at + j) * N + px).unwrap_or(0.0);
+        }
+    }
+}
+
+/// `rows[px][j] = values[j·N + px]` for N = 2 or 4 and every j below the
+/// rows' length: with AVX2 (detected at run time) eight values per row at a
+/// time, through shuffles, and the rest one by one.
+#[inline(always)]
+fn deinterleave<const N: usize>(values: &[f32], mut rows: [&mut [f32]; N]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        done = unsafe { deinterleave_avx2(values, &mut rows) };
+    }
+    for (px, row) in rows.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate().skip(done) {
+            *v = values[j * N + px];
+        }
+    }
+}
+
+/// [`deinterleave`]'s blocks of eight values per row with AVX2 (N = 2 or 4;
+/// nothing for others); returns the values per row it wrote. Four rows are a 4 × 4 transpose of pairs:
+/// each vector's pairs gathered (a0 a1 b0 b1 c0 c1 d0 d1), pairs of pairs
+/// interleaved, then halves swapped; two rows one gather and one swap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn deinterleave_avx2<const N: usize>(values: &[f32], rows: &mut [&mut [f32]; N]) -> usize {
+    use std::arch::x86_64::{
+        _mm256_castpd_ps, _mm256_castps_pd, _mm256_loadu_ps, _mm256_permute2f128_ps,
+        _mm256_permutevar8x32_ps, _mm256_setr_epi32, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_unpackhi_pd, _mm256_unpacklo_pd,
+    };
+    let len = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    let blocks = (len / 8).min(values.len() / (8 * N));
+    // No closures here: they would not inherit the target feature.
+    let zero = _mm256_setzero_ps();
+    for b in 0..blocks {
+        let src = &values[8 * N * b..][..8 * N];
+        let mut v = [zero; N];
+        for (i, v) in v.iter_mut().enumerate() {
+            // SAFETY: `src` holds 8N values, N vectors of 8.
+            *v = unsafe { _mm256_loadu_ps(src[8 * i..].as_ptr()) };
+        }
+        let mut out = [zero; N];
+        match (&v[..], &mut out[..]) {
+            ([v0, v1], [o0, o1]) => {
+                let idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+                let p0 = _mm256_permutevar8x32_ps(*v0, idx);
+                let p1 = _mm256_permutevar8x32_ps(*v1, idx);
+                *o0 = _mm256_permute2f128_ps::<0x20>(p0, p1);
+                *o1 = _mm256_permute2f128_ps::<0x31>(p0, p1);
+            }
+            ([v0, v1, v2, v3], [o0, o1, o2, o3]) => {
+                let idx = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+                let p0 = _mm256_castps_pd(_mm256_permutevar8x32_ps(*v0, idx));
+                let p1 = _mm256_castps_pd(_mm256_permutevar8x32_ps(*v1, idx));
+                let p2 = _mm256_castps_pd(_mm256_permutevar8x32_ps(*v2, idx));
+                let p3 = _mm256_castps_pd(_mm256_permutevar8x32_ps(*v3, idx));
+                // [a0..a3 | c0..c3], [b0..b3 | d0..d3], then the same for 4..8.
+                let t0 = _mm256_castpd_ps(_mm256_unpacklo_pd(p0, p1));
+                let t1 = _mm256_castpd_ps(_mm256_unpackhi_pd(p0, p1));
+                let t2 = _mm256_castpd_ps(_mm256_unpacklo_pd(p2, p3));
+                let t3 = _mm256_castpd_ps(_mm256_unpackhi_pd(p2, p3));
+                *o0 = _mm256_permute2f128_ps::<0x20>(t0, t2);
+                *o1 = _mm256_permute2f128_ps::<0x20>(t1, t3);
+                *o2 = _mm256_permute2f128_ps::<0x31>(t0, t2);
+                *o3 = _mm256_permute2f128_ps::<0x31>(t1, t3);
+            }
+            _ => return 0,
+        }
+        for (row, out) in rows.iter_mut().zip(out) {
+            let dst = &mut row[8 * b..][..8];
+            // SAFETY: `dst` holds 8 values.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), out) };
+        }
+    }
+    8 * blocks
 }
 
 /// What a kernel does with one filter tap. A trait rather than a closure so
@@ -358,6 +442,19 @@ impl Layout {
                 for iq in 0..hq {
                     // Padded row iq·SH + py is input row iy.
                     let iy = (iq * sh + py).wrapping_sub(ph);
+                    if iy < h && matches!((sw, npw), (2, 2) | (4, 4)) {
+                        let src = &channel[iy * w..(iy + 1) * w];
+                        let rows = phases.chunks_exact_mut(plane);
+                        let mut rows = rows.map(|p| &mut p[iq * wq..(iq + 1) * wq]);
+                        if let (Some(r0), Some(r1)) = (rows.next(), rows.next()) {
+                            if sw == 2 {
+                                split_padded(src, pw, [r0, r1]);
+                            } else if let (Some(r2), Some(r3)) = (rows.next(), rows.next()) {
+                                split_padded(src, pw, [r0, r1, r2, r3]);
+                            }
+                        }
+                        continue;
+                    }
                     if let (Some(padded), true) = (padded.as_deref_mut(), iy < h) {
                         // The padded row on the stack, then every phase of
                         // it at once: no bounds to work out per phase.
