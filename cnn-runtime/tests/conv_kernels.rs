@@ -155,8 +155,9 @@ fn deep_shape() -> impl Strategy<Value = ConvShape> {
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
-/// Few, wide rows: row-aligned tiles of one and two 16-wide vectors, and
-/// the shifted last tile of a row.
+/// Few, wide rows: with AVX-512, tiles in the output's numbering whose
+/// vectors run into the next row; with AVX2, row-aligned tiles of one and
+/// two vectors; and the shifted last tiles of both.
 fn wide_shape() -> impl Strategy<Value = ConvShape> {
     (
         (1usize..40, 1usize..6, 16usize..72, 1usize..13),
@@ -181,10 +182,10 @@ fn wide_shape() -> impl Strategy<Value = ConvShape> {
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
-/// Output rows exactly 16 pixels wide, most computed wider (padding or
-/// strides): AVX-512 tiles of one row per vector, and the last tile of a
-/// layer shifted back to end at its last row.
-fn stacked_shape() -> impl Strategy<Value = ConvShape> {
+/// Output rows exactly one AVX-512 vector wide, most with input rows wider
+/// (padding or strides): tiles in the output's numbering whose vectors
+/// never run into the next row, and a last tile shifted back.
+fn row_vector_shape() -> impl Strategy<Value = ConvShape> {
     (
         (1usize..24, 1usize..12, 1usize..13),
         (
@@ -308,7 +309,7 @@ proptest! {
     }
 
     #[test]
-    fn stacked_rows_match_the_reference(shape in stacked_shape(), act in act(), seed in any::<u64>()) {
+    fn vector_wide_rows_match_the_reference(shape in row_vector_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
 

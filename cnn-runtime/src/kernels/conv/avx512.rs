@@ -1,8 +1,9 @@
 //! The AVX-512 register tile, selected at run time: vectors of 16 pixels,
 //! tiles of up to 8 output channels × 32 pixels (16 accumulators of the 32
-//! registers). Output rows of at most 8 pixels go two to a vector, and rows
-//! of exactly 16 one to a vector, so that the columns a padded row has past
-//! the output are not computed.
+//! registers). Output rows of at most 8 pixels go two to a vector; output
+//! rows of 16 pixels or more are numbered without the columns a padded input
+//! row has past them, so that those are not computed, and a vector that
+//! runs into the next row reads its two parts through masks.
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_loadu_ps,
@@ -79,44 +80,61 @@ fn rows_avx512<G: Geometry>(
     }
 }
 
-/// The accumulators of one tile and where its taps read. Made only by
-/// [`Avx512::tile_at`] and [`Avx512::pair`], after checking that every tap
-/// of the layout reads within the input and the filters. With `PAIRED`,
-/// vector `v` holds rows `2v` and `2v + 1` of the tile in its low and high
-/// halves ([`load_pair`]); with `STACKED`, the 16 pixels of row `v`;
-/// otherwise 16 pixels from `LANES·v`.
-struct Acc<const M: usize, const V: usize, const PAIRED: bool, const STACKED: bool> {
+/// How a tile's vectors read the input (the `LOAD` of [`Acc`]).
+mod load {
+    /// Vector `v`: the 16 pixels from `LANES·v`.
+    pub const RUN: u8 = 0;
+    /// Vector `v`: rows `2v` and `2v + 1` of the tile in its low and high
+    /// halves ([`load_pair`](super::load_pair)).
+    pub const PAIRS: u8 = 1;
+    /// Vector `v`: the 16 pixels from `off[v]`.
+    pub const AT: u8 = 2;
+    /// Vector `v`: the lanes `split[v]` from `off[v]`, the others from
+    /// `off[v] + gap` (a vector that runs into the next output row).
+    pub const SPLIT: u8 = 3;
+}
+
+/// The accumulators of one tile and where its taps read, as `LOAD` says.
+/// Made only by [`Avx512::tile_at`] and [`Avx512::pair`], after checking
+/// that every tap of the layout reads within the input and the filters.
+struct Acc<const M: usize, const V: usize, const LOAD: u8> {
     acc: [[__m512; V]; M],
     /// The tile's first pixel (first row's, when paired) in the input.
     x: *const f32,
     /// The first filter of the tile.
     a: *const f32,
     lda: usize,
-    /// The input's row stride; when paired, the lanes of a row's pixels in
-    /// the low half.
+    /// When paired: the input's row stride and the lanes of a row's pixels
+    /// in the low half.
     wq: usize,
     lo: __mmask16,
+    /// For `AT` and `SPLIT`: each vector's first pixel in the input, the
+    /// lanes it reads there, and how far on the others are.
+    off: [usize; V],
+    split: [__mmask16; V],
+    gap: usize,
 }
 
-impl<const M: usize, const V: usize, const PAIRED: bool, const STACKED: bool> Tap
-    for Acc<M, V, PAIRED, STACKED>
-{
+impl<const M: usize, const V: usize, const LOAD: u8> Tap for Acc<M, V, LOAD> {
     #[inline(always)]
     fn tap(&mut self, ai: usize, bi: usize) {
         // SAFETY: `Acc` exists only inside `Avx512::tile_at` and `pair`,
-        // which hold the token (AVX-512F) and have checked that the tile's
-        // pixels from `x + bi` (16V of them, 16 in each of V rows WQ apart,
-        // or OW in each of 2V rows) and `a + i·lda + ai` (i < M) are in
-        // bounds for every tap of its layout.
+        // which hold the token (AVX-512F) and have checked that the lanes
+        // each vector reads from `x + bi` (see `load`) and `a + i·lda + ai`
+        // (i < M) are in bounds for every tap of its layout.
         unsafe {
             let mut xv = [_mm512_setzero_ps(); V];
             for (v, xv) in xv.iter_mut().enumerate() {
-                *xv = if PAIRED {
-                    load_pair(self.x.add(2 * v * self.wq + bi), self.wq, self.lo)
-                } else if STACKED {
-                    _mm512_loadu_ps(self.x.add(bi + v * self.wq))
-                } else {
-                    _mm512_loadu_ps(self.x.add(bi + LANES * v))
+                *xv = match LOAD {
+                    load::PAIRS => load_pair(self.x.add(2 * v * self.wq + bi), self.wq, self.lo),
+                    load::AT => _mm512_loadu_ps(self.x.add(bi + self.off[v])),
+                    load::SPLIT => {
+                        // Masked-off lanes are not read.
+                        let p = self.x.add(bi + self.off[v]);
+                        let here = _mm512_maskz_loadu_ps(self.split[v], p);
+                        _mm512_mask_loadu_ps(here, !self.split[v], p.wrapping_add(self.gap))
+                    }
+                    _ => _mm512_loadu_ps(self.x.add(bi + LANES * v)),
                 };
             }
             for (i, acc) in self.acc.iter_mut().enumerate() {
@@ -146,36 +164,44 @@ unsafe fn load_pair(p: *const f32, wq: usize, lo: __mmask16) -> __m512 {
 }
 
 impl Avx512 {
-    /// A tile of `M` channels × `V` vectors from pixel `q0`: vectors of
-    /// consecutive pixels, or with `STACKED` one per output row (see
-    /// [`Micro::stack_any`]); otherwise as [`Micro::tile`]. Inlined into
-    /// each layer in release, where the layout's constants fold into the
-    /// taps; in debug builds one copy per tile size, which keeps the test
-    /// build fast.
+    /// A tile of `M` channels × `V` vectors, read from the input as `LOAD`
+    /// says (`RUN` from pixel `q0`, `AT` and `SPLIT` at `off`, `split` and
+    /// `gap`, with `q0` 0) and written to `out` at `i·ldo + o0 + LANES·v`,
+    /// except the first `skip` of those pixels; otherwise as
+    /// [`Micro::tile`]. Inlined into each layer in release, where the
+    /// layout's constants fold into the taps; in debug builds one copy per
+    /// tile size, which keeps the test build fast.
     #[allow(clippy::too_many_arguments)]
     #[cfg_attr(not(debug_assertions), inline(always))]
-    fn tile_at<const M: usize, const V: usize, const STACKED: bool>(
+    fn tile_at<const M: usize, const V: usize, const LOAD: u8>(
         self,
         lay: &Layout,
         part: &Part,
         xt: &[f32],
         q0: usize,
+        (off, split): ([usize; V], [__mmask16; V]),
         a: &[f32],
         bias: &[f32],
         out: &mut [f32],
-        ldo: usize,
+        (o0, ldo): (usize, usize),
         skip: usize,
     ) {
         let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
-        // Vector v's first pixel, from q0.
-        let at = |v: usize| if STACKED { v * lay.wq } else { LANES * v };
-        let end = at(V - 1) + LANES;
-        // Bounds of every access below: taps read xt[q0 + b .. q0 + b + end]
+        let gap = lay.wq - lay.ow;
+        // How far past a tap's offset the tile reads.
+        let reach = match LOAD {
+            load::AT | load::SPLIT => (0..V)
+                .map(|v| off[v] + if split[v] == u16::MAX { 0 } else { gap })
+                .max()
+                .map_or(0, |end| end + LANES),
+            _ => LANES * V,
+        };
+        // Bounds of every access below: taps read xt[q0 + b .. q0 + b + reach]
         // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
-        // the tile writes out[i·ldo + q0 .. i·ldo + q0 + end].
-        assert!(q0 + lay.tap_end + end - 1 <= xt.len());
+        // the tile writes out[i·ldo + o0 .. i·ldo + o0 + 16V].
+        assert!(q0 + lay.tap_end + reach - 1 <= xt.len());
         assert!(M * lda <= a.len() && M <= bias.len());
-        assert!((M - 1) * ldo + q0 + end <= out.len());
+        assert!((M - 1) * ldo + o0 + LANES * V <= out.len());
         assert!(V <= blocked::NV && skip < LANES * V);
         // SAFETY: the token proves AVX-512F; the loads of stored sums stay
         // within the bounds of `out` asserted above.
@@ -186,23 +212,25 @@ impl Avx512 {
                     *acc = if part.first {
                         _mm512_set1_ps(b)
                     } else {
-                        _mm512_loadu_ps(out.as_ptr().add(i * ldo + q0 + at(v)))
+                        _mm512_loadu_ps(out.as_ptr().add(i * ldo + o0 + LANES * v))
                     };
                 }
             }
             acc
         };
-        let mut t = Acc::<M, V, false, STACKED> {
+        let mut t = Acc::<M, V, LOAD> {
             acc,
             x: xt[q0..].as_ptr(),
             a: a.as_ptr(),
             lda,
-            wq: lay.wq,
+            wq: 0,
             lo: 0,
+            off,
+            split,
+            gap,
         };
         lay.for_each_tap(part.channels.clone(), &mut t);
-        // Vector v stores its lanes at or past `skip` (counted as if the
-        // vectors were contiguous).
+        // Vector v stores its lanes at or past `skip`.
         let masks: [u16; V] = std::array::from_fn(|v| {
             let from = skip.saturating_sub(LANES * v);
             if from >= LANES {
@@ -216,37 +244,77 @@ impl Avx512 {
         unsafe {
             let zero = _mm512_setzero_ps();
             for (i, acc) in t.acc.iter().enumerate() {
-                let o = out.as_mut_ptr().add(i * ldo + q0);
+                let o = out.as_mut_ptr().add(i * ldo + o0);
                 for (v, &s) in acc.iter().enumerate() {
                     // max(0, s) keeps a NaN in s, as Act::Relu does.
                     let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
                     if skip == 0 {
-                        _mm512_storeu_ps(o.add(at(v)), s);
+                        _mm512_storeu_ps(o.add(LANES * v), s);
                     } else {
-                        _mm512_mask_storeu_ps(o.add(at(v)), masks[v], s);
+                        _mm512_mask_storeu_ps(o.add(LANES * v), masks[v], s);
                     }
                 }
             }
         }
     }
 
-    /// [`Micro::stack_any`]'s tile: `M` channels × `V` rows of 16 pixels,
-    /// from pixel `q0`.
+    /// [`Micro::dense_any`]'s tile: `M` channels × `V` vectors of output
+    /// pixels `d0 ..` in the numbering oy·OW + ox. Each vector starts at its
+    /// first pixel's place in the input; one that runs past its output row
+    /// reads the rest from the next row, WQ − OW further on.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn stack<const M: usize, const V: usize>(
+    fn dense<const M: usize, const V: usize>(
         self,
         lay: &Layout,
         part: &Part,
         xt: &[f32],
-        q0: usize,
+        d0: usize,
         a: &[f32],
         bias: &[f32],
         out: &mut [f32],
         ldo: usize,
         skip: usize,
     ) {
-        self.tile_at::<M, V, true>(lay, part, xt, q0, a, bias, out, ldo, skip);
+        let (ow, wq) = (lay.ow, lay.wq);
+        let mut off = [0; V];
+        let mut split = [u16::MAX; V];
+        for v in 0..V {
+            let d = d0 + LANES * v;
+            let (oy, ox) = (d / ow, d % ow);
+            off[v] = oy * wq + ox;
+            if ox + LANES > ow {
+                split[v] = (1 << (ow - ox)) - 1;
+            }
+        }
+        let o = (d0, ldo);
+        if split.iter().all(|&m| m == u16::MAX) {
+            self.tile_at::<M, V, { load::AT }>(
+                lay,
+                part,
+                xt,
+                0,
+                (off, split),
+                a,
+                bias,
+                out,
+                o,
+                skip,
+            );
+        } else {
+            self.tile_at::<M, V, { load::SPLIT }>(
+                lay,
+                part,
+                xt,
+                0,
+                (off, split),
+                a,
+                bias,
+                out,
+                o,
+                skip,
+            );
+        }
     }
 
     /// A tile of `M` channels × `2V` rows of paired rows from row `r0`
@@ -280,13 +348,16 @@ impl Avx512 {
             let keep = |r: usize, m: __mmask16| if r >= skip { m } else { 0 };
             keep(2 * v, lo) | keep(2 * v + 1, lo << (LANES / 2))
         };
-        let mut t = Acc::<M, V, true, false> {
+        let mut t = Acc::<M, V, { load::PAIRS }> {
             acc: [[unsafe { _mm512_setzero_ps() }; V]; M],
             x: xt[r0 * wq..].as_ptr(),
             a: a.as_ptr(),
             lda,
             wq,
             lo,
+            off: [0; V],
+            split: [0; V],
+            gap: 0,
         };
         // SAFETY: the token proves AVX-512F; the loads of stored sums read
         // the tile's rows of `out`, in bounds as asserted above.
@@ -327,7 +398,7 @@ impl Micro for Avx512 {
     const LANES: usize = LANES;
     const MR: usize = 8;
     const PAIRS: bool = true;
-    const STACKS: bool = true;
+    const DENSE: bool = true;
 
     #[inline(always)]
     fn tile<const M: usize, const V: usize>(
@@ -342,12 +413,13 @@ impl Micro for Avx512 {
         ldo: usize,
         skip: usize,
     ) {
-        self.tile_at::<M, V, false>(lay, part, xt, q0, a, bias, out, ldo, skip);
+        let none = ([0; V], [0; V]);
+        self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, (q0, ldo), skip);
     }
 
     blocked::tile_any!(tile_any => tile, [8, 7, 6, 5, 4, 3, 2]);
 
     blocked::tile_any!(pair_any => pair, [8, 7, 6, 5, 4, 3, 2]);
 
-    blocked::tile_any!(stack_any => stack, [8, 7, 6, 5, 4, 3, 2]);
+    blocked::tile_any!(dense_any => dense, [8, 7, 6, 5, 4, 3, 2]);
 }

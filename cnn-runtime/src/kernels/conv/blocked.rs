@@ -6,6 +6,12 @@
 //! blocks of a few tiles, and input channels in chunks whose input for a
 //! block fits half of L1, the partial sums kept in the output between
 //! chunks.
+//!
+//! Tiles run over pixels numbered as the input's rows (oy·WQ + ox: the
+//! WQ − OW columns past each output row are computed, then dropped by
+//! [`finish`]'s copy-out), over whole output rows, two rows to a vector,
+//! or, where the micro-kernel can (AVX-512, rows of a vector or more),
+//! over the output's numbering (oy·OW + ox), written in place.
 
 use super::layout::{row_tiles, Layout, Tap};
 use crate::kernels::Act;
@@ -92,30 +98,34 @@ pub(crate) trait Micro: Copy {
         let _ = (m, v, lay, part, xt, r0, a, bias, out, ldo, skip);
     }
 
-    /// Whether [`Micro::stack_any`] computes tiles of stacked rows.
-    const STACKS: bool = false;
+    /// Whether [`Micro::dense_any`] computes tiles of output pixels as
+    /// numbered in the output (oy·OW + ox).
+    const DENSE: bool = false;
 
-    /// A tile whose vectors each hold one output row of exactly `LANES`
-    /// pixels: `m` channels × `v` rows from pixel `q0` (a row's start), the
-    /// first `skip` pixels, counted as if the vectors were contiguous (so
-    /// whole rows), left to the tile before; otherwise as [`Micro::tile`].
-    /// Called only if [`Micro::STACKS`].
+    /// A tile of `m` channels × `LANES·v` output pixels from `d0` in the
+    /// numbering oy·OW + ox, which leaves out the WQ − OW columns past each
+    /// row that the input's numbering has: each vector reads the input from
+    /// its first pixel's place, and from the next row for the pixels past
+    /// the row's end. The tile writes `out` (the layer's output, rows of
+    /// OH·OW) at `i·ldo + d0`, except the first `skip` pixels; otherwise as
+    /// [`Micro::tile`]. Called only if [`Micro::DENSE`], for rows of at
+    /// least `LANES` pixels.
     #[allow(clippy::too_many_arguments)]
-    fn stack_any(
+    fn dense_any(
         self,
         m: usize,
         v: usize,
         lay: &Layout,
         part: &Part,
         xt: &[f32],
-        q0: usize,
+        d0: usize,
         a: &[f32],
         bias: &[f32],
         out: &mut [f32],
         ldo: usize,
         skip: usize,
     ) {
-        let _ = (m, v, lay, part, xt, q0, a, bias, out, ldo, skip);
+        let _ = (m, v, lay, part, xt, d0, a, bias, out, ldo, skip);
     }
 
     /// [`Micro::tile`] with `m` ≤ [`Micro::MR`] and `v` ≤ [`NV`] known at
@@ -172,7 +182,7 @@ macro_rules! with_tile {
 }
 pub(crate) use with_tile;
 
-/// Implements [`Micro::tile_any`] (or `pair_any`, `stack_any`) as a match over the
+/// Implements [`Micro::tile_any`] (or `pair_any`, `dense_any`) as a match over the
 /// listed tile heights calling the tile method `$tile::<M, V>`.
 macro_rules! tile_any {
     ($name:ident => $tile:ident, $heights:tt) => {
@@ -198,9 +208,32 @@ macro_rules! tile_any {
 }
 pub(crate) use tile_any;
 
+/// Whether [`rows`] on micro-kernel `U` writes the layer's output as it is
+/// (tiles of [`Micro::dense_any`], rows of OH·OW) rather than rows of NQ
+/// pixels of the input's numbering.
+#[inline(always)]
+pub(crate) fn dense<U: Micro>(lay: &Layout) -> bool {
+    tiling::<U>(lay) == Tiling::Dense
+}
+
+/// How [`rows`] cuts a layer's pixels into tiles for micro-kernel `U`.
+#[inline(always)]
+fn tiling<U: Micro>(lay: &Layout) -> Tiling {
+    let lanes = U::LANES;
+    if U::PAIRS && lay.pairs(lanes) {
+        Tiling::Pairs
+    } else if U::DENSE && lay.dense(lanes) {
+        Tiling::Dense
+    } else if lay.rows(lanes) {
+        Tiling::Rows
+    } else {
+        Tiling::Pixels
+    }
+}
+
 /// Computes output channels `k0..k1` into `out` (row `k − k0` at
-/// `(k − k0)·nq`), bias and ReLU included; other activations are left to
-/// [`finish`].
+/// `(k − k0)·nq`, or `(k − k0)·OH·OW` if [`dense`]), bias and ReLU
+/// included; other activations are left to [`finish`].
 ///
 /// `xt` is the input as the layout reads it, `weight` and `bias` the whole
 /// layer's.
@@ -220,22 +253,18 @@ pub(crate) fn rows<U: Micro>(
     let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
     let nq = lay.nq;
     let lanes = U::LANES;
-    let tiling = if U::PAIRS && lay.pairs(lanes) {
-        Tiling::Pairs
-    } else if U::STACKS && lay.stacks(lanes) {
-        Tiling::Stacked
-    } else if lay.rows(lanes) {
-        Tiling::Rows
+    let tiling = tiling::<U>(lay);
+    let ldo = if tiling == Tiling::Dense {
+        lay.oh * lay.ow
     } else {
-        Tiling::Pixels
+        nq
     };
     // The widest tile that fits the row of pixels (or the rows, in pairs);
     // a narrower last tile is shifted back to end at nq (or OH),
     // recomputing a few pixels.
     let nv = match tiling {
         Tiling::Pairs => lay.oh / 2,
-        Tiling::Stacked => lay.oh,
-        _ => nq / lanes,
+        _ => ldo / lanes,
     }
     .min(NV);
     if nv == 0 {
@@ -252,16 +281,14 @@ pub(crate) fn rows<U: Micro>(
     let block = BLOCK_TILES * lanes * nv;
     let (units, per_block, block_len) = match tiling {
         Tiling::Pixels => (nq, block, block),
+        // The block's rows, and one more on either side.
+        Tiling::Dense => (ldo, block, (block / lay.ow + 2) * lay.wq),
         Tiling::Rows => {
             let rows = (block / lay.wq).max(1);
             (lay.oh, rows, rows * lay.wq)
         }
         Tiling::Pairs => {
             let rows = BLOCK_TILES * 2 * nv;
-            (lay.oh, rows, rows * lay.wq)
-        }
-        Tiling::Stacked => {
-            let rows = BLOCK_TILES * nv;
             (lay.oh, rows, rows * lay.wq)
         }
     };
@@ -288,7 +315,7 @@ pub(crate) fn rows<U: Micro>(
                 let mr = (k1 - k).min(U::MR);
                 let a = &weight[k * lda..];
                 let b = &bias[k..];
-                let o = &mut out[(k - k0) * nq..];
+                let o = &mut out[(k - k0) * ldo..];
                 // One expansion of the tile sizes for each kind of tile
                 // (each size is a copy of the micro-kernel), and no closure
                 // around it: a closure would not inherit the caller's
@@ -299,10 +326,9 @@ pub(crate) fn rows<U: Micro>(
                             u.pair_any(mr, v, lay, &part, xt, r0, a, b, o, nq, skip);
                         }
                     }
-                    Tiling::Stacked => {
-                        for (r0, skip, v) in units_in_steps(u0..u1, lay.oh, nv, nv) {
-                            let (q0, skip) = (r0 * lay.wq, skip * lanes);
-                            u.stack_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
+                    Tiling::Dense => {
+                        for (d0, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
+                            u.dense_any(mr, v, lay, &part, xt, d0, a, b, o, ldo, skip);
                         }
                     }
                     _ => {
@@ -330,9 +356,9 @@ enum Tiling {
     /// Vectors of two output rows, each in half a vector
     /// ([`Layout::pairs`]; [`Micro::pair_any`]).
     Pairs,
-    /// Vectors of one output row each, as wide as a vector
-    /// ([`Layout::stacks`]; [`Micro::stack_any`]).
-    Stacked,
+    /// Runs of `LANES·V` pixels of the output's numbering oy·OW + ox
+    /// ([`Layout::dense`]; [`Micro::dense_any`]).
+    Dense,
 }
 
 /// The tiles of one block as (first pixel, pixels shared with the tile
@@ -347,7 +373,12 @@ fn tiles(
     block: std::ops::Range<usize>,
     nv: usize,
 ) -> impl Iterator<Item = (usize, usize, usize)> {
-    let (wq, ow, nq) = (lay.wq, lay.ow, lay.nq);
+    let (wq, ow) = (lay.wq, lay.ow);
+    let nq = if tiling == Tiling::Dense {
+        lay.oh * ow
+    } else {
+        lay.nq
+    };
     let (rows, pixels) = if tiling == Tiling::Rows {
         (block, 0..0)
     } else {

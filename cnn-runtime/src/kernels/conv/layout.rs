@@ -346,12 +346,12 @@ impl Layout {
         self.ow <= lanes / 2 && self.wq > lanes / 2 && self.oh >= 2
     }
 
-    /// Whether tiles whose vectors each hold one output row, exactly
-    /// `lanes` wide, skip the WQ − OW columns that tiles across rows would
-    /// compute: a tile of two such rows costs what a two-vector tile does.
+    /// Whether tiles of the output's numbering (oy·OW + ox) leave out
+    /// columns that tiles of the input's would compute (WQ > OW), with rows
+    /// wide enough that a vector runs into one next row at most.
     #[inline(always)]
-    pub fn stacks(&self, lanes: usize) -> bool {
-        self.ow == lanes && self.wq > self.ow && self.oh >= 2
+    pub fn dense(&self, lanes: usize) -> bool {
+        self.ow >= lanes && self.wq > self.ow
     }
 
     /// Scratch the blocked kernel needs, in f32s: the transformed input and

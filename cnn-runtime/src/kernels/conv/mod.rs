@@ -158,6 +158,18 @@ impl Kernel {
         }
     }
 
+    /// Whether [`Kernel::rows`] writes the layer's output as it is (rows of
+    /// OH·OW) rather than rows of NQ pixels (see [`blocked::dense`]).
+    fn dense(self, lay: &Layout) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2(_) => blocked::dense::<avx2::Avx2>(lay),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512(_) => blocked::dense::<avx512::Avx512>(lay),
+            Kernel::Portable => blocked::dense::<Portable>(lay),
+        }
+    }
+
     /// Output channels `k0..k1` into `out`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
@@ -220,12 +232,14 @@ fn blocked<G: Geometry>(
         x
     };
     let relu = act == Act::Relu;
+    let dense = kernel.dense(&lay);
+    let ldo = if dense { lay.oh * lay.ow } else { lay.nq };
     let compute = |out: &mut [f32]| {
         let mr = kernel.mr();
         if split && s.k > mr {
             // Split at a multiple of the tile height.
             let k_half = (s.k / mr).div_ceil(2) * mr;
-            let (first, second) = out.split_at_mut(k_half * lay.nq);
+            let (first, second) = out.split_at_mut(k_half * ldo);
             rayon::join(
                 || kernel.rows(g, 0, k_half, xt, weight, bias, relu, first),
                 || kernel.rows(g, k_half, s.k, xt, weight, bias, relu, second),
@@ -234,12 +248,12 @@ fn blocked<G: Geometry>(
             kernel.rows(g, 0, s.k, xt, weight, bias, relu, out);
         }
     };
-    if lay.wide {
+    if lay.wide && !dense {
         let wide = &mut wide[..s.k * lay.nq];
         compute(wide);
         blocked::finish(&lay, Some(wide), y, act);
     } else {
-        compute(&mut y[..s.k * lay.nq]);
+        compute(&mut y[..s.k * ldo]);
         blocked::finish(&lay, None, y, act);
     }
     true
