@@ -89,9 +89,10 @@ mod load {
     pub const PAIRS: u8 = 1;
     /// Vector `v`: the 16 pixels from `off[v]`.
     pub const AT: u8 = 2;
-    /// Vector `v`: the lanes `split[v]` from `off[v]`, the others from
+    /// As `AT`, except that vector `v`, if bit `v` of `LOAD − SPLIT` is
+    /// set, reads the lanes `split[v]` from `off[v]` and the others from
     /// `off[v] + gap` (a vector that runs into the next output row).
-    pub const SPLIT: u8 = 3;
+    pub const SPLIT: u8 = 4;
 }
 
 /// The accumulators of one tile and where its taps read, as `LOAD` says.
@@ -128,12 +129,13 @@ impl<const M: usize, const V: usize, const LOAD: u8> Tap for Acc<M, V, LOAD> {
                 *xv = match LOAD {
                     load::PAIRS => load_pair(self.x.add(2 * v * self.wq + bi), self.wq, self.lo),
                     load::AT => _mm512_loadu_ps(self.x.add(bi + self.off[v])),
-                    load::SPLIT => {
+                    _ if LOAD >= load::SPLIT && (LOAD - load::SPLIT) >> v & 1 == 1 => {
                         // Masked-off lanes are not read.
                         let p = self.x.add(bi + self.off[v]);
                         let here = _mm512_maskz_loadu_ps(self.split[v], p);
                         _mm512_mask_loadu_ps(here, !self.split[v], p.wrapping_add(self.gap))
                     }
+                    _ if LOAD >= load::SPLIT => _mm512_loadu_ps(self.x.add(bi + self.off[v])),
                     _ => _mm512_loadu_ps(self.x.add(bi + LANES * v)),
                 };
             }
@@ -190,11 +192,11 @@ impl Avx512 {
         let gap = lay.wq - lay.ow;
         // How far past a tap's offset the tile reads.
         let reach = match LOAD {
-            load::AT | load::SPLIT => (0..V)
+            load::RUN | load::PAIRS => LANES * V,
+            _ => (0..V)
                 .map(|v| off[v] + if split[v] == u16::MAX { 0 } else { gap })
                 .max()
                 .map_or(0, |end| end + LANES),
-            _ => LANES * V,
         };
         // Bounds of every access below: taps read xt[q0 + b .. q0 + b + reach]
         // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
@@ -287,33 +289,29 @@ impl Avx512 {
                 split[v] = (1 << (ow - ox)) - 1;
             }
         }
-        let o = (d0, ldo);
-        if split.iter().all(|&m| m == u16::MAX) {
-            self.tile_at::<M, V, { load::AT }>(
-                lay,
-                part,
-                xt,
-                0,
-                (off, split),
-                a,
-                bias,
-                out,
-                o,
-                skip,
-            );
-        } else {
-            self.tile_at::<M, V, { load::SPLIT }>(
-                lay,
-                part,
-                xt,
-                0,
-                (off, split),
-                a,
-                bias,
-                out,
-                o,
-                skip,
-            );
+        // Which of (at most) two vectors run into the next row, as the
+        // tile's `LOAD`.
+        macro_rules! tile {
+            ($load:expr) => {
+                self.tile_at::<M, V, { $load }>(
+                    lay,
+                    part,
+                    xt,
+                    0,
+                    (off, split),
+                    a,
+                    bias,
+                    out,
+                    (d0, ldo),
+                    skip,
+                )
+            };
+        }
+        match (split[0] != u16::MAX, V == 2 && split[V - 1] != u16::MAX) {
+            (false, false) => tile!(load::AT),
+            (true, false) => tile!(load::SPLIT + 1),
+            (false, true) => tile!(load::SPLIT + 2),
+            (true, true) => tile!(load::SPLIT + 3),
         }
     }
 
