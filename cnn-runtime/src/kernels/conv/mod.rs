@@ -226,7 +226,7 @@ fn blocked<G: Geometry>(
     }
     let (xt, wide) = scratch.split_at_mut(lay.xt_len);
     let xt: &[f32] = if lay.transform {
-        lay.transform(x, xt);
+        transform(g, kernel, x, xt);
         xt
     } else {
         x
@@ -257,6 +257,31 @@ fn blocked<G: Geometry>(
         blocked::finish(&lay, None, y, act);
     }
     true
+}
+
+/// [`Layout::transform`], compiled with AVX-512 when the kernel has it, so
+/// that the copies of rows whose length is a constant are moves of whole
+/// vectors rather than calls to `memcpy`.
+#[inline(always)]
+fn transform<G: Geometry>(g: G, kernel: Kernel, x: &[f32], xt: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Kernel::Avx512(_) = kernel {
+        // SAFETY: a `Kernel::Avx512` exists only on a CPU with AVX-512F.
+        unsafe { transform_avx512(g, x, xt) };
+        return;
+    }
+    let _ = kernel;
+    if let Some(lay) = g.layout() {
+        lay.transform(x, xt);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn transform_avx512<G: Geometry>(g: G, x: &[f32], xt: &mut [f32]) {
+    if let Some(lay) = g.layout() {
+        lay.transform(x, xt);
+    }
 }
 
 /// Whether a layer of `macs` multiply-accumulates is split across threads:
