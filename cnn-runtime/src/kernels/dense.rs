@@ -380,14 +380,25 @@ fn block_avx512<const R: usize, const I: usize>(
         _mm512_setzero_ps,
     };
     const LANES: usize = 16;
-    let rows: [&[f32]; R] = std::array::from_fn(|r| &weight[(first + r) * inputs..][..inputs]);
-    let xs: [&[f32]; I] = std::array::from_fn(|i| &x[(image + i) * inputs..][..inputs]);
-    let mut acc: [[__m512; R]; I] = [[_mm512_setzero_ps(); R]; I];
+    // No closures here: they would not inherit the target features, and
+    // the intrinsics in them would be calls.
+    let mut rows: [&[f32]; R] = [&[]; R];
+    for (r, row) in rows.iter_mut().enumerate() {
+        *row = &weight[(first + r) * inputs..][..inputs];
+    }
+    let mut xs: [&[f32]; I] = [&[]; I];
+    for (i, xi) in xs.iter_mut().enumerate() {
+        *xi = &x[(image + i) * inputs..][..inputs];
+    }
+    let zero = _mm512_setzero_ps();
+    let mut acc: [[__m512; R]; I] = [[zero; R]; I];
     let body = inputs - inputs % LANES;
     for k in (0..body).step_by(LANES) {
-        // SAFETY: k + 16 ≤ body ≤ inputs, the length of every row and input.
-        let w: [__m512; R] =
-            std::array::from_fn(|r| unsafe { _mm512_loadu_ps(rows[r].as_ptr().add(k)) });
+        let mut w = [zero; R];
+        for (w, row) in w.iter_mut().zip(&rows) {
+            // SAFETY: k + 16 ≤ body ≤ inputs, the length of every row.
+            *w = unsafe { _mm512_loadu_ps(row.as_ptr().add(k)) };
+        }
         for i in 0..I {
             // SAFETY: as above.
             let v = unsafe { _mm512_loadu_ps(xs[i].as_ptr().add(k)) };
@@ -399,11 +410,12 @@ fn block_avx512<const R: usize, const I: usize>(
     if body < inputs {
         // The lanes past `inputs - body` are neither read nor summed.
         let mask = (1u16 << (inputs - body)) - 1;
-        // SAFETY: a masked load reads only the lanes of its mask, here
-        // body..inputs, within every row and input.
-        let w: [__m512; R] = std::array::from_fn(|r| unsafe {
-            _mm512_maskz_loadu_ps(mask, rows[r].as_ptr().add(body))
-        });
+        let mut w = [zero; R];
+        for (w, row) in w.iter_mut().zip(&rows) {
+            // SAFETY: a masked load reads only the lanes of its mask, here
+            // body..inputs, within every row and input.
+            *w = unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().add(body)) };
+        }
         for i in 0..I {
             // SAFETY: as above.
             let v = unsafe { _mm512_maskz_loadu_ps(mask, xs[i].as_ptr().add(body)) };
