@@ -1,9 +1,10 @@
 //! The AVX-512 register tile, selected at run time: vectors of 16 pixels,
 //! tiles of up to 8 output channels × 32 pixels (16 accumulators of the 32
-//! registers). Output rows of at most 8 pixels go two to a vector; output
-//! rows of 16 pixels or more are numbered without the columns a padded input
-//! row has past them, so that those are not computed, and a vector that
-//! runs into the next row reads its two parts through masks.
+//! registers). Output rows of at most 8 pixels go two to a vector; wider
+//! output rows are numbered without the columns a padded input row has past
+//! them, so that those are not computed, and a vector that runs into the
+//! next rows reads its parts (two, or three for rows under 16) through
+//! masks.
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_loadu_ps,
@@ -93,6 +94,10 @@ mod load {
     /// set, reads the lanes `split[v]` from `off[v]` and the others from
     /// `off[v] + gap` (a vector that runs into the next output row).
     pub const SPLIT: u8 = 4;
+    /// Every vector `v`: the lanes `split[v]` from `off[v]`, the lanes
+    /// `third[v]` from `off[v] + 2·gap`, the others from `off[v] + gap`
+    /// (rows narrower than a vector: it may run over two row ends).
+    pub const THREE: u8 = 8;
 }
 
 /// The accumulators of one tile and where its taps read, as `LOAD` says.
@@ -113,6 +118,7 @@ struct Acc<const M: usize, const V: usize, const LOAD: u8> {
     /// lanes it reads there, and how far on the others are.
     off: [usize; V],
     split: [__mmask16; V],
+    third: [__mmask16; V],
     gap: usize,
 }
 
@@ -129,6 +135,15 @@ impl<const M: usize, const V: usize, const LOAD: u8> Tap for Acc<M, V, LOAD> {
                 *xv = match LOAD {
                     load::PAIRS => load_pair(self.x.add(2 * v * self.wq + bi), self.wq, self.lo),
                     load::AT => _mm512_loadu_ps(self.x.add(bi + self.off[v])),
+                    load::THREE => {
+                        // Masked-off lanes are not read.
+                        let p = self.x.add(bi + self.off[v]);
+                        let (first, third) = (self.split[v], self.third[v]);
+                        let here = _mm512_maskz_loadu_ps(first, p);
+                        let next = p.wrapping_add(self.gap);
+                        let two = _mm512_mask_loadu_ps(here, !(first | third), next);
+                        _mm512_mask_loadu_ps(two, third, next.wrapping_add(self.gap))
+                    }
                     _ if LOAD >= load::SPLIT && (LOAD - load::SPLIT) >> v & 1 == 1 => {
                         // Masked-off lanes are not read.
                         let p = self.x.add(bi + self.off[v]);
@@ -181,7 +196,7 @@ impl Avx512 {
         part: &Part,
         xt: &[f32],
         q0: usize,
-        (off, split): ([usize; V], [__mmask16; V]),
+        (off, split, third): ([usize; V], [__mmask16; V], [__mmask16; V]),
         a: &[f32],
         bias: &[f32],
         out: &mut [f32],
@@ -194,7 +209,11 @@ impl Avx512 {
         let reach = match LOAD {
             load::RUN | load::PAIRS => LANES * V,
             _ => (0..V)
-                .map(|v| off[v] + if split[v] == u16::MAX { 0 } else { gap })
+                .map(|v| {
+                    off[v]
+                        + if split[v] == u16::MAX { 0 } else { gap }
+                        + if third[v] == 0 { 0 } else { gap }
+                })
                 .max()
                 .map_or(0, |end| end + LANES),
         };
@@ -229,6 +248,7 @@ impl Avx512 {
             lo: 0,
             off,
             split,
+            third,
             gap,
         };
         lay.for_each_tap(part.channels.clone(), &mut t);
@@ -281,12 +301,18 @@ impl Avx512 {
         let (ow, wq) = (lay.ow, lay.wq);
         let mut off = [0; V];
         let mut split = [u16::MAX; V];
+        let mut third = [0; V];
         for v in 0..V {
             let d = d0 + LANES * v;
             let (oy, ox) = (d / ow, d % ow);
             off[v] = oy * wq + ox;
-            if ox + LANES > ow {
-                split[v] = (1 << (ow - ox)) - 1;
+            // Lanes up to the row's end, and from the end of the next.
+            let (end, next_end) = (ow - ox, 2 * ow - ox);
+            if end < LANES {
+                split[v] = (1 << end) - 1;
+            }
+            if next_end < LANES {
+                third[v] = u16::MAX << next_end;
             }
         }
         // Which of (at most) two vectors run into the next row, as the
@@ -298,7 +324,7 @@ impl Avx512 {
                     part,
                     xt,
                     0,
-                    (off, split),
+                    (off, split, third),
                     a,
                     bias,
                     out,
@@ -306,6 +332,9 @@ impl Avx512 {
                     skip,
                 )
             };
+        }
+        if ow < LANES {
+            return tile!(load::THREE);
         }
         match (split[0] != u16::MAX, V == 2 && split[V - 1] != u16::MAX) {
             (false, false) => tile!(load::AT),
@@ -355,6 +384,7 @@ impl Avx512 {
             lo,
             off: [0; V],
             split: [0; V],
+            third: [0; V],
             gap: 0,
         };
         // SAFETY: the token proves AVX-512F; the loads of stored sums read
@@ -411,7 +441,7 @@ impl Micro for Avx512 {
         ldo: usize,
         skip: usize,
     ) {
-        let none = ([0; V], [0; V]);
+        let none = ([0; V], [0; V], [0; V]);
         self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, (q0, ldo), skip);
     }
 

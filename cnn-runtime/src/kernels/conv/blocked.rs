@@ -10,7 +10,7 @@
 //! Tiles run over pixels numbered as the input's rows (oy·WQ + ox: the
 //! WQ − OW columns past each output row are computed, then dropped by
 //! [`finish`]'s copy-out), over whole output rows, two rows to a vector,
-//! or, where the micro-kernel can (AVX-512, rows of a vector or more),
+//! or, where the micro-kernel can (AVX-512, rows over half a vector),
 //! over the output's numbering (oy·OW + ox), written in place.
 
 use super::layout::{row_tiles, Layout, Tap};
@@ -105,11 +105,11 @@ pub(crate) trait Micro: Copy {
     /// A tile of `m` channels × `LANES·v` output pixels from `d0` in the
     /// numbering oy·OW + ox, which leaves out the WQ − OW columns past each
     /// row that the input's numbering has: each vector reads the input from
-    /// its first pixel's place, and from the next row for the pixels past
+    /// its first pixel's place, and from the next rows for the pixels past
     /// the row's end. The tile writes `out` (the layer's output, rows of
     /// OH·OW) at `i·ldo + d0`, except the first `skip` pixels; otherwise as
-    /// [`Micro::tile`]. Called only if [`Micro::DENSE`], for rows of at
-    /// least `LANES` pixels.
+    /// [`Micro::tile`]. Called only if [`Micro::DENSE`], where
+    /// [`Layout::dense`].
     #[allow(clippy::too_many_arguments)]
     fn dense_any(
         self,

@@ -348,10 +348,11 @@ impl Layout {
 
     /// Whether tiles of the output's numbering (oy·OW + ox) leave out
     /// columns that tiles of the input's would compute (WQ > OW), with rows
-    /// wide enough that a vector runs into one next row at most.
+    /// wider than half a vector, so that a vector runs over two row ends at
+    /// most, and more than a vector of pixels.
     #[inline(always)]
     pub fn dense(&self, lanes: usize) -> bool {
-        self.ow >= lanes && self.wq > self.ow
+        2 * self.ow > lanes && self.wq > self.ow && self.nq >= lanes
     }
 
     /// Scratch the blocked kernel needs, in f32s: the transformed input and
