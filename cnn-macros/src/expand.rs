@@ -172,7 +172,8 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                     <Self as Network>::forward_into(self, x, out, ws)
                 }
 
-                /// A batch `N×C×H×W` to `N×OUTPUT`, on rayon's global pool.
+                /// A batch `N×C×H×W` to `N×OUTPUT`, on rayon's global pool (fc
+                /// layers that end the pass run once per chunk of images).
                 ///
                 /// # Errors
                 /// The images' shape is not [`Self::INPUT`].

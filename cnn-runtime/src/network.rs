@@ -158,7 +158,10 @@ pub trait Network: Sized + Send + Sync {
 
     /// A batch N×C×H×W to N×OUTPUT, images spread over rayon's global pool,
     /// and the output channels of large convolutions too (so that a batch
-    /// of one also uses every thread).
+    /// of one also uses every thread). When the pass ends in fc layers, the
+    /// images go in chunks and those layers run once per chunk, reading
+    /// their weights once for it; the result then agrees with
+    /// [`Network::forward`] to rounding, not bit for bit.
     fn forward_batch(&self, x: ArrayView4<f32>) -> Result<Array4<f32>, Error> {
         let [c, h, w] = Self::OUTPUT;
         let mut out = Array4::zeros((x.len_of(Axis(0)), c, h, w));
