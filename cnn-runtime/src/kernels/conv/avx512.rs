@@ -445,9 +445,9 @@ impl Micro for Avx512 {
         self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, (q0, ldo), skip);
     }
 
-    blocked::tile_any!(tile_any => tile, [8, 7, 6, 5, 4, 3, 2]);
+    blocked::tile_any!(tile_any => tile, [8, 6, 4, 2]);
 
-    blocked::tile_any!(pair_any => pair, [8, 7, 6, 5, 4, 3, 2]);
+    blocked::tile_any!(pair_any => pair, [8, 6, 4, 2]);
 
-    blocked::tile_any!(dense_any => dense, [8, 7, 6, 5, 4, 3, 2]);
+    blocked::tile_any!(dense_any => dense, [8, 6, 4, 2]);
 }
