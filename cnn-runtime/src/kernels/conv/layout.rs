@@ -61,7 +61,8 @@ impl ConvShape {
 }
 
 /// Longest padded input row (in f32s, 8 KiB) that [`Layout::transform`]
-/// copies to the stack to split into column phases.
+/// copies to the stack to split into column phases (strides other than 2
+/// and 4 with every phase kept, which split straight from the input).
 const PADDED_ROW_MAX: usize = 2048;
 
 /// Writes column phase px of `padded` (its values px, px + SW, …) to row
