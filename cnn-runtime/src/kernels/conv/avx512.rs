@@ -114,8 +114,9 @@ struct Acc<const M: usize, const V: usize, const LOAD: u8> {
     /// in the low half.
     wq: usize,
     lo: __mmask16,
-    /// For `AT` and `SPLIT`: each vector's first pixel in the input, the
-    /// lanes it reads there, and how far on the others are.
+    /// For `AT`, `SPLIT` and `THREE`: each vector's first pixel in the
+    /// input, the lanes it reads there, those it reads two rows on, and how
+    /// far on the next row's pixels are.
     off: [usize; V],
     split: [__mmask16; V],
     third: [__mmask16; V],
@@ -182,8 +183,8 @@ unsafe fn load_pair(p: *const f32, wq: usize, lo: __mmask16) -> __m512 {
 
 impl Avx512 {
     /// A tile of `M` channels × `V` vectors, read from the input as `LOAD`
-    /// says (`RUN` from pixel `q0`, `AT` and `SPLIT` at `off`, `split` and
-    /// `gap`, with `q0` 0) and written to `out` at `i·ldo + o0 + LANES·v`,
+    /// says (`RUN` from pixel `q0`; the others at `off`, `split`, `third`
+    /// and `gap`, with `q0` 0) and written to `out` at `i·ldo + o0 + LANES·v`,
     /// except the first `skip` of those pixels; otherwise as
     /// [`Micro::tile`]. Inlined into each layer in release, where the
     /// layout's constants fold into the taps; in debug builds one copy per
@@ -283,7 +284,8 @@ impl Avx512 {
     /// [`Micro::dense_any`]'s tile: `M` channels × `V` vectors of output
     /// pixels `d0 ..` in the numbering oy·OW + ox. Each vector starts at its
     /// first pixel's place in the input; one that runs past its output row
-    /// reads the rest from the next row, WQ − OW further on.
+    /// reads the rest from the next row, WQ − OW further on (and, for rows
+    /// under 16 pixels, from the row after, twice as far).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn dense<const M: usize, const V: usize>(

@@ -182,8 +182,8 @@ macro_rules! with_tile {
 }
 pub(crate) use with_tile;
 
-/// Implements [`Micro::tile_any`] (or `pair_any`, `dense_any`) as a match over the
-/// listed tile heights calling the tile method `$tile::<M, V>`.
+/// Implements [`Micro::tile_any`] (or `pair_any`, `dense_any`) as a match
+/// over the listed tile heights calling the tile method `$tile::<M, V>`.
 macro_rules! tile_any {
     ($name:ident => $tile:ident, $heights:tt) => {
         #[inline(always)]
