@@ -5,7 +5,7 @@ use std::arch::x86_64::{
     _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
-use super::blocked::{self, Micro, Part};
+use super::blocked::{self, Micro, Part, Tiling};
 use super::layout::{Layout, Tap};
 use super::Geometry;
 
@@ -232,5 +232,5 @@ impl Micro for Avx2 {
         }
     }
 
-    blocked::tile_any!(tile_any => tile, [6, 4, 2]);
+    blocked::tile_any!([6, 4, 2], Tiling::Pixels | Tiling::Rows => tile);
 }

@@ -13,7 +13,7 @@ use std::arch::x86_64::{
 };
 
 use super::avx2::Avx2;
-use super::blocked::{self, Micro, Part};
+use super::blocked::{self, Micro, Part, Tiling};
 use super::layout::{Layout, Tap};
 use super::Geometry;
 
@@ -281,7 +281,7 @@ impl Avx512 {
         }
     }
 
-    /// [`Micro::dense_any`]'s tile: `M` channels × `V` vectors of output
+    /// The tile of [`Micro::DENSE`]: `M` channels × `V` vectors of output
     /// pixels `d0 ..` in the numbering oy·OW + ox. Each vector starts at its
     /// first pixel's place in the input; one that runs past its output row
     /// reads the rest from the next row, WQ − OW further on (and, for rows
@@ -347,7 +347,7 @@ impl Avx512 {
     }
 
     /// A tile of `M` channels × `2V` rows of paired rows from row `r0`
-    /// (see [`Micro::pair_any`]).
+    /// (see [`Micro::PAIRS`]).
     #[allow(clippy::too_many_arguments)]
     #[cfg_attr(not(debug_assertions), inline(always))]
     fn pair<const M: usize, const V: usize>(
@@ -447,9 +447,10 @@ impl Micro for Avx512 {
         self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, (q0, ldo), skip);
     }
 
-    blocked::tile_any!(tile_any => tile, [8, 6, 4, 2]);
-
-    blocked::tile_any!(pair_any => pair, [8, 6, 4, 2]);
-
-    blocked::tile_any!(dense_any => dense, [8, 6, 4, 2]);
+    blocked::tile_any!(
+        [8, 6, 4, 2],
+        Tiling::Pixels | Tiling::Rows => tile,
+        Tiling::Pairs => pair,
+        Tiling::Dense => dense
+    );
 }

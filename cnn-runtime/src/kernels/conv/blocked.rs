@@ -72,67 +72,30 @@ pub(crate) trait Micro: Copy {
         skip: usize,
     );
 
-    /// Whether [`Micro::pair_any`] computes tiles of paired rows.
+    /// Whether the micro-kernel has tiles of paired rows
+    /// ([`Tiling::Pairs`]): vectors that each hold two output rows of at
+    /// most `LANES/2` pixels, the first row's in the low half, a tile
+    /// starting at output row `at`, the first `skip` rows left to the tile
+    /// before.
     const PAIRS: bool = false;
 
-    /// A tile whose vectors each hold two output rows of at most
-    /// `LANES/2` pixels, the first row's in the low half: `m` channels ×
-    /// `2v` rows from row `r0`, the first `skip` rows left to the tile
-    /// before; otherwise as [`Micro::tile`]. Called only if
-    /// [`Micro::PAIRS`].
-    #[allow(clippy::too_many_arguments)]
-    fn pair_any(
-        self,
-        m: usize,
-        v: usize,
-        lay: &Layout,
-        part: &Part,
-        xt: &[f32],
-        r0: usize,
-        a: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        ldo: usize,
-        skip: usize,
-    ) {
-        let _ = (m, v, lay, part, xt, r0, a, bias, out, ldo, skip);
-    }
-
-    /// Whether [`Micro::dense_any`] computes tiles of output pixels as
-    /// numbered in the output (oy·OW + ox).
+    /// Whether the micro-kernel has tiles in the output's numbering
+    /// ([`Tiling::Dense`]): `LANES·v` output pixels from `at` in the
+    /// numbering oy·OW + ox, which leaves out the WQ − OW columns past each
+    /// row that the input's numbering has. Each vector reads the input from
+    /// its first pixel's place, and from the next rows for the pixels past
+    /// the row's end; the tile writes `out` (the layer's output, rows of
+    /// OH·OW) at `i·ldo + at`, except the first `skip` pixels.
     const DENSE: bool = false;
 
-    /// A tile of `m` channels × `LANES·v` output pixels from `d0` in the
-    /// numbering oy·OW + ox, which leaves out the WQ − OW columns past each
-    /// row that the input's numbering has: each vector reads the input from
-    /// its first pixel's place, and from the next rows for the pixels past
-    /// the row's end. The tile writes `out` (the layer's output, rows of
-    /// OH·OW) at `i·ldo + d0`, except the first `skip` pixels; otherwise as
-    /// [`Micro::tile`]. Called only if [`Micro::DENSE`], where
-    /// [`Layout::dense`].
-    #[allow(clippy::too_many_arguments)]
-    fn dense_any(
-        self,
-        m: usize,
-        v: usize,
-        lay: &Layout,
-        part: &Part,
-        xt: &[f32],
-        d0: usize,
-        a: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        ldo: usize,
-        skip: usize,
-    ) {
-        let _ = (m, v, lay, part, xt, d0, a, bias, out, ldo, skip);
-    }
-
-    /// [`Micro::tile`] with `m` ≤ [`Micro::MR`] and `v` ≤ [`NV`] known at
-    /// run time: a match over the sizes (see [`with_tile`]).
+    /// A tile of `tiling`'s kind ([`Micro::tile`] for pixels or rows; the
+    /// kinds of [`Micro::PAIRS`] and [`Micro::DENSE`], only if the kernel
+    /// has them) with `m` ≤ [`Micro::MR`] and `v` ≤ [`NV`] known at run
+    /// time: a match over the sizes (see [`with_tile`]).
     #[allow(clippy::too_many_arguments)]
     fn tile_any(
         self,
+        tiling: Tiling,
         m: usize,
         v: usize,
         lay: &Layout,
@@ -182,13 +145,16 @@ macro_rules! with_tile {
 }
 pub(crate) use with_tile;
 
-/// Implements [`Micro::tile_any`] (or `pair_any`, `dense_any`) as a match
-/// over the listed tile heights calling the tile method `$tile::<M, V>`.
+/// Implements [`Micro::tile_any`]: for each listed kind of tile, a match
+/// over the listed tile heights calling that kind's tile method
+/// `$tile::<M, V>`. Kinds not listed are never chosen (see
+/// [`Micro::PAIRS`], [`Micro::DENSE`]) and do nothing.
 macro_rules! tile_any {
-    ($name:ident => $tile:ident, $heights:tt) => {
+    ($heights:tt, $($kind:pat => $tile:ident),+) => {
         #[inline(always)]
-        fn $name(
+        fn tile_any(
             self,
+            tiling: $crate::kernels::conv::blocked::Tiling,
             m: usize,
             v: usize,
             lay: &Layout,
@@ -201,15 +167,21 @@ macro_rules! tile_any {
             ldo: usize,
             skip: usize,
         ) {
-            $crate::kernels::conv::blocked::with_tile!(m, v, $heights, |M, V| self
-                .$tile::<M, V>(lay, part, xt, at, a, bias, out, ldo, skip));
+            #[allow(unreachable_patterns)]
+            match tiling {
+                $(
+                    $kind => $crate::kernels::conv::blocked::with_tile!(m, v, $heights, |M, V| self
+                        .$tile::<M, V>(lay, part, xt, at, a, bias, out, ldo, skip)),
+                )+
+                _ => {}
+            }
         }
     };
 }
 pub(crate) use tile_any;
 
 /// Whether [`rows`] on micro-kernel `U` writes the layer's output as it is
-/// (tiles of [`Micro::dense_any`], rows of OH·OW) rather than rows of NQ
+/// (tiles of [`Tiling::Dense`], rows of OH·OW) rather than rows of NQ
 /// pixels of the input's numbering.
 #[inline(always)]
 pub(crate) fn dense<U: Micro>(lay: &Layout) -> bool {
@@ -320,21 +292,15 @@ pub(crate) fn rows<U: Micro>(
                 // (each size is a copy of the micro-kernel), and no closure
                 // around it: a closure would not inherit the caller's
                 // target features, and the intrinsics would not inline.
-                match tiling {
-                    Tiling::Pairs => {
-                        for (r0, skip, v) in units_in_steps(u0..u1, lay.oh, 2 * nv, nv) {
-                            u.pair_any(mr, v, lay, &part, xt, r0, a, b, o, nq, skip);
-                        }
+                // A tile starts at `at`: an output row for pairs, else a
+                // pixel of the tiling's numbering.
+                if tiling == Tiling::Pairs {
+                    for (at, skip, v) in units_in_steps(u0..u1, lay.oh, 2 * nv, nv) {
+                        u.tile_any(tiling, mr, v, lay, &part, xt, at, a, b, o, ldo, skip);
                     }
-                    Tiling::Dense => {
-                        for (d0, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
-                            u.dense_any(mr, v, lay, &part, xt, d0, a, b, o, ldo, skip);
-                        }
-                    }
-                    _ => {
-                        for (q0, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
-                            u.tile_any(mr, v, lay, &part, xt, q0, a, b, o, nq, skip);
-                        }
+                } else {
+                    for (at, skip, v) in tiles(lay, tiling, lanes, u0..u1, nv) {
+                        u.tile_any(tiling, mr, v, lay, &part, xt, at, a, b, o, ldo, skip);
                     }
                 }
                 k += mr;
@@ -363,17 +329,17 @@ fn tile_height(left: usize, mr: usize) -> usize {
 
 /// How the pixels are cut into register tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tiling {
+pub(crate) enum Tiling {
     /// Runs of `LANES·V` pixels of the numbering q = oy·WQ + ox, across
     /// rows.
     Pixels,
     /// Tiles starting at each output row's start ([`row_tiles`]).
     Rows,
     /// Vectors of two output rows, each in half a vector
-    /// ([`Layout::pairs`]; [`Micro::pair_any`]).
+    /// ([`Layout::pairs`]; [`Micro::PAIRS`]).
     Pairs,
     /// Runs of `LANES·V` pixels of the output's numbering oy·OW + ox
-    /// ([`Layout::dense`]; [`Micro::dense_any`]).
+    /// ([`Layout::dense`]; [`Micro::DENSE`]).
     Dense,
 }
 

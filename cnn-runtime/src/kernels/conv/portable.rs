@@ -1,7 +1,7 @@
 //! The portable register tile: plain arrays that the compiler vectorises for
 //! whatever the target offers.
 
-use super::blocked::{self, Micro, Part};
+use super::blocked::{self, Micro, Part, Tiling};
 use super::layout::{Layout, Tap};
 
 /// The portable micro-kernel, available everywhere.
@@ -83,5 +83,5 @@ impl Micro for Portable {
         }
     }
 
-    blocked::tile_any!(tile_any => tile, [6, 4, 2]);
+    blocked::tile_any!([6, 4, 2], Tiling::Pixels | Tiling::Rows => tile);
 }
