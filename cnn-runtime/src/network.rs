@@ -121,38 +121,12 @@ pub trait Network: Sized + Send + Sync {
     fn forward_into(
         &self,
         x: ArrayView3<f32>,
-        mut out: ArrayViewMut3<f32>,
+        out: ArrayViewMut3<f32>,
         ws: &mut Workspace,
     ) -> Result<(), Error> {
         check_shape("input", x.shape(), &Self::INPUT)?;
         check_shape("output", out.shape(), &Self::OUTPUT)?;
-        ws.reserve::<Self>();
-        let Workspace {
-            input,
-            output,
-            scratch,
-            ..
-        } = ws;
-        let x = match x.as_slice() {
-            Some(x) => x,
-            None => {
-                for (dst, src) in input.iter_mut().zip(x.iter()) {
-                    *dst = *src;
-                }
-                &input[..]
-            }
-        };
-        let x = &x[..Self::INPUT.iter().product::<usize>()];
-        match out.as_slice_mut() {
-            Some(out) => self.forward_raw(x, out, scratch),
-            None => {
-                let len = Self::OUTPUT.iter().product::<usize>();
-                self.forward_raw(x, &mut output[..len], scratch);
-                for (dst, src) in out.iter_mut().zip(output.iter()) {
-                    *dst = *src;
-                }
-            }
-        }
+        forward_chunk(self, x.insert_axis(Axis(0)), out.insert_axis(Axis(0)), ws);
         Ok(())
     }
 
@@ -252,8 +226,11 @@ pub trait Network: Sized + Send + Sync {
 /// enough that its activations stay in cache.
 const BATCH_CHUNK_MAX: usize = 16;
 
-/// Images whose shapes are checked, `x` N×INPUT into `out` N×OUTPUT, through
-/// [`Network::forward_raw_batch`], copying views that are not contiguous.
+/// Images whose shapes are checked, `x` N×INPUT into `out` N×OUTPUT:
+/// through [`Network::forward_raw`] for one, [`Network::forward_raw_batch`]
+/// for more, copying views that are not contiguous. Allocates nothing once
+/// the workspace has grown to the chunk (for one image, to
+/// [`Workspace::new`]'s size).
 fn forward_chunk<N: Network>(
     net: &N,
     x: ArrayView4<f32>,

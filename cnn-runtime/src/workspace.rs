@@ -34,13 +34,16 @@ impl Workspace {
     }
 
     /// Grows the workspace, if needed, to run `images` images of network `N`
-    /// at once through [`Network::forward_raw_batch`].
+    /// at once through [`Network::forward_raw_batch`]; for one image, which
+    /// runs [`Network::forward_raw`], to what [`Workspace::reserve`] grows.
     pub(crate) fn reserve_batch<N: Network>(&mut self, images: usize) {
         self.reserve::<N>();
-        let len = |volume: [usize; 3]| volume.iter().product::<usize>() * images;
-        grow(&mut self.input, len(N::INPUT));
-        grow(&mut self.output, len(N::OUTPUT));
-        grow(&mut self.rows, 2 * images * N::BATCH_ROWS);
+        if images > 1 {
+            let len = |volume: [usize; 3]| volume.iter().product::<usize>() * images;
+            grow(&mut self.input, len(N::INPUT));
+            grow(&mut self.output, len(N::OUTPUT));
+            grow(&mut self.rows, 2 * images * N::BATCH_ROWS);
+        }
     }
 }
 
