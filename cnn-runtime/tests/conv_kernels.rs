@@ -96,6 +96,34 @@ fn act() -> impl Strategy<Value = Act> {
     ]
 }
 
+/// A layer's volume: C, H, W and K.
+type Volume = (usize, usize, usize, usize);
+/// A layer's filter: FH, FW, SH, SW, PH and PW.
+type Filter = (usize, usize, usize, usize, usize, usize);
+
+/// The layer of a volume and a filter.
+fn layer((c, h, w, k): Volume, (fh, fw, sh, sw, ph, pw): Filter) -> ConvShape {
+    ConvShape {
+        c,
+        h,
+        w,
+        k,
+        f: [fh, fw],
+        s: [sh, sw],
+        p: [ph, pw],
+    }
+}
+
+/// The layers of the volumes and filters drawn whose filter fits.
+fn fitting(
+    volume: impl Strategy<Value = Volume>,
+    filter: impl Strategy<Value = Filter>,
+) -> impl Strategy<Value = ConvShape> {
+    (volume, filter)
+        .prop_map(|(volume, filter)| layer(volume, filter))
+        .prop_filter("the filter fits", |s| s.out().is_some())
+}
+
 /// Random layers that fit: small volumes, filters, strides and paddings
 /// (pairs included), enough channels to exercise every tile height.
 fn shape() -> impl Strategy<Value = ConvShape> {
@@ -116,14 +144,8 @@ fn shape() -> impl Strategy<Value = ConvShape> {
                 0..=fw / 2 + 1,
             )
         })
-        .prop_map(|((c, h, w, k, fh, fw, sh, sw), ph, pw)| ConvShape {
-            c,
-            h,
-            w,
-            k,
-            f: [fh, fw],
-            s: [sh, sw],
-            p: [ph, pw],
+        .prop_map(|((c, h, w, k, fh, fw, sh, sw), ph, pw)| {
+            layer((c, h, w, k), (fh, fw, sh, sw, ph, pw))
         })
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
@@ -132,7 +154,7 @@ fn shape() -> impl Strategy<Value = ConvShape> {
 /// accumulates them in several passes (more so with strides, whose phase
 /// planes widen the input a block of pixels reads).
 fn deep_shape() -> impl Strategy<Value = ConvShape> {
-    (
+    fitting(
         (24usize..80, 6usize..30, 6usize..30, 1usize..15),
         (
             1usize..6,
@@ -143,23 +165,13 @@ fn deep_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
         ),
     )
-        .prop_map(|((c, h, w, k), (fh, fw, sh, sw, ph, pw))| ConvShape {
-            c,
-            h,
-            w,
-            k,
-            f: [fh, fw],
-            s: [sh, sw],
-            p: [ph, pw],
-        })
-        .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
 /// Few, wide rows: with AVX-512, tiles in the output's numbering whose
 /// vectors run into the next row; with AVX2, row-aligned tiles of one and
 /// two vectors; and the shifted last tiles of both.
 fn wide_shape() -> impl Strategy<Value = ConvShape> {
-    (
+    fitting(
         (1usize..40, 1usize..6, 16usize..72, 1usize..13),
         (
             1usize..5,
@@ -170,16 +182,6 @@ fn wide_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
         ),
     )
-        .prop_map(|((c, h, w, k), (fh, fw, sh, sw, ph, pw))| ConvShape {
-            c,
-            h,
-            w,
-            k,
-            f: [fh, fw],
-            s: [sh, sw],
-            p: [ph, pw],
-        })
-        .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
 /// Output rows exactly one AVX-512 vector wide, most with input rows wider
@@ -197,23 +199,13 @@ fn row_vector_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
         ),
     )
-        .prop_filter_map(
-            "a 16-wide output",
-            |((c, oh, k), (fh, fw, sh, sw, ph, pw))| {
-                let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
-                let w = (15 * sw + fw).checked_sub(2 * pw)?;
-                let shape = ConvShape {
-                    c,
-                    h,
-                    w,
-                    k,
-                    f: [fh, fw],
-                    s: [sh, sw],
-                    p: [ph, pw],
-                };
-                (h > 0 && shape.out() == Some([oh, 16])).then_some(shape)
-            },
-        )
+        .prop_filter_map("a 16-wide output", |((c, oh, k), filter)| {
+            let (fh, fw, sh, sw, ph, pw) = filter;
+            let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
+            let w = (15 * sw + fw).checked_sub(2 * pw)?;
+            let shape = layer((c, h, w, k), filter);
+            (h > 0 && shape.out() == Some([oh, 16])).then_some(shape)
+        })
 }
 
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
@@ -474,15 +466,8 @@ fn strided_phase_splits() {
     for sw in [2, 4] {
         for pw in [0, 1, 3, 9, 40] {
             for w in [3, 37, 70, 131] {
-                let shape = ConvShape {
-                    c: 2,
-                    h: 5,
-                    w,
-                    k: 3,
-                    f: [2, sw + 1],
-                    s: [2, sw],
-                    p: [1, pw],
-                };
+                // 2 channels of 5 × w, 3 filters of 2 × (sw + 1).
+                let shape = layer((2, 5, w, 3), (2, sw + 1, 2, sw, 1, pw));
                 if shape.out().is_some() {
                     every_path(&Case::new(shape, Act::Identity, 7)).unwrap();
                 }
