@@ -22,7 +22,7 @@ mod activation;
 #[path = "../src/kernels/dense.rs"]
 mod dense;
 #[allow(dead_code)]
-#[path = "../src/kernels/pool.rs"]
+#[path = "../src/kernels/pool/mod.rs"]
 mod pool;
 
 const CASES: u32 = 300;
@@ -114,6 +114,15 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         })
 }
 
+/// The AVX-512 pooling kernel, where this CPU has it and it takes the
+/// windows (column stride 2, two or three columns wide).
+fn pool_avx512(max: bool, win: Window, x: &[f32], y: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return pool::pool_avx512_core(max, win, x, y);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 fn out_len(win: &Window) -> usize {
     let [oh, ow] = win.out();
     win.c * oh * ow
@@ -137,6 +146,12 @@ proptest! {
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
             prop_assert!(g == w || (g.is_nan() && w.is_nan()), "value {}: got {}, want {}", i, g, w);
         }
+        let mut got = vec![f32::NAN; out_len(&win)];
+        if pool_avx512(true, win, &x, &mut got) {
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                prop_assert!(g == w || (g.is_nan() && w.is_nan()), "AVX-512, value {}: got {}, want {}", i, g, w);
+            }
+        }
     }
 
     #[test]
@@ -146,10 +161,18 @@ proptest! {
         let mut got = vec![f32::NAN; out_len(&win)];
         pool::max_pool_core(win, &x, &mut got);
         prop_assert_eq!(&got, &want);
+        let mut got = vec![f32::NAN; out_len(&win)];
+        if pool_avx512(true, win, &x, &mut got) {
+            prop_assert_eq!(&got, &want);
+        }
         reference::avg_pool(win, &x, &mut want);
         let mut got = vec![f32::NAN; out_len(&win)];
         pool::avg_pool_core(win, &x, &mut got);
         assert_all_close(&got, &want, &vec![4.0; got.len()])?;
+        let mut got = vec![f32::NAN; out_len(&win)];
+        if pool_avx512(false, win, &x, &mut got) {
+            assert_all_close(&got, &want, &vec![4.0; got.len()])?;
+        }
     }
 
     #[test]
@@ -160,6 +183,10 @@ proptest! {
         pool::avg_pool_core(win, &x, &mut got);
         // The window's values are below 4 in magnitude.
         assert_all_close(&got, &want, &vec![4.0; got.len()])?;
+        let mut got = vec![f32::NAN; out_len(&win)];
+        if pool_avx512(false, win, &x, &mut got) {
+            assert_all_close(&got, &want, &vec![4.0; got.len()])?;
+        }
     }
 
     /// The fc cores (native, AVX2, portable), on one input and a batch,

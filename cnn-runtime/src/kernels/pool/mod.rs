@@ -5,9 +5,13 @@
 //! inlining every length and trip count is known, the bounds checks fold
 //! away and the loops vectorise. Each output row folds the input rows its
 //! windows cover into one row on the stack (contiguous), then each window
-//! along that row (interleaved loads for strides 2 and 3).
+//! along that row (interleaved loads for strides 2 and 3). On AVX-512,
+//! windows two or three columns wide at column stride 2 go to [`avx512`].
 
 use super::reference::Window;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// The larger of two values, NaN if either is NaN (IEEE 754 `maximum`),
 /// branch-free so that it vectorises: `a > b ? a : b` and `b > a ? b : a`
@@ -126,6 +130,31 @@ pub fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Max (`max`) or average pooling with the shapes as values through the
+/// AVX-512 kernel; false, leaving `y` as it was, if the CPU lacks AVX-512F
+/// or the windows are not ones that kernel takes. Only the
+/// kernel tests (which include this file) call it, so that they reach that
+/// kernel on every shape.
+///
+/// # Panics
+/// If `x` or `y` is shorter than the volumes.
+#[cfg(target_arch = "x86_64")]
+#[allow(dead_code)]
+pub fn pool_avx512_core(max: bool, win: Window, x: &[f32], y: &mut [f32]) -> bool {
+    if !avx512::takes(&win) || !avx512::available() {
+        return false;
+    }
+    // SAFETY: the CPU has AVX-512F.
+    unsafe {
+        if max {
+            avx512::pool_with::<Max>(win, x, y);
+        } else {
+            avx512::pool_with::<Avg>(win, x, y);
+        }
+    }
+    true
+}
+
 /// Max pooling over FH×FW windows with stride SH×SW, no padding:
 /// `x` C×H×W → `y` C×OH×OW. A window containing NaN yields NaN.
 #[inline]
@@ -170,6 +199,8 @@ pub fn avg_pool<
 
 /// A pooling reduction, as a type so that [`pool`] monomorphises over it.
 trait Reduce {
+    /// Max pooling (else average).
+    const MAX: bool;
     fn core(win: Window, x: &[f32], y: &mut [f32]);
 }
 
@@ -177,6 +208,7 @@ struct Max;
 struct Avg;
 
 impl Reduce for Max {
+    const MAX: bool = true;
     #[inline(always)]
     fn core(win: Window, x: &[f32], y: &mut [f32]) {
         max_pool_core(win, x, y);
@@ -184,13 +216,15 @@ impl Reduce for Max {
 }
 
 impl Reduce for Avg {
+    const MAX: bool = false;
     #[inline(always)]
     fn core(win: Window, x: &[f32], y: &mut [f32]) {
         avg_pool_core(win, x, y);
     }
 }
 
-/// Runs `R` with every size constant, compiled for AVX2 when the CPU has it
+/// Runs `R` with every size constant: through [`avx512`] when the CPU has
+/// it and the windows suit it, else compiled for AVX2 when the CPU has that
 /// (chosen at run time, as the dense kernels are): for the x86-64 baseline
 /// the strided window reads stay scalar, with AVX2's wider vectors and
 /// permutes they vectorise.
@@ -208,6 +242,11 @@ fn pool<
     x: &[f32],
     y: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::takes(&window::<C, H, W, FH, FW, SH, SW>()) && avx512::available() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { avx512::pool::<R, C, H, W, FH, FW, SH, SW>(x, y) };
+    }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.

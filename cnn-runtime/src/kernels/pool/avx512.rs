@@ -1,0 +1,163 @@
+//! Pooling with AVX-512 for windows two or three columns wide at column
+//! stride 2 (`pool(2, 2)`, `pool(3, 2)`, whatever their height and row
+//! stride), 16 outputs of a row at a time: the window's rows are folded
+//! into vectors covering the 33 input columns those outputs read, a permute
+//! each then parts their even and odd columns, and a one-lane shift of the
+//! even ones gives the third column.
+
+use std::arch::x86_64::{
+    __m512, __mmask16, _mm512_add_ps, _mm512_alignr_epi32, _mm512_castps_si512,
+    _mm512_castsi512_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps,
+    _mm512_mul_ps, _mm512_or_si512, _mm512_permutex2var_ps, _mm512_set1_ps, _mm512_setr_epi32,
+    _mm512_setzero_ps,
+};
+
+use super::{Reduce, Window};
+
+/// Output columns per vector.
+const LANES: usize = 16;
+
+/// Whether this kernel takes the windows: column stride 2, two or three
+/// columns wide, no padding.
+pub(super) fn takes(win: &Window) -> bool {
+    win.s[1] == 2 && matches!(win.f[1], 2 | 3) && win.p == [0, 0]
+}
+
+/// Whether the CPU has AVX-512F (the standard library caches the
+/// detection).
+pub(super) fn available() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+/// [`core`] with every size constant.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) fn pool<
+    R: Reduce,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const FH: usize,
+    const FW: usize,
+    const SH: usize,
+    const SW: usize,
+>(
+    x: &[f32],
+    y: &mut [f32],
+) {
+    core::<R>(super::window::<C, H, W, FH, FW, SH, SW>(), x, y);
+}
+
+/// [`core`] with the sizes as values.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) fn pool_with<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
+    core::<R>(win, x, y);
+}
+
+/// Lanes `0..n` of a vector.
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= LANES {
+        u16::MAX
+    } else {
+        (1 << n) - 1
+    }
+}
+
+/// `R`'s fold of two vectors: the sum, or IEEE 754 `maximum`, NaN if either
+/// lane is: `maxps` gives its second operand when one is NaN, so of
+/// max(a, b) and max(b, a) one is that NaN, and OR-ing their bits keeps a
+/// NaN (as the portable [`max_nan`](super::max_nan) does).
+#[inline(always)]
+fn fold<R: Reduce>(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: only reached from the `target_feature` functions above.
+    unsafe {
+        if R::MAX {
+            let ab = _mm512_castps_si512(_mm512_max_ps(a, b));
+            let ba = _mm512_castps_si512(_mm512_max_ps(b, a));
+            _mm512_castsi512_ps(_mm512_or_si512(ab, ba))
+        } else {
+            _mm512_add_ps(a, b)
+        }
+    }
+}
+
+/// `R` over every window of `x` (C×H×W) into `y` (C×OH×OW), for windows
+/// [`takes`] takes; the mean's scale applied.
+///
+/// # Panics
+/// If the windows are not ones [`takes`] takes, or `x` or `y` is shorter
+/// than its volume.
+#[inline(always)]
+fn core<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
+    assert!(takes(&win));
+    let [oh, ow] = win.out();
+    let (h, w) = (win.h, win.w);
+    let ([fh, fw], sh) = (win.f, win.s[0]);
+    let (x, y) = (&x[..win.c * h * w], &mut y[..win.c * oh * ow]);
+    if oh == 0 || ow == 0 {
+        return;
+    }
+    // SAFETY: reached only from the `target_feature` functions above. The
+    // windows fit the input: (OH − 1)·SH + FH ≤ H and 2·(OW − 1) + FW ≤ W.
+    // The loads read row oy·SH + ky < H of a channel, from column 2·ox0,
+    // only the lanes before the row's end (the masks); the pointers past
+    // it are formed with `wrapping_add` and never read. The stores write
+    // the lanes of output row oy from ox0 up to OW.
+    unsafe {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let scale = _mm512_set1_ps(1.0 / (fh * fw) as f32);
+        for (xc, yc) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+            for oy in 0..oh {
+                for ox0 in (0..ow).step_by(LANES) {
+                    // The input columns from 2·ox0 to the row's end, in
+                    // three vectors: the third only for its first lane, the
+                    // last window's third column.
+                    let left = w - 2 * ox0;
+                    let m0 = lanes(left);
+                    let m1 = lanes(left.saturating_sub(LANES));
+                    let m2 = lanes(left.saturating_sub(2 * LANES)) & 1;
+                    let p = xc.as_ptr().add(oy * sh * w + 2 * ox0);
+                    let mut v0 = _mm512_maskz_loadu_ps(m0, p);
+                    let mut v1 = _mm512_maskz_loadu_ps(m1, p.wrapping_add(LANES));
+                    let mut v2 = if fw == 3 {
+                        _mm512_maskz_loadu_ps(m2, p.wrapping_add(2 * LANES))
+                    } else {
+                        _mm512_setzero_ps()
+                    };
+                    for ky in 1..fh {
+                        let q = p.add(ky * w);
+                        v0 = fold::<R>(v0, _mm512_maskz_loadu_ps(m0, q));
+                        v1 = fold::<R>(v1, _mm512_maskz_loadu_ps(m1, q.wrapping_add(LANES)));
+                        if fw == 3 {
+                            let third = _mm512_maskz_loadu_ps(m2, q.wrapping_add(2 * LANES));
+                            v2 = fold::<R>(v2, third);
+                        }
+                    }
+                    // Output lane j: columns 2j, 2j + 1 (and 2j + 2).
+                    let first = _mm512_permutex2var_ps(v0, even, v1);
+                    let second = _mm512_permutex2var_ps(v0, odd, v1);
+                    let mut r = fold::<R>(first, second);
+                    if fw == 3 {
+                        let third = _mm512_alignr_epi32::<1>(
+                            _mm512_castps_si512(v2),
+                            _mm512_castps_si512(first),
+                        );
+                        r = fold::<R>(r, _mm512_castsi512_ps(third));
+                    }
+                    if !R::MAX {
+                        r = _mm512_mul_ps(r, scale);
+                    }
+                    let out = yc.as_mut_ptr().add(oy * ow + ox0);
+                    _mm512_mask_storeu_ps(out, lanes(ow - ox0), r);
+                }
+            }
+        }
+    }
+}
