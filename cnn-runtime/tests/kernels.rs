@@ -189,12 +189,13 @@ proptest! {
         }
     }
 
-    /// The fc cores (native, AVX2, portable), on one input and a batch,
-    /// against the f64
+    /// The fc cores (native, AVX2, portable), on one input and on batches
+    /// of up to 17 (groups of 16, 8, 4, 2 and 1 for AVX-512, with more
+    /// outputs or fewer than its batch kernel takes), against the f64
     /// reference, with PyTorch-like weight magnitudes.
     #[test]
     fn fc_matches_reference(
-        (inputs, n, batch, x, weight, bias) in (1..=70usize, 0..=19usize, 1..=9usize)
+        (inputs, n, batch, x, weight, bias) in (1..=70usize, prop_oneof![0..=19usize, 32..=45usize], 1..=17usize)
             .prop_flat_map(|(inputs, n, batch)| {
                 let bound = 1.0 / (inputs as f32).sqrt();
                 (
@@ -362,6 +363,44 @@ fn fc_entry_points_match_reference() {
     check::<84, 10>();
     check::<1, 1>();
     check::<7, 5>();
+}
+
+/// The fc cores on batches of 1 to 17 inputs, with more input values and
+/// outputs than the AVX-512 batch kernel blocks at once (512 and 256), and
+/// input values left over past a multiple of 16.
+#[test]
+fn fc_batches_span_blocks() {
+    let (inputs, n) = (1100, 300);
+    let x: Vec<f32> = (0..17 * inputs)
+        .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+        .collect();
+    let weight: Vec<f32> = (0..n * inputs)
+        .map(|i| ((i * 101) % 23) as f32 / 23.0 - 0.5)
+        .collect();
+    let bias: Vec<f32> = (0..n).map(|i| i as f32 / 100.0 - 1.0).collect();
+    let mut want = vec![0.0; 17 * n];
+    for (xb, yb) in x.chunks(inputs).zip(want.chunks_mut(n)) {
+        reference::fc(xb, &weight, &bias, yb, Act::Identity);
+    }
+    for batch in 1..=17 {
+        let mut got = vec![f32::NAN; batch * n];
+        dense::fc_core(
+            batch,
+            inputs,
+            n,
+            &x,
+            &weight,
+            &bias,
+            &mut got,
+            Act::Identity,
+        );
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                close(*g, *w, inputs as f32),
+                "batch {batch}, value {i}: got {g}, want {w}"
+            );
+        }
+    }
 }
 
 /// NaN in a max-pooling window gives NaN for that window only.

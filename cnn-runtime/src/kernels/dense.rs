@@ -9,9 +9,9 @@
 //! AVX2 and FMA (detected at run time), the same core is compiled with
 //! fused multiply-adds for that width; elsewhere it is plain Rust.
 //!
-//! A batch on AVX-512 takes blocks of four rows by four inputs, 16 vector
-//! sums, so that each weight vector loaded serves four inputs and the four
-//! rows stay in cache while every input of the batch passes. Elsewhere a
+//! A batch on AVX-512 goes up to 16 inputs at a time in the lanes of a
+//! vector, so that each weight loaded serves them all; a layer of few
+//! outputs takes blocks of four rows by four inputs instead. Elsewhere a
 //! batch is a GEMV per input.
 
 use super::activation::activate;
@@ -211,13 +211,16 @@ fn fc_any(
 ) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
+        let (inputs, n) = d.dims();
         if batch == 1 {
             // SAFETY: the CPU has the features `gemv_avx512` is compiled for.
             unsafe { gemv_avx512(d, x, weight, bias, y, act) };
+        } else if n < GEMM_MIN_OUTPUTS {
+            // SAFETY: as above, for `blocks_avx512`.
+            unsafe { blocks_avx512(inputs, n, batch, x, weight, bias, y, act) };
         } else {
-            let (inputs, n) = d.dims();
             // SAFETY: as above, for `gemm_avx512`.
-            unsafe { gemm_avx512(inputs, n, batch, x, weight, bias, y, act) };
+            unsafe { gemm_avx512(d, batch, x, weight, bias, y, act) };
         }
         return;
     }
@@ -318,13 +321,201 @@ fn gemv_avx512(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
 }
 
-/// The fc layer on a batch with AVX-512: blocks of four rows by four
-/// inputs, then the inputs and rows left over. A row block's weights are
-/// read from memory once and from cache for the inputs after the first.
+/// Fewest outputs for which a batch goes through [`gemm_avx512`]; below,
+/// transposing the inputs costs more than the weights' loads it saves, and
+/// [`blocks_avx512`] takes it (B1's 10 outputs: 10 % slower through
+/// `gemm_avx512`, 13 % with a GEMV per input).
+#[cfg(target_arch = "x86_64")]
+const GEMM_MIN_OUTPUTS: usize = 32;
+
+/// Lanes of a vector: the batch's inputs that [`gemm_avx512`] takes at
+/// once, times the input values of each in a vector.
+#[cfg(target_arch = "x86_64")]
+const LANES: usize = 16;
+
+/// Input values per block that [`gemm_avx512`] transposes onto the stack
+/// (32 KiB); a multiple of [`LANES`].
+#[cfg(target_arch = "x86_64")]
+const KB: usize = 512;
+
+/// Outputs per block whose sums [`gemm_avx512`] keeps on the stack between
+/// blocks of input values (16 KiB).
+#[cfg(target_arch = "x86_64")]
+const NB: usize = 256;
+
+/// Output rows that [`rows_avx512`] takes at once: more than 8 rows 8 KiB
+/// apart (inputs a multiple of 1,024) share one set of the 12-way L1 cache,
+/// and 16 rows measured 45 % slower on 2,048 inputs.
+#[cfg(target_arch = "x86_64")]
+const ROWS: usize = 8;
+
+/// The fc layer on a batch with AVX-512, the inputs in the lanes of a
+/// vector: a group of G inputs (16, 8, 4 or 2) takes 16/G consecutive
+/// values of each. A block of their values is transposed onto the stack,
+/// one vector for each 16/G values, and the weights w[j][k..k + 16/G],
+/// broadcast G times, multiply it into output j's vector of sums; those
+/// lanes are summed at the end. So a weight is loaded once for the group,
+/// and no lane is wasted on groups of 2, 4, 8 or 16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn gemm_avx512(
+    d: impl Dims,
+    batch: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) {
+    let (inputs, n) = d.dims();
+    let x = &x[..batch * inputs];
+    let weight = &weight[..inputs * n];
+    let bias = &bias[..n];
+    let y = &mut y[..batch * n];
+    if inputs == 0 {
+        for out in y.chunks_exact_mut(n) {
+            out.copy_from_slice(bias);
+            activate(act, out);
+        }
+        return;
+    }
+    let mut i0 = 0;
+    while i0 < batch {
+        // No closures here: they would not inherit the target features.
+        let g = (d, batch, i0);
+        i0 += match batch - i0 {
+            9.. => group_avx512::<1>(g, x, weight, bias, y, act),
+            5.. => group_avx512::<2>(g, x, weight, bias, y, act),
+            3 | 4 => group_avx512::<4>(g, x, weight, bias, y, act),
+            2 => group_avx512::<8>(g, x, weight, bias, y, act),
+            _ => group_avx512::<16>(g, x, weight, bias, y, act),
+        };
+    }
+}
+
+/// Up to 16/`K` inputs of the `batch` from `i0`, `K` values of each per
+/// vector (see [`gemm_avx512`]), at least one input value each; returns
+/// how many inputs it took.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn group_avx512<const K: usize>(
+    (d, batch, i0): (impl Dims, usize, usize),
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> usize {
+    let (inputs, n) = d.dims();
+    let images = (LANES / K).min(batch - i0);
+    let group = &x[i0 * inputs..][..images * inputs];
+    // Values past the last multiple of K: added one by one at the end.
+    let body = inputs - inputs % K;
+    // Lanes past the group's inputs hold stale values, whose sums are
+    // never read.
+    let mut xt = [[0.0f32; LANES]; KB];
+    let mut sums = [[0.0f32; LANES]; NB];
+    for j0 in (0..n).step_by(NB) {
+        let rows = NB.min(n - j0);
+        let sums = &mut sums[..rows];
+        for s in sums.iter_mut() {
+            *s = [0.0; LANES];
+        }
+        for k0 in (0..body).step_by(KB) {
+            let kb = KB.min(body - k0);
+            for (i, xi) in group.chunks_exact(inputs).enumerate() {
+                let values = xi[k0..k0 + kb].chunks_exact(K);
+                for (t, v) in xt.iter_mut().zip(values) {
+                    t[i * K..(i + 1) * K].copy_from_slice(v);
+                }
+            }
+            let xt = &xt[..kb / K];
+            let mut j = 0;
+            while j < rows {
+                let w = &weight[(j0 + j) * inputs + k0..];
+                let s = &mut sums[j..];
+                j += match rows - j {
+                    ROWS.. => rows_avx512::<ROWS, K>(xt, w, inputs, s),
+                    4.. => rows_avx512::<4, K>(xt, w, inputs, s),
+                    2 | 3 => rows_avx512::<2, K>(xt, w, inputs, s),
+                    _ => rows_avx512::<1, K>(xt, w, inputs, s),
+                };
+            }
+        }
+        for (i, (xi, out)) in group
+            .chunks_exact(inputs)
+            .zip(y[i0 * n..].chunks_exact_mut(n))
+            .enumerate()
+        {
+            for (j, (out, s)) in out[j0..j0 + rows].iter_mut().zip(&*sums).enumerate() {
+                let row = &weight[(j0 + j) * inputs..][..inputs];
+                let tail = dot_tail::<Fused>(&row[body..], &xi[body..]);
+                let lanes: f32 = s[i * K..(i + 1) * K].iter().sum();
+                *out = act.apply(lanes + tail + bias[j0 + j]);
+            }
+        }
+    }
+    images
+}
+
+/// Adds to the vector of sums of each of `R` outputs (`sums[r]`) the
+/// products of their weights with the transposed inputs `xt`: for row `q`
+/// of `xt`, the `K` weights from `w[r·ldw + q·K]`, repeated 16/`K` times.
+/// Returns `R`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn rows_avx512<const R: usize, const K: usize>(
+    xt: &[[f32; LANES]],
+    w: &[f32],
+    ldw: usize,
+    sums: &mut [[f32; LANES]],
+) -> usize {
+    use std::arch::x86_64::{
+        __m512, _mm256_loadu_pd, _mm512_broadcast_f32x4, _mm512_broadcast_f64x4, _mm512_castpd_ps,
+        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_pd, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps, _mm_loadu_ps,
+    };
+    let kb = xt.len() * K;
+    // Bounds of the reads below: row r < R reads w[r·ldw + k], k < kb.
+    assert!(kb > 0 && (R - 1) * ldw + kb <= w.len() && R <= sums.len());
+    // SAFETY: only reached from `gemm_avx512`, compiled with AVX-512F; the
+    // reads stay within the bounds asserted above.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (acc, s) in acc.iter_mut().zip(&*sums) {
+            *acc = _mm512_loadu_ps(s.as_ptr());
+        }
+        let w = w.as_ptr();
+        for (q, xq) in xt.iter().enumerate() {
+            let v = _mm512_loadu_ps(xq.as_ptr());
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let p = w.add(r * ldw + q * K);
+                let wr: __m512 = match K {
+                    1 => _mm512_set1_ps(*p),
+                    2 => _mm512_castpd_ps(_mm512_set1_pd(p.cast::<f64>().read_unaligned())),
+                    4 => _mm512_broadcast_f32x4(_mm_loadu_ps(p)),
+                    8 => _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(p.cast()))),
+                    _ => _mm512_loadu_ps(p),
+                };
+                *acc = _mm512_fmadd_ps(wr, v, *acc);
+            }
+        }
+        for (acc, s) in acc.iter().zip(sums.iter_mut()) {
+            _mm512_storeu_ps(s.as_mut_ptr(), *acc);
+        }
+    }
+    R
+}
+
+/// The fc layer on a batch with AVX-512, for layers of few outputs: blocks
+/// of four rows by four inputs, then the inputs and rows left over. A row
+/// block's weights are read from memory once and from cache for the inputs
+/// after the first, and each input value once per four rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn blocks_avx512(
     inputs: usize,
     n: usize,
     batch: usize,
