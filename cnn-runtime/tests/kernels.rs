@@ -114,13 +114,26 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         })
 }
 
-/// The AVX-512 pooling kernel, where this CPU has it and it takes the
-/// windows (column stride 2, two or three columns wide).
-fn pool_avx512(max: bool, win: Window, x: &[f32], y: &mut [f32]) -> bool {
+/// Each pooling core's output on the windows, max or average: the portable
+/// core's, then the AVX-512 kernel's where this CPU has it and it takes
+/// them (column stride 2, two or three columns wide). The outputs start as
+/// NaN garbage: a kernel must overwrite all of it.
+fn pool_outputs(max: bool, win: Window, x: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
+    let mut portable = vec![f32::NAN; out_len(&win)];
+    if max {
+        pool::max_pool_core(win, x, &mut portable);
+    } else {
+        pool::avg_pool_core(win, x, &mut portable);
+    }
+    let mut outputs = vec![("portable", portable)];
     #[cfg(target_arch = "x86_64")]
-    return pool::pool_avx512_core(max, win, x, y);
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    {
+        let mut wide = vec![f32::NAN; out_len(&win)];
+        if pool::pool_avx512_core(max, win, x, &mut wide) {
+            outputs.push(("AVX-512", wide));
+        }
+    }
+    outputs
 }
 
 fn out_len(win: &Window) -> usize {
@@ -140,16 +153,9 @@ proptest! {
     fn max_pool_matches_reference((win, x) in pool_case()) {
         let mut want = vec![0.0; out_len(&win)];
         reference::max_pool(win, &x, &mut want);
-        // Garbage in the output first: the kernel must overwrite all of it.
-        let mut got = vec![f32::NAN; out_len(&win)];
-        pool::max_pool_core(win, &x, &mut got);
-        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            prop_assert!(g == w || (g.is_nan() && w.is_nan()), "value {}: got {}, want {}", i, g, w);
-        }
-        let mut got = vec![f32::NAN; out_len(&win)];
-        if pool_avx512(true, win, &x, &mut got) {
+        for (core, got) in pool_outputs(true, win, &x) {
             for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                prop_assert!(g == w || (g.is_nan() && w.is_nan()), "AVX-512, value {}: got {}, want {}", i, g, w);
+                prop_assert!(g == w || (g.is_nan() && w.is_nan()), "{}, value {}: got {}, want {}", core, i, g, w);
             }
         }
     }
@@ -158,19 +164,11 @@ proptest! {
     fn wide_pools_match_reference((win, x) in wide_pool_case()) {
         let mut want = vec![0.0; out_len(&win)];
         reference::max_pool(win, &x, &mut want);
-        let mut got = vec![f32::NAN; out_len(&win)];
-        pool::max_pool_core(win, &x, &mut got);
-        prop_assert_eq!(&got, &want);
-        let mut got = vec![f32::NAN; out_len(&win)];
-        if pool_avx512(true, win, &x, &mut got) {
-            prop_assert_eq!(&got, &want);
+        for (core, got) in pool_outputs(true, win, &x) {
+            prop_assert_eq!(&got, &want, "{}", core);
         }
         reference::avg_pool(win, &x, &mut want);
-        let mut got = vec![f32::NAN; out_len(&win)];
-        pool::avg_pool_core(win, &x, &mut got);
-        assert_all_close(&got, &want, &vec![4.0; got.len()])?;
-        let mut got = vec![f32::NAN; out_len(&win)];
-        if pool_avx512(false, win, &x, &mut got) {
+        for (_, got) in pool_outputs(false, win, &x) {
             assert_all_close(&got, &want, &vec![4.0; got.len()])?;
         }
     }
@@ -179,12 +177,8 @@ proptest! {
     fn avg_pool_matches_reference((win, x) in pool_case()) {
         let mut want = vec![0.0; out_len(&win)];
         reference::avg_pool(win, &x, &mut want);
-        let mut got = vec![f32::NAN; out_len(&win)];
-        pool::avg_pool_core(win, &x, &mut got);
         // The window's values are below 4 in magnitude.
-        assert_all_close(&got, &want, &vec![4.0; got.len()])?;
-        let mut got = vec![f32::NAN; out_len(&win)];
-        if pool_avx512(false, win, &x, &mut got) {
+        for (_, got) in pool_outputs(false, win, &x) {
             assert_all_close(&got, &want, &vec![4.0; got.len()])?;
         }
     }

@@ -132,9 +132,9 @@ pub fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
 
 /// Max (`max`) or average pooling with the shapes as values through the
 /// AVX-512 kernel; false, leaving `y` as it was, if the CPU lacks AVX-512F
-/// or the windows are not ones that kernel takes. Only the
-/// kernel tests (which include this file) call it, so that they reach that
-/// kernel on every shape.
+/// or the windows are not ones that kernel takes. Only the kernel tests
+/// (which include this file) call it, so that they reach that kernel on
+/// every shape.
 ///
 /// # Panics
 /// If `x` or `y` is shorter than the volumes.
