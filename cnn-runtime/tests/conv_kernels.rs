@@ -155,7 +155,7 @@ fn shape() -> impl Strategy<Value = ConvShape> {
 /// planes widen the input a block of pixels reads).
 fn deep_shape() -> impl Strategy<Value = ConvShape> {
     fitting(
-        (24usize..80, 6usize..30, 6usize..30, 1usize..15),
+        (40usize..140, 6usize..24, 6usize..24, 1usize..12),
         (
             1usize..6,
             1usize..6,
