@@ -208,6 +208,30 @@ fn row_vector_shape() -> impl Strategy<Value = ConvShape> {
         })
 }
 
+/// Output rows of 1 to 8 pixels, 1 to 11 rows of them, with strides and
+/// paddings: from 16 pixels on, with filters wider than a column, the
+/// shifted layout (a plane per filter column); below, the phase layout.
+fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (1usize..40, 1usize..12, 1usize..9, 1usize..20),
+        (
+            1usize..6,
+            1usize..6,
+            1usize..4,
+            1usize..4,
+            0usize..3,
+            0usize..3,
+        ),
+    )
+        .prop_filter_map("rows of at most 8", |((c, oh, ow, k), filter)| {
+            let (fh, fw, sh, sw, ph, pw) = filter;
+            let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
+            let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
+            let shape = layer((c, h, w, k), filter);
+            (h > 0 && w > 0 && shape.out() == Some([oh, ow])).then_some(shape)
+        })
+}
+
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
     let mut scratch = vec![f32::NAN; conv_gemm_scratch(case.shape)];
@@ -302,6 +326,11 @@ proptest! {
 
     #[test]
     fn vector_wide_rows_match_the_reference(shape in row_vector_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn short_rows_match_the_reference(shape in short_rows_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
 
@@ -514,6 +543,39 @@ fn scratch_keeps_only_the_phases_taps_read() {
     };
     assert_eq!(far.out(), Some([1, 3]));
     assert_eq!(conv_gemm_scratch(far), 4 * 2 * 3);
+}
+
+/// Output rows of at most 8 pixels take a plane per filter column, OW
+/// wide, and no wide output: B3's last convolution, 64 channels of 8×8
+/// padded to 10×10, takes 3 planes of 10×8 per channel.
+#[test]
+fn short_rows_take_a_plane_per_filter_column() {
+    let shape = ConvShape {
+        c: 64,
+        h: 8,
+        w: 8,
+        k: 128,
+        f: [3, 3],
+        s: [1, 1],
+        p: [1, 1],
+    };
+    assert_eq!(conv_gemm_scratch(shape), 64 * 3 * 10 * 8);
+    // With strides: 2 row phases of ⌈17/2⌉ rows, 5 columns of 4.
+    let strided = ConvShape {
+        c: 2,
+        h: 15,
+        w: 9,
+        k: 3,
+        f: [4, 5],
+        s: [2, 2],
+        p: [1, 1],
+    };
+    assert_eq!(strided.out(), Some([7, 4]));
+    assert_eq!(conv_gemm_scratch(strided), 2 * 2 * 5 * 9 * 4);
+    // Fewer than 16 pixels keep the phase layout and its wide output.
+    let small = ConvShape { h: 1, ..shape };
+    assert_eq!(small.out(), Some([1, 8]));
+    assert_eq!(conv_gemm_scratch(small), 64 * 3 * 10 + 128 * 8);
 }
 
 /// A layer whose scratch would overflow `usize` is refused, not a panic.

@@ -125,14 +125,25 @@ pub fn conv_kernel(network: &Network, layer: usize) -> ConvKernel {
     }
 }
 
+/// Widest output rows whose convolution input the runtime lays out with a
+/// plane per filter column (its `layout::SHIFT_MAX_OW`).
+pub const SHIFT_MAX_OW: usize = 8;
+
+/// Fewest output pixels laid out so (the runtime's
+/// `layout::SHIFT_MIN_PIXELS`).
+pub const SHIFT_MIN_PIXELS: usize = 16;
+
 /// Scratch of the blocked convolution kernel, in f32s; the runtime's
 /// `conv_gemm_scratch` computes the same. Unless the stride is 1 and there
 /// is no padding, the input is copied zero-padded and split into phase
 /// planes of ⌈(H + 2PH)/SH⌉ × ⌈(W + 2PW)/SW⌉, min(SH, FH)·min(SW, FW) of
 /// them per channel (the phases some filter tap reads); when the planes'
 /// width WQ differs from OW, the K × ((OH − 1)·WQ + OW) outputs are computed
-/// there first. Saturates at `usize::MAX`, which the checks reject as a
-/// workspace too large.
+/// there first. Output rows of at most [`SHIFT_MAX_OW`] pixels, at least
+/// [`SHIFT_MIN_PIXELS`] in all, from filters wider than one column take
+/// min(SH, FH)·FW planes of ⌈(H + 2PH)/SH⌉ × OW per channel instead, one for
+/// each filter column, and no more. Saturates at `usize::MAX`, which the
+/// checks reject as a workspace too large.
 fn conv_scratch(l: &crate::model::Layer) -> usize {
     let LayerKind::Conv { f, s, p, .. } = l.kind else {
         return 0;
@@ -141,10 +152,16 @@ fn conv_scratch(l: &crate::model::Layer) -> usize {
     let (k, oh, ow) = (l.output.c, l.output.h, l.output.w);
     let transform = s.h != 1 || s.w != 1 || p.h != 0 || p.w != 0;
     let padded = |n: usize, p: usize| p.saturating_mul(2).saturating_add(n);
+    let shifted =
+        transform && f.w > 1 && ow <= SHIFT_MAX_OW && oh.saturating_mul(ow) >= SHIFT_MIN_PIXELS;
     let (input, wq) = if transform {
         let hq = padded(h, p.h).div_ceil(s.h);
-        let wq = padded(w, p.w).div_ceil(s.w);
-        let phases = s.h.min(f.h) * s.w.min(f.w);
+        let (wq, columns) = if shifted {
+            (ow, f.w)
+        } else {
+            (padded(w, p.w).div_ceil(s.w), s.w.min(f.w))
+        };
+        let phases = s.h.min(f.h) * columns;
         let planes = c.saturating_mul(phases);
         (planes.saturating_mul(hq).saturating_mul(wq), wq)
     } else {
@@ -385,6 +402,18 @@ mod tests {
         let scratch = 64 * 58 * 58 + 64 * (55 * 58 + 56);
         assert_eq!(p.scratch_len, scratch);
         assert_eq!(p.workspace_len(), 2 * 64 * 56 * 56 + scratch);
+    }
+
+    #[test]
+    fn short_rows_take_a_plane_per_filter_column() {
+        // 64 channels of 8×8 padded to 10×10: a plane of 10×8 for each of
+        // the 3 filter columns, and no wide output.
+        let p = plan_of("struct S { input(64, 8, 8) conv(128, 3, p = 1) }");
+        assert_eq!(p.scratch_len, 64 * 3 * 10 * 8);
+        // Fewer than 16 output pixels keep the padded planes, 3×10, and
+        // the output computed in rows of 10 (one row of 8 here).
+        let p = plan_of("struct S { input(64, 1, 8) conv(128, 3, p = 1) }");
+        assert_eq!(p.scratch_len, 64 * 3 * 10 + 128 * 8);
     }
 
     #[test]

@@ -12,6 +12,14 @@
 //! across rows too. Tiles of pixels either run across rows, computing and
 //! dropping the WQ − OW values of q past the end of each output row, or,
 //! where that costs less, start at each row's start and skip them.
+//!
+//! Layers with output rows of at most [`SHIFT_MAX_OW`] pixels are laid out
+//! *shifted* instead: each filter column kx gets planes of its own, OW wide,
+//! plane (py, kx) holding the padded pixels (iy·SH + py, ox·SW + kx). Tap
+//! (ky, kx) then reads plane (ky mod SH, kx) at `oy·OW + ox + (ky/SH)·OW`:
+//! the output's own numbering, contiguous across rows, with no columns to
+//! drop and no vector that has to gather two rows. It costs FW copies of
+//! the input where rows are short and the copies are small.
 
 use std::ops::Range;
 
@@ -59,6 +67,15 @@ impl ConvShape {
         self.k * oh * ow * self.c * self.f[0] * self.f[1]
     }
 }
+
+/// Widest output rows laid out shifted (see the module docs): rows of at
+/// most half an AVX-512 vector, which the other layout would either pad to
+/// WQ or gather two to a vector, one masked load per row.
+pub const SHIFT_MAX_OW: usize = 8;
+
+/// Fewest output pixels laid out shifted: one AVX-512 vector. Fewer go two
+/// rows to a vector in the phase layout, rather than one pixel at a time.
+pub const SHIFT_MIN_PIXELS: usize = 16;
 
 /// Longest padded input row (in f32s, 8 KiB) that [`Layout::transform`]
 /// copies to the stack to split into column phases (strides other than 2
@@ -220,8 +237,11 @@ pub(crate) struct Layout {
     /// Width of a phase plane: the pixel numbering's row stride.
     pub wq: usize,
     /// Phase planes kept per channel along height and width:
-    /// min(SH, FH) and min(SW, FW).
+    /// min(SH, FH) and min(SW, FW), or FW if [`Layout::shifted`].
     pub phases: [usize; 2],
+    /// Whether the layout is shifted (see the module docs): a plane for
+    /// each filter column, WQ = OW.
+    pub shifted: bool,
     /// Values per phase plane.
     pub plane: usize,
     /// Length of the transformed input (0 without transform).
@@ -258,6 +278,15 @@ pub(crate) fn row_tiles(ow: usize, lanes: usize) -> impl Iterator<Item = (usize,
     })
 }
 
+/// Whether a layer is laid out shifted (see the module docs): its input is
+/// transformed anyway, its filters are wider than one column, and its
+/// output rows are at most [`SHIFT_MAX_OW`] pixels, at least
+/// [`SHIFT_MIN_PIXELS`] in all.
+#[inline(always)]
+fn shifted(transform: bool, fw: usize, oh: usize, ow: usize) -> bool {
+    transform && fw > 1 && ow <= SHIFT_MAX_OW && oh.saturating_mul(ow) >= SHIFT_MIN_PIXELS
+}
+
 impl Layout {
     /// The layout of `shape`, or `None` if the shape is empty, the filter
     /// does not fit or a length overflows `usize`.
@@ -270,16 +299,21 @@ impl Layout {
         let [sh, sw] = shape.s;
         let [fh, fw] = shape.f;
         let transform = sh != 1 || sw != 1 || shape.p != [0, 0];
+        let shifted = shifted(transform, fw, oh, ow);
         // `out` checked that the padded sizes fit.
         let (hq, wq) = if transform {
             (
                 (shape.h + 2 * shape.p[0]).div_ceil(sh),
-                (shape.w + 2 * shape.p[1]).div_ceil(sw),
+                if shifted {
+                    ow
+                } else {
+                    (shape.w + 2 * shape.p[1]).div_ceil(sw)
+                },
             )
         } else {
             (shape.h, shape.w)
         };
-        let phases = [sh.min(fh), sw.min(fw)];
+        let phases = [sh.min(fh), if shifted { fw } else { sw.min(fw) }];
         let plane = hq.checked_mul(wq)?;
         let per_channel = plane.checked_mul(phases[0] * phases[1])?;
         let xt_len = if transform {
@@ -296,7 +330,7 @@ impl Layout {
         for py in 0..phases[0] {
             for px in 0..phases[1] {
                 let nky = (fh - py).div_ceil(sh);
-                let nkx = (fw - px).div_ceil(sw);
+                let nkx = if shifted { 1 } else { (fw - px).div_ceil(sw) };
                 let plane_at = ((shape.c - 1) * phases[0] + py) * phases[1] + px;
                 let at = plane_at * plane + (nky - 1) * wq + nkx;
                 tap_end = tap_end.max(at);
@@ -310,6 +344,7 @@ impl Layout {
             hq,
             wq,
             phases,
+            shifted,
             plane,
             xt_len,
             nq,
@@ -374,6 +409,23 @@ impl Layout {
             s: [sh, sw],
             ..
         } = self.shape;
+        if self.shifted {
+            // Plane (py, kx) holds taps ky ≡ py (mod SH) of column kx; the
+            // filter read in order when SH is 1.
+            let nph = self.phases[0];
+            for ci in channels {
+                for py in 0..nph {
+                    for ky in (py..fh).step_by(sh) {
+                        let planes = (ci * nph + py) * fw;
+                        let b = planes * self.plane + ky / sh * self.wq;
+                        for kx in 0..fw {
+                            f.tap((ci * fh + ky) * fw + kx, b + kx * self.plane);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         if sh == 1 && sw == 1 {
             // One phase per channel: the taps are the filter, in order.
             for ci in channels {
@@ -434,7 +486,7 @@ impl Layout {
         // kept on the stack if it fits.
         let mut row_buf = [0.0f32; PADDED_ROW_MAX];
         let mut padded = match wq.checked_mul(sw) {
-            Some(n) if sw > 1 && n <= PADDED_ROW_MAX => Some(&mut row_buf[..n]),
+            Some(n) if sw > 1 && n <= PADDED_ROW_MAX && !self.shifted => Some(&mut row_buf[..n]),
             _ => None,
         };
         let channels = xt[..self.xt_len].chunks_exact_mut(nph * npw * plane);
