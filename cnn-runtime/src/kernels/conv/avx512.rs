@@ -1,10 +1,12 @@
 //! The AVX-512 register tile, selected at run time: vectors of 16 pixels,
 //! tiles of up to 8 output channels × 32 pixels (16 accumulators of the 32
-//! registers). Output rows of at most 8 pixels go two to a vector; wider
-//! output rows are numbered without the columns a padded input row has past
-//! them, so that those are not computed, and a vector that runs into the
-//! next rows reads its parts (two, or three for rows under 16) through
-//! masks.
+//! registers). Output rows of at most 8 pixels are mostly laid out a plane
+//! per filter column (see `layout`), so that their vectors run across rows;
+//! where they are not (under 16 pixels, filters one column wide, or no
+//! padding or stride), they go two to a vector. Wider output rows are
+//! numbered without the columns a padded input row has past them, so that
+//! those are not computed, and a vector that runs into the next rows reads
+//! its parts (two, or three for rows under 16) through masks.
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_loadu_ps,
