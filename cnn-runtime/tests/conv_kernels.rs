@@ -550,26 +550,10 @@ fn scratch_keeps_only_the_phases_taps_read() {
 /// padded to 10×10, takes 3 planes of 10×8 per channel.
 #[test]
 fn short_rows_take_a_plane_per_filter_column() {
-    let shape = ConvShape {
-        c: 64,
-        h: 8,
-        w: 8,
-        k: 128,
-        f: [3, 3],
-        s: [1, 1],
-        p: [1, 1],
-    };
+    let shape = layer((64, 8, 8, 128), (3, 3, 1, 1, 1, 1));
     assert_eq!(conv_gemm_scratch(shape), 64 * 3 * 10 * 8);
     // With strides: 2 row phases of ⌈17/2⌉ rows, 5 columns of 4.
-    let strided = ConvShape {
-        c: 2,
-        h: 15,
-        w: 9,
-        k: 3,
-        f: [4, 5],
-        s: [2, 2],
-        p: [1, 1],
-    };
+    let strided = layer((2, 15, 9, 3), (4, 5, 2, 2, 1, 1));
     assert_eq!(strided.out(), Some([7, 4]));
     assert_eq!(conv_gemm_scratch(strided), 2 * 2 * 5 * 9 * 4);
     // Fewer than 16 pixels keep the phase layout and its wide output.

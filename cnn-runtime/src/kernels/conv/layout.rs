@@ -83,19 +83,18 @@ pub const SHIFT_MIN_PIXELS: usize = 16;
 const PADDED_ROW_MAX: usize = 2048;
 
 /// Writes column phase px of `padded` (its values px, px + SW, …) to row
-/// `at .. at + WQ` of phase plane px in `planes`, for px < `npw`, where
-/// `padded` holds WQ·SW values: one strided pass per phase. (Strides 2 and
-/// 4 with every phase kept go through [`split_padded`] instead.)
+/// `at .. at + wq` of phase plane px in `planes`, for px < `npw`, where
+/// `padded` holds (wq − 1)·SW + `npw` values: one strided pass per phase.
+/// (Strides 2 and 4 with every phase kept go through [`split_padded`]
+/// instead.)
 #[inline(always)]
 fn split_columns(
     padded: &[f32],
-    sw: usize,
-    npw: usize,
+    (sw, npw, wq): (usize, usize, usize),
     planes: &mut [f32],
     plane: usize,
     at: usize,
 ) {
-    let wq = padded.len() / sw;
     let rows = planes.chunks_exact_mut(plane).map(|p| &mut p[at..at + wq]);
     for (px, row) in rows.take(npw).enumerate() {
         for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
@@ -409,24 +408,7 @@ impl Layout {
             s: [sh, sw],
             ..
         } = self.shape;
-        if self.shifted {
-            // Plane (py, kx) holds taps ky ≡ py (mod SH) of column kx; the
-            // filter read in order when SH is 1.
-            let nph = self.phases[0];
-            for ci in channels {
-                for py in 0..nph {
-                    for ky in (py..fh).step_by(sh) {
-                        let planes = (ci * nph + py) * fw;
-                        let b = planes * self.plane + ky / sh * self.wq;
-                        for kx in 0..fw {
-                            f.tap((ci * fh + ky) * fw + kx, b + kx * self.plane);
-                        }
-                    }
-                }
-            }
-            return;
-        }
-        if sh == 1 && sw == 1 {
+        if sh == 1 && sw == 1 && !self.shifted {
             // One phase per channel: the taps are the filter, in order.
             for ci in channels {
                 for ky in 0..fh {
@@ -440,14 +422,20 @@ impl Layout {
             return;
         }
         // Phase py holds taps ky ≡ py (mod SH): ⌈(FH − py)/SH⌉ of them,
-        // that is FH/SH, plus one for the first FH mod SH phases.
+        // that is FH/SH, plus one for the first FH mod SH phases; likewise
+        // for columns, except that shifted, column plane px holds tap px
+        // alone.
         let (qy, ry, qx, rx) = (fh / sh, fh % sh, fw / sw, fw % sw);
         let [nph, npw] = self.phases;
         for ci in channels {
             for py in 0..nph {
                 let nky = qy + usize::from(py < ry);
                 for px in 0..npw {
-                    let nkx = qx + usize::from(px < rx);
+                    let nkx = if self.shifted {
+                        1
+                    } else {
+                        qx + usize::from(px < rx)
+                    };
                     let plane = ((ci * nph + py) * npw + px) * self.plane;
                     for ky in 0..nky {
                         let a = (ci * fh + ky * sh + py) * fw + px;
@@ -482,11 +470,16 @@ impl Layout {
             let hi = (w + pw).saturating_sub(px).div_ceil(sw).clamp(lo, wq);
             (lo, hi)
         };
-        // With column strides, a row of the padded input (WQ·SW values)
-        // kept on the stack if it fits.
+        // With column strides, the values of a padded input row that the
+        // column planes read, (WQ − 1)·SW + their number, kept on the
+        // stack if they fit.
         let mut row_buf = [0.0f32; PADDED_ROW_MAX];
-        let mut padded = match wq.checked_mul(sw) {
-            Some(n) if sw > 1 && n <= PADDED_ROW_MAX && !self.shifted => Some(&mut row_buf[..n]),
+        let mut padded = match wq
+            .saturating_sub(1)
+            .checked_mul(sw)
+            .and_then(|n| n.checked_add(npw))
+        {
+            Some(n) if sw > 1 && n <= PADDED_ROW_MAX => Some(&mut row_buf[..n]),
             _ => None,
         };
         let channels = xt[..self.xt_len].chunks_exact_mut(nph * npw * plane);
@@ -518,7 +511,7 @@ impl Layout {
                         padded[..a].fill(0.0);
                         padded[a..b].copy_from_slice(&src[..b - a]);
                         padded[b..].fill(0.0);
-                        split_columns(padded, sw, npw, phases, plane, iq * wq);
+                        split_columns(padded, (sw, npw, wq), phases, plane, iq * wq);
                         continue;
                     }
                     for px in 0..npw {
