@@ -1,6 +1,7 @@
 //! Convolution kernels on the layers of the benchmark networks (B1–B6), one
-//! thread, every path: the blocked implicit GEMM with the AVX2 and the
-//! portable micro-kernel, im2col + sgemm, and direct loops; then the
+//! thread, every path: the blocked implicit GEMM with the AVX-512, AVX2 and
+//! portable micro-kernels, the AVX-512 kernel with filters in its vectors,
+//! im2col + sgemm, and direct loops; then the
 //! const-generic entry points the macro calls. Throughput is in flops
 //! (2·MACs), so criterion's "elem/s" reads as FLOP/s.
 //!
@@ -12,8 +13,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use cnn_runtime::kernels::{
-    conv_blocked_with, conv_direct_with, conv_gemm, conv_gemm_scratch, conv_im2col_scratch,
-    conv_im2col_with, conv_pointwise, conv_pointwise_with, Act, ConvPath, ConvShape,
+    conv_blocked_with, conv_direct_with, conv_filter_lanes_scratch, conv_gemm, conv_gemm_scratch,
+    conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with, Act, ConvPath,
+    ConvShape,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -59,7 +61,9 @@ impl Data {
                 .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
                 .collect()
         };
-        let scratch = conv_gemm_scratch(s).max(conv_im2col_scratch(s));
+        let scratch = conv_gemm_scratch(s)
+            .max(conv_im2col_scratch(s))
+            .max(conv_filter_lanes_scratch(s));
         Data {
             x: fill(s.c * s.h * s.w),
             weight: fill(s.k * s.c * s.f[0] * s.f[1]),
@@ -108,6 +112,8 @@ impl Path {
             Path::Blocked(ConvPath::Avx512, true) => "blocked-avx512-split",
             Path::Blocked(ConvPath::Avx2, false) => "blocked-avx2",
             Path::Blocked(ConvPath::Avx2, true) => "blocked-avx2-split",
+            Path::Blocked(ConvPath::FilterLanes, false) => "filter-lanes",
+            Path::Blocked(ConvPath::FilterLanes, true) => "filter-lanes-split",
             Path::Blocked(_, _) => "blocked-portable",
             Path::Im2col => "im2col-sgemm",
             Path::Pointwise => "pointwise",
@@ -146,10 +152,12 @@ fn paths(c: &mut Criterion) {
     let mut paths = vec![
         Path::Blocked(ConvPath::Avx512, false),
         Path::Blocked(ConvPath::Avx2, false),
+        Path::Blocked(ConvPath::FilterLanes, false),
     ];
     if split {
         paths.push(Path::Blocked(ConvPath::Avx512, true));
         paths.push(Path::Blocked(ConvPath::Avx2, true));
+        paths.push(Path::Blocked(ConvPath::FilterLanes, true));
     }
     paths.extend([
         Path::Blocked(ConvPath::Portable, false),

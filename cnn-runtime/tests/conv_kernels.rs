@@ -2,9 +2,9 @@
 //! and through the public const-generic entry points.
 
 use cnn_runtime::kernels::{
-    conv_blocked_with, conv_direct, conv_direct_with, conv_gemm, conv_gemm_scratch,
-    conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with, reference, Act,
-    ConvPath, ConvShape,
+    conv_blocked_with, conv_direct, conv_direct_with, conv_filter_lanes_scratch, conv_gemm,
+    conv_gemm_scratch, conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with,
+    reference, Act, ConvPath, ConvShape,
 };
 use proptest::prelude::*;
 
@@ -232,9 +232,39 @@ fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
         })
 }
 
+/// Layers of 2 to 4 input channels and large filters (most of them taken
+/// with filters in the lanes where the CPU has AVX-512), 17 to 79 filters
+/// (some not a multiple of 16, some more than three vectors) and output
+/// rows of 8 to 40 pixels (some ending in a tile of fewer than 8), with
+/// strides and paddings.
+fn few_channels_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (2usize..5, 1usize..5, 8usize..41, 17usize..80),
+        (
+            7usize..14,
+            7usize..14,
+            1usize..5,
+            1usize..5,
+            0usize..3,
+            0usize..3,
+        ),
+    )
+        .prop_filter_map("rows of 8 or more", |((c, oh, ow, k), filter)| {
+            let (fh, fw, sh, sw, ph, pw) = filter;
+            let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
+            let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
+            let shape = layer((c, h, w, k), filter);
+            (h > 0 && w > 0 && shape.out() == Some([oh, ow])).then_some(shape)
+        })
+}
+
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
-    let mut scratch = vec![f32::NAN; conv_gemm_scratch(case.shape)];
+    let len = match path {
+        ConvPath::FilterLanes => conv_filter_lanes_scratch(case.shape),
+        _ => conv_gemm_scratch(case.shape),
+    };
+    let mut scratch = vec![f32::NAN; len];
     let done = conv_blocked_with(
         case.shape,
         path,
@@ -302,6 +332,9 @@ fn every_path(case: &Case) -> Result<(), TestCaseError> {
         if let Some(y) = run_blocked(case, ConvPath::Avx512, split) {
             case.check("blocked avx512", &y)?;
         }
+        if let Some(y) = run_blocked(case, ConvPath::FilterLanes, split) {
+            case.check("filter lanes", &y)?;
+        }
     }
     Ok(())
 }
@@ -331,6 +364,11 @@ proptest! {
 
     #[test]
     fn short_rows_match_the_reference(shape in short_rows_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn few_channels_match_the_reference(shape in few_channels_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
 
@@ -456,6 +494,7 @@ fixed!(lenet_conv2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, Act::Tanh);
 fixed!(strided_pair, 3, 23, 19, 7, 5, 3, 3, 2, 1, 2, Act::Sigmoid);
 fixed!(large_split, 16, 40, 40, 13, 3, 3, 1, 1, 1, 1, Act::Relu);
 fixed!(alexnet_like, 3, 47, 51, 11, 11, 11, 4, 4, 0, 1, Act::Relu);
+fixed!(alexnet_first, 3, 59, 63, 40, 11, 11, 4, 4, 1, 2, Act::Relu);
 fixed!(
     stride_two_padded,
     5,
@@ -543,6 +582,23 @@ fn scratch_keeps_only_the_phases_taps_read() {
     };
     assert_eq!(far.out(), Some([1, 3]));
     assert_eq!(conv_gemm_scratch(far), 4 * 2 * 3);
+}
+
+/// Layers of few channels and large filters reserve the larger of the
+/// blocked kernel's scratch and the filters packed 16 to a vector (after
+/// the padded input), which the kernel with filters in the lanes needs.
+#[test]
+fn few_channels_and_large_filters_reserve_their_packed_filters() {
+    // 6 vectors × 3·11·11 taps, more than the wide output 96 × (13·24 + 14).
+    let shape = layer((3, 24, 24, 96), (11, 11, 1, 1, 0, 0));
+    assert_eq!(conv_gemm_scratch(shape), 96 * 3 * 11 * 11);
+    assert_eq!(conv_filter_lanes_scratch(shape), 96 * 3 * 11 * 11);
+    // 40 filters round up to 48; the padded input comes first.
+    let padded = layer((3, 16, 16, 40), (11, 11, 1, 1, 1, 1));
+    assert_eq!(conv_gemm_scratch(padded), 3 * 18 * 18 + 48 * 3 * 11 * 11);
+    // One vector of filters stays on the blocked kernel.
+    let one = layer((3, 24, 24, 16), (11, 11, 1, 1, 0, 0));
+    assert_eq!(conv_gemm_scratch(one), 16 * (13 * 24 + 14));
 }
 
 /// Output rows of at most 8 pixels take a plane per filter column, OW

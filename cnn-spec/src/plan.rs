@@ -133,7 +133,22 @@ pub const SHIFT_MAX_OW: usize = 8;
 /// `layout::SHIFT_MIN_PIXELS`).
 pub const SHIFT_MIN_PIXELS: usize = 16;
 
-/// Scratch of the blocked convolution kernel, in f32s; the runtime's
+/// Most input channels of a layer the runtime computes with vectors of
+/// filters on AVX-512 (its `filter_lanes::MAX_CHANNELS`).
+pub const FILTER_LANES_MAX_C: usize = 4;
+
+/// Fewest taps per filter (C·FH·FW) of such a layer (the runtime's
+/// `filter_lanes::MIN_TAPS`).
+pub const FILTER_LANES_MIN_TAPS: usize = 240;
+
+/// Narrowest output rows of such a layer: a tile of pixels (the runtime's
+/// `filter_lanes::TILE_PIXELS`).
+pub const FILTER_LANES_MIN_OW: usize = 8;
+
+/// Filters per AVX-512 vector.
+const FILTER_LANES: usize = 16;
+
+/// Scratch of the convolution kernels, in f32s; the runtime's
 /// `conv_gemm_scratch` computes the same. Unless the stride is 1 and there
 /// is no padding, the input is copied zero-padded and split into phase
 /// planes of ⌈(H + 2PH)/SH⌉ × ⌈(W + 2PW)/SW⌉, min(SH, FH)·min(SW, FW) of
@@ -142,8 +157,15 @@ pub const SHIFT_MIN_PIXELS: usize = 16;
 /// there first. Output rows of at most [`SHIFT_MAX_OW`] pixels, at least
 /// [`SHIFT_MIN_PIXELS`] in all, from filters wider than one column take
 /// min(SH, FH)·FW planes of ⌈(H + 2PH)/SH⌉ × OW per channel instead, one for
-/// each filter column, and no more. Saturates at `usize::MAX`, which the
-/// checks reject as a workspace too large.
+/// each filter column, and no more.
+///
+/// Layers of at most [`FILTER_LANES_MAX_C`] channels, more than one vector
+/// of 16 filters, at least [`FILTER_LANES_MIN_TAPS`] taps per filter and
+/// output rows of at least [`FILTER_LANES_MIN_OW`] pixels run with vectors
+/// of filters on AVX-512, and need the zero-padded input (if padded) and
+/// the filters packed 16 to a vector, ⌈K/16⌉·16·C·FH·FW: the larger of the
+/// two is reserved. Saturates at `usize::MAX`, which the checks reject as
+/// a workspace too large.
 fn conv_scratch(l: &crate::model::Layer) -> usize {
     let LayerKind::Conv { f, s, p, .. } = l.kind else {
         return 0;
@@ -173,7 +195,24 @@ fn conv_scratch(l: &crate::model::Layer) -> usize {
     } else {
         0
     };
-    input.saturating_add(wide)
+    let blocked = input.saturating_add(wide);
+    let taps = c.saturating_mul(f.h).saturating_mul(f.w);
+    if c <= FILTER_LANES_MAX_C
+        && k > FILTER_LANES
+        && taps >= FILTER_LANES_MIN_TAPS
+        && ow >= FILTER_LANES_MIN_OW
+    {
+        let padded = if p.h == 0 && p.w == 0 {
+            0
+        } else {
+            c.saturating_mul(padded(h, p.h))
+                .saturating_mul(padded(w, p.w))
+        };
+        let filters = k.div_ceil(FILTER_LANES) * FILTER_LANES;
+        blocked.max(padded.saturating_add(filters.saturating_mul(taps)))
+    } else {
+        blocked
+    }
 }
 
 /// Plans the forward pass of a checked network.
@@ -414,6 +453,20 @@ mod tests {
         // the output computed in rows of 10 (one row of 8 here).
         let p = plan_of("struct S { input(64, 1, 8) conv(128, 3, p = 1) }");
         assert_eq!(p.scratch_len, 64 * 3 * 10 + 128 * 8);
+    }
+
+    #[test]
+    fn few_channels_and_large_filters_reserve_their_packed_filters() {
+        // The packed filters, 6 vectors × 3·11·11 taps, exceed the blocked
+        // kernel's 96 × (13·24 + 14) wide output.
+        let p = plan_of("struct N { input(3, 24, 24) conv(96, 11) }");
+        assert_eq!(p.scratch_len, 96 * 3 * 11 * 11);
+        // 40 filters round up to 48; the padded input comes first.
+        let p = plan_of("struct N { input(3, 16, 16) conv(40, 11, p = 1) }");
+        assert_eq!(p.scratch_len, 3 * 18 * 18 + 48 * 3 * 11 * 11);
+        // One vector of filters stays on the blocked kernel.
+        let p = plan_of("struct N { input(3, 24, 24) conv(16, 11) }");
+        assert_eq!(p.scratch_len, 16 * (13 * 24 + 14));
     }
 
     #[test]

@@ -14,9 +14,9 @@ mod pool;
 
 pub use activation::{activate, softmax};
 pub use conv::{
-    conv_blocked_with, conv_direct, conv_direct_with, conv_gemm, conv_gemm_scratch,
-    conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with, ConvPath,
-    ConvShape, PARALLEL_MIN_MACS, POINTWISE_MIN_PIXELS,
+    conv_blocked_with, conv_direct, conv_direct_with, conv_filter_lanes_scratch, conv_gemm,
+    conv_gemm_scratch, conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with,
+    ConvPath, ConvShape, PARALLEL_MIN_MACS, POINTWISE_MIN_PIXELS,
 };
 pub use dense::{fc, fc_batch};
 pub use pool::{avg_pool, max_pool};

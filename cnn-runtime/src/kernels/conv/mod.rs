@@ -9,7 +9,11 @@
 //! also AVX-512's for rows narrower than 16 pixels), or a portable one. Large
 //! layers split their output channels in two with `rayon::join` when they
 //! run on a thread of a rayon pool that has more than one thread (see
-//! [`PARALLEL_MIN_MACS`]). [`conv_pointwise`] is the same
+//! [`PARALLEL_MIN_MACS`]). With AVX-512, layers of few input channels and
+//! large filters (an image's first layer, such as AlexNet's) take a kernel
+//! with filters rather than pixels in its vectors instead (see
+//! `filter_lanes`), split across threads by filters alike.
+//! [`conv_pointwise`] is the same
 //! kernel on the input as it is. [`conv_direct`] needs no scratch; an
 //! im2col + sgemm path is kept for comparison.
 //!
@@ -22,6 +26,7 @@ mod avx2;
 mod avx512;
 mod blocked;
 mod direct;
+mod filter_lanes;
 mod im2col;
 mod layout;
 mod portable;
@@ -56,6 +61,10 @@ pub enum ConvPath {
     Avx512,
     /// Plain Rust, vectorised by the compiler for the build target.
     Portable,
+    /// AVX-512F with vectors of filters rather than pixels (x86-64 only;
+    /// output rows of at least 8 pixels). `Auto` takes it for layers with
+    /// few input channels and large filters.
+    FilterLanes,
 }
 
 /// A layer's shape as compile-time constants, for the blocked path to fold.
@@ -143,6 +152,7 @@ impl Kernel {
             #[cfg(not(target_arch = "x86_64"))]
             ConvPath::Avx2 | ConvPath::Avx512 => None,
             ConvPath::Portable => Some(Kernel::Portable),
+            ConvPath::FilterLanes => None,
         }
     }
 
@@ -196,6 +206,46 @@ impl Kernel {
             }
         }
     }
+}
+
+/// The layer through `path`: with filters in the lanes where asked, or
+/// for `Auto` where [`filter_lanes::applies`] and the CPU has AVX-512;
+/// otherwise the blocked path on `path`'s micro-kernel. False if the
+/// kernel is unavailable or a slice is too short.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn convolve<G: Geometry>(
+    g: G,
+    path: ConvPath,
+    split: bool,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+    scratch: &mut [f32],
+) -> bool {
+    let Some(lay) = g.layout() else { return false };
+    let lanes = match path {
+        ConvPath::FilterLanes => true,
+        ConvPath::Auto => filter_lanes::applies(&lay.shape),
+        _ => false,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if let (true, Some(_)) = (lanes, avx512::Avx512::detect()) {
+        let relu = act == Act::Relu;
+        // SAFETY: the CPU has AVX-512F (detected).
+        let done = unsafe { filter_lanes::conv(g, split, x, weight, bias, y, relu, scratch) };
+        if done {
+            blocked::finish(&lay, None, y, act);
+        }
+        return done;
+    }
+    if path == ConvPath::FilterLanes {
+        return false;
+    }
+    Kernel::pick(path)
+        .is_some_and(|kernel| blocked(g, kernel, split, x, weight, bias, y, act, scratch))
 }
 
 /// The blocked path; false if the kernel is unavailable or a slice is too
@@ -297,7 +347,20 @@ fn split_pays(macs: usize) -> bool {
 /// when output rows are computed wider than OW (`⌈(W + 2PW)/SW⌉ ≠ OW`), the
 /// K × ((OH − 1)·⌈(W + 2PW)/SW⌉ + OW) values computed before the copy-out.
 pub fn conv_gemm_scratch(shape: ConvShape) -> usize {
-    Layout::new(shape).map_or(0, |lay| lay.scratch_len())
+    let blocked = Layout::new(shape).map_or(0, |lay| lay.scratch_len());
+    if filter_lanes::applies(&shape) {
+        blocked.max(filter_lanes::scratch_len(shape))
+    } else {
+        blocked
+    }
+}
+
+/// Scratch length of [`conv_blocked_with`] on [`ConvPath::FilterLanes`]
+/// (for tests and benchmarks): the zero-padded input, if the layer is
+/// padded, and the filters packed 16 to a vector.
+#[doc(hidden)]
+pub fn conv_filter_lanes_scratch(shape: ConvShape) -> usize {
+    filter_lanes::scratch_len(shape)
 }
 
 /// Direct convolution of a C×H×W volume by K filters FH×FW (stride SH×SW,
@@ -390,10 +453,9 @@ pub fn conv_gemm<
         p: [PH, PW],
     };
     assert_eq!(shape.out(), Some([OH, OW]), "conv_gemm: output size");
-    let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
-    let done = blocked(
+    let done = convolve(
         g,
-        kernel,
+        ConvPath::Auto,
         split_pays(shape.macs()),
         x,
         weight,
@@ -563,20 +625,17 @@ pub fn conv_blocked_with(
     act: Act,
     scratch: &mut [f32],
 ) -> bool {
-    match Kernel::pick(path) {
-        Some(kernel) => blocked(
-            Dynamic(shape),
-            kernel,
-            split,
-            x,
-            weight,
-            bias,
-            y,
-            act,
-            scratch,
-        ),
-        None => false,
-    }
+    convolve(
+        Dynamic(shape),
+        path,
+        split,
+        x,
+        weight,
+        bias,
+        y,
+        act,
+        scratch,
+    )
 }
 
 /// [`conv_direct`] with a run-time shape (for tests and benchmarks).
