@@ -232,14 +232,14 @@ fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
         })
 }
 
-/// Layers of 2 to 4 input channels and large filters (most of them taken
-/// with filters in the lanes where the CPU has AVX-512), 17 to 79 filters
-/// (some not a multiple of 16, some more than three vectors) and output
-/// rows of 8 to 40 pixels (some ending in a tile of fewer than 8), with
-/// strides and paddings.
-fn few_channels_shape() -> impl Strategy<Value = ConvShape> {
+/// Layers of many taps per filter (most of them taken with filters in the
+/// lanes where the CPU has AVX-512): 2 to 11 channels and large filters,
+/// 17 to 79 filters (some not a multiple of 16, some more than three
+/// vectors) and output rows of 8 to 40 pixels (some ending in a tile of
+/// fewer than 8), with strides and paddings.
+fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
     (
-        (2usize..5, 1usize..5, 8usize..41, 17usize..80),
+        (2usize..12, 1usize..5, 8usize..41, 17usize..80),
         (
             7usize..14,
             7usize..14,
@@ -368,7 +368,7 @@ proptest! {
     }
 
     #[test]
-    fn few_channels_match_the_reference(shape in few_channels_shape(), act in act(), seed in any::<u64>()) {
+    fn many_taps_match_the_reference(shape in many_taps_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
 
@@ -584,21 +584,27 @@ fn scratch_keeps_only_the_phases_taps_read() {
     assert_eq!(conv_gemm_scratch(far), 4 * 2 * 3);
 }
 
-/// Layers of few channels and large filters reserve the larger of the
+/// Layers taken with filters in the lanes reserve the larger of the
 /// blocked kernel's scratch and the filters packed 16 to a vector (after
-/// the padded input), which the kernel with filters in the lanes needs.
+/// the padded input), which that kernel needs.
 #[test]
-fn few_channels_and_large_filters_reserve_their_packed_filters() {
+fn filters_in_the_lanes_reserve_their_packed_filters() {
     // 6 vectors × 3·11·11 taps, more than the wide output 96 × (13·24 + 14).
     let shape = layer((3, 24, 24, 96), (11, 11, 1, 1, 0, 0));
     assert_eq!(conv_gemm_scratch(shape), 96 * 3 * 11 * 11);
     assert_eq!(conv_filter_lanes_scratch(shape), 96 * 3 * 11 * 11);
     // 40 filters round up to 48; the padded input comes first.
-    let padded = layer((3, 16, 16, 40), (11, 11, 1, 1, 1, 1));
-    assert_eq!(conv_gemm_scratch(padded), 3 * 18 * 18 + 48 * 3 * 11 * 11);
+    let padded = layer((3, 18, 18, 40), (11, 11, 1, 1, 1, 1));
+    assert_eq!(conv_gemm_scratch(padded), 3 * 20 * 20 + 48 * 3 * 11 * 11);
     // One vector of filters stays on the blocked kernel.
     let one = layer((3, 24, 24, 16), (11, 11, 1, 1, 0, 0));
     assert_eq!(conv_gemm_scratch(one), 16 * (13 * 24 + 14));
+    // So do rows of a whole vector, and too few taps.
+    let whole = layer((64, 18, 18, 32), (3, 3, 1, 1, 0, 0));
+    assert_eq!(conv_gemm_scratch(whole), 32 * (15 * 18 + 16));
+    assert_eq!(conv_filter_lanes_scratch(whole), 32 * 64 * 9);
+    let few = layer((2, 24, 24, 96), (10, 10, 1, 1, 0, 0));
+    assert_eq!(conv_gemm_scratch(few), 96 * (14 * 24 + 15));
 }
 
 /// Output rows of at most 8 pixels take a plane per filter column, OW

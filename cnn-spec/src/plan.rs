@@ -133,17 +133,13 @@ pub const SHIFT_MAX_OW: usize = 8;
 /// `layout::SHIFT_MIN_PIXELS`).
 pub const SHIFT_MIN_PIXELS: usize = 16;
 
-/// Most input channels of a layer the runtime computes with vectors of
-/// filters on AVX-512 (its `filter_lanes::MAX_CHANNELS`).
-pub const FILTER_LANES_MAX_C: usize = 4;
-
-/// Fewest taps per filter (C·FH·FW) of such a layer (the runtime's
-/// `filter_lanes::MIN_TAPS`).
+/// Fewest taps per filter (C·FH·FW) of a layer the runtime computes with
+/// vectors of filters on AVX-512 (its `filter_lanes::MIN_TAPS`).
 pub const FILTER_LANES_MIN_TAPS: usize = 240;
 
-/// Narrowest output rows of such a layer: a tile of pixels (the runtime's
-/// `filter_lanes::TILE_PIXELS`).
-pub const FILTER_LANES_MIN_OW: usize = 8;
+/// Output rows of such a layer are wider than a tile of pixels (the
+/// runtime's `filter_lanes::TILE_PIXELS`) and not a multiple of a vector.
+pub const FILTER_LANES_TILE: usize = 8;
 
 /// Filters per AVX-512 vector.
 const FILTER_LANES: usize = 16;
@@ -159,9 +155,9 @@ const FILTER_LANES: usize = 16;
 /// min(SH, FH)·FW planes of ⌈(H + 2PH)/SH⌉ × OW per channel instead, one for
 /// each filter column, and no more.
 ///
-/// Layers of at most [`FILTER_LANES_MAX_C`] channels, more than one vector
-/// of 16 filters, at least [`FILTER_LANES_MIN_TAPS`] taps per filter and
-/// output rows of at least [`FILTER_LANES_MIN_OW`] pixels run with vectors
+/// Layers with more than one vector of 16 filters, at least
+/// [`FILTER_LANES_MIN_TAPS`] taps per filter and output rows wider than
+/// [`FILTER_LANES_TILE`] pixels but not a multiple of 16 run with vectors
 /// of filters on AVX-512, and need the zero-padded input (if padded) and
 /// the filters packed 16 to a vector, ⌈K/16⌉·16·C·FH·FW: the larger of the
 /// two is reserved. Saturates at `usize::MAX`, which the checks reject as
@@ -197,10 +193,10 @@ fn conv_scratch(l: &crate::model::Layer) -> usize {
     };
     let blocked = input.saturating_add(wide);
     let taps = c.saturating_mul(f.h).saturating_mul(f.w);
-    if c <= FILTER_LANES_MAX_C
-        && k > FILTER_LANES
+    if k > FILTER_LANES
         && taps >= FILTER_LANES_MIN_TAPS
-        && ow >= FILTER_LANES_MIN_OW
+        && ow > FILTER_LANES_TILE
+        && ow % FILTER_LANES != 0
     {
         let padded = if p.h == 0 && p.w == 0 {
             0
@@ -456,17 +452,22 @@ mod tests {
     }
 
     #[test]
-    fn few_channels_and_large_filters_reserve_their_packed_filters() {
+    fn filters_in_the_lanes_reserve_their_packed_filters() {
         // The packed filters, 6 vectors × 3·11·11 taps, exceed the blocked
         // kernel's 96 × (13·24 + 14) wide output.
         let p = plan_of("struct N { input(3, 24, 24) conv(96, 11) }");
         assert_eq!(p.scratch_len, 96 * 3 * 11 * 11);
         // 40 filters round up to 48; the padded input comes first.
-        let p = plan_of("struct N { input(3, 16, 16) conv(40, 11, p = 1) }");
-        assert_eq!(p.scratch_len, 3 * 18 * 18 + 48 * 3 * 11 * 11);
+        let p = plan_of("struct N { input(3, 18, 18) conv(40, 11, p = 1) }");
+        assert_eq!(p.scratch_len, 3 * 20 * 20 + 48 * 3 * 11 * 11);
         // One vector of filters stays on the blocked kernel.
         let p = plan_of("struct N { input(3, 24, 24) conv(16, 11) }");
         assert_eq!(p.scratch_len, 16 * (13 * 24 + 14));
+        // So do rows of a whole vector, and too few taps.
+        let p = plan_of("struct N { input(64, 18, 18) conv(32, 3) }");
+        assert_eq!(p.scratch_len, 32 * (15 * 18 + 16));
+        let p = plan_of("struct N { input(2, 24, 24) conv(96, 10) }");
+        assert_eq!(p.scratch_len, 96 * (14 * 24 + 15));
     }
 
     #[test]

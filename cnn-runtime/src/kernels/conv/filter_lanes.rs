@@ -1,25 +1,27 @@
-//! The AVX-512 convolution with filters in the lanes, for layers with few
-//! input channels and large filters (a network's first layer, on an
-//! image, such as AlexNet's 3 × 11 × 11 with stride 4).
+//! The AVX-512 convolution with filters in the lanes, for layers whose
+//! output rows do not fill whole vectors of pixels, such as AlexNet's
+//! first (55 pixels) and VGG's 56 × 56 blocks.
 //!
-//! On such layers the blocked kernel's vectors of pixels cost more than
-//! they should: a stride needs the input split into phase planes (16 of
-//! them per channel at stride 4), and output rows whose length is not a
-//! multiple of 16 put two rows in some vectors, read through masks. Here
-//! the vectors hold 16 filters instead, so neither matters: a tile is two
-//! or three vectors of filters × [`TILE_PIXELS`] consecutive pixels of
-//! one output row, and every tap loads one vector of filter values per
-//! group and broadcasts one input value per pixel, read where it is (or
-//! from a zero-padded copy). The filters are first packed 16 to a vector
-//! per tap. A tile's sums, a vector of filters per pixel, are transposed in
-//! registers and written straight to the filters' planes.
+//! The blocked kernel puts 16 pixels in a vector and numbers them across
+//! rows, so that where a row is not a multiple of 16 pixels, some vectors
+//! gather two rows through masked loads (a merge that takes a port the
+//! FMAs need, on Intel cores); a stride also needs the input split into
+//! phase planes, 16 per channel at stride 4. Here the vectors hold 16
+//! filters instead, and neither matters: a tile is two or three vectors of
+//! filters × up to [`TILE_PIXELS`] consecutive pixels of one output row,
+//! and every tap loads one vector of filter values per group and
+//! broadcasts one input value per pixel, read where it is (or from a
+//! zero-padded copy). The filters are first packed 16 to a vector per
+//! tap. A tile's sums, a vector of filters per pixel, are transposed in
+//! registers and stored straight into the filters' planes.
 //!
-//! The tile's fixed costs (the transpose and 16 scattered stores per
-//! vector) are paid once per [`TILE_PIXELS`] pixels, so the path pays only
-//! where a filter has many taps: measured on an AVX-512 Xeon, layers of 3
-//! channels with 9 × 9 and 11 × 11 filters ran 5–8 % faster than in the
-//! blocked kernel, 7 × 7 as fast or up to 5 % slower, and 3 × 3 or 5 × 5
-//! up to twice as slow.
+//! The tile's fixed costs (the transpose, and a store per filter and
+//! tile) are paid once per tile, so the path pays only where a filter has
+//! many taps. Measured on an AVX-512 Xeon, against the blocked kernel:
+//! AlexNet's first layer (3 × 11 × 11, stride 4) and VGG's 64-channel
+//! 3 × 3 layer on 56 × 56 ran about 5 % faster (the median of paired runs
+//! of the networks), 3-channel layers of 9 × 9 filters as fast or faster,
+//! and 7 × 7 or smaller, or rows of 16 or 32 pixels, as fast or slower.
 
 use super::layout::ConvShape;
 
@@ -34,28 +36,33 @@ pub const TILE_PIXELS: usize = 8;
 /// vectors and a broadcast value take 28 of the 32 registers.
 const TILE_GROUPS: usize = 3;
 
-/// Most input channels a layer may have to take this path.
-pub const MAX_CHANNELS: usize = 4;
-
 /// Fewest filter taps (C·FH·FW) a layer may have to take this path: the
 /// measured break-even lies between 3 × 7 × 7 (147) and 3 × 9 × 9 (243).
 pub const MIN_TAPS: usize = 240;
 
 /// Whether a layer takes this path on a CPU with AVX-512 ([`runs`] it, and
-/// it pays): at most [`MAX_CHANNELS`] input channels, at least
-/// [`MIN_TAPS`] taps per filter, and more than one vector of filters (a
-/// tile of one broadcasts a value per product, and its loads would bound
-/// it).
+/// it pays): output rows wider than a tile but not a multiple of 16 pixels
+/// (in the blocked kernel, some of its vectors would gather two rows
+/// through masks; rows of at most 8 have a layout of their own there), at
+/// least [`MIN_TAPS`] taps per filter, and more than one vector of filters
+/// (a tile of one broadcasts a value per product, and its loads would
+/// bound it).
 #[inline(always)]
 pub fn applies(shape: &ConvShape) -> bool {
-    runs(shape)
-        && shape.c <= MAX_CHANNELS
-        && shape.k > LANES
-        && shape
-            .c
-            .saturating_mul(shape.f[0])
-            .saturating_mul(shape.f[1])
-            >= MIN_TAPS
+    let taps = shape
+        .c
+        .saturating_mul(shape.f[0])
+        .saturating_mul(shape.f[1]);
+    match shape.out() {
+        Some([_, ow]) => {
+            runs(shape)
+                && ow > TILE_PIXELS
+                && ow % LANES != 0
+                && shape.k > LANES
+                && taps >= MIN_TAPS
+        }
+        None => false,
+    }
 }
 
 /// Whether the kernel can compute a layer at all: output rows of at least

@@ -9,8 +9,8 @@
 //! also AVX-512's for rows narrower than 16 pixels), or a portable one. Large
 //! layers split their output channels in two with `rayon::join` when they
 //! run on a thread of a rayon pool that has more than one thread (see
-//! [`PARALLEL_MIN_MACS`]). With AVX-512, layers of few input channels and
-//! large filters (an image's first layer, such as AlexNet's) take a kernel
+//! [`PARALLEL_MIN_MACS`]). With AVX-512, layers whose output rows are not
+//! a multiple of 16 pixels and whose filters have many taps take a kernel
 //! with filters rather than pixels in its vectors instead (see
 //! `filter_lanes`), split across threads by filters alike.
 //! [`conv_pointwise`] is the same
@@ -62,8 +62,9 @@ pub enum ConvPath {
     /// Plain Rust, vectorised by the compiler for the build target.
     Portable,
     /// AVX-512F with vectors of filters rather than pixels (x86-64 only;
-    /// output rows of at least 8 pixels). `Auto` takes it for layers with
-    /// few input channels and large filters.
+    /// output rows of at least 8 pixels). `Auto` takes it for layers whose
+    /// rows are not a multiple of 16 pixels and whose filters have many
+    /// taps.
     FilterLanes,
 }
 
