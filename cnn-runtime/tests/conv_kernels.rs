@@ -637,19 +637,22 @@ fn overflowing_scratch_is_refused() {
         p: [1 << 31, 1 << 31],
     };
     assert_eq!(conv_gemm_scratch(shape), 0);
+    assert_eq!(conv_filter_lanes_scratch(shape), 0);
     let (x, w, b) = ([1.0], [1.0], [0.0]);
     let mut y = [0.0; 4];
-    assert!(!conv_blocked_with(
-        shape,
-        ConvPath::Portable,
-        false,
-        &x,
-        &w,
-        &b,
-        &mut y,
-        Act::Identity,
-        &mut []
-    ));
+    for path in [ConvPath::Portable, ConvPath::FilterLanes] {
+        assert!(!conv_blocked_with(
+            shape,
+            path,
+            false,
+            &x,
+            &w,
+            &b,
+            &mut y,
+            Act::Identity,
+            &mut []
+        ));
+    }
 }
 
 #[test]

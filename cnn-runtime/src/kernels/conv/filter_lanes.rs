@@ -108,8 +108,8 @@ impl Geom {
         };
         let packed_len = groups.checked_mul(taps)?.checked_mul(LANES)?;
         // The input, output and filters are slices: their lengths fit.
-        s.c.checked_mul(s.h * s.w)?;
-        s.k.checked_mul(oh * ow)?.checked_add(packed_len)?;
+        s.c.checked_mul(s.h.checked_mul(s.w)?)?;
+        s.k.checked_mul(oh.checked_mul(ow)?)?;
         padded_len.checked_add(packed_len)?;
         Some(Geom {
             s,
