@@ -204,7 +204,7 @@ fn conv_scratch(l: &crate::model::Layer) -> usize {
             c.saturating_mul(padded(h, p.h))
                 .saturating_mul(padded(w, p.w))
         };
-        let filters = k.div_ceil(FILTER_LANES) * FILTER_LANES;
+        let filters = k.div_ceil(FILTER_LANES).saturating_mul(FILTER_LANES);
         blocked.max(padded.saturating_add(filters.saturating_mul(taps)))
     } else {
         blocked

@@ -346,7 +346,11 @@ fn split_pays(macs: usize) -> bool {
 /// Scratch length, in f32s, of [`conv_gemm`] for a layer: the zero-padded,
 /// phase-split input (unless the layer has stride 1 and no padding) and,
 /// when output rows are computed wider than OW (`⌈(W + 2PW)/SW⌉ ≠ OW`), the
-/// K × ((OH − 1)·⌈(W + 2PW)/SW⌉ + OW) values computed before the copy-out.
+/// K × ((OH − 1)·⌈(W + 2PW)/SW⌉ + OW) values computed before the copy-out;
+/// for a layer that AVX-512 computes with filters in the lanes, at least
+/// that kernel's scratch (the filters packed 16 to a vector, and the
+/// zero-padded input if the layer is padded), whatever this CPU has, so
+/// that the size does not depend on the machine.
 pub fn conv_gemm_scratch(shape: ConvShape) -> usize {
     let blocked = Layout::new(shape).map_or(0, |lay| lay.scratch_len());
     if filter_lanes::applies(&shape) {
@@ -414,8 +418,10 @@ pub fn conv_direct<
 }
 
 /// Convolution of a C×H×W volume by K filters FH×FW (stride SH×SW, padding
-/// PH×PW) into K×OH×OW, with `act` applied: the blocked implicit GEMM, with
-/// `scratch` of at least [`conv_gemm_scratch`] f32s.
+/// PH×PW) into K×OH×OW, with `act` applied: the blocked implicit GEMM, or
+/// with AVX-512 on layers whose rows are not a multiple of 16 pixels and
+/// whose filters have many taps, the kernel with filters in the lanes;
+/// with `scratch` of at least [`conv_gemm_scratch`] f32s.
 ///
 /// # Panics
 /// If a slice is shorter than its shape or the scratch than
@@ -610,9 +616,11 @@ const NARROW_MAX_C: usize = 2048;
 const NARROW_K_CHUNK: usize = 256;
 
 /// The blocked path with a run-time shape, a forced micro-kernel and a
-/// forced two-way split over output channels (for tests and benchmarks).
-/// Returns false if the micro-kernel is unavailable on this CPU or a slice
-/// is too short.
+/// forced two-way split over output channels (for tests and benchmarks);
+/// [`ConvPath::FilterLanes`] runs the kernel with filters in the lanes
+/// instead, with scratch of [`conv_filter_lanes_scratch`], and `Auto`
+/// chooses as [`conv_gemm`] does. Returns false if the kernel is
+/// unavailable on this CPU or a slice is too short.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn conv_blocked_with(
