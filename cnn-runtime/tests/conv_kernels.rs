@@ -124,6 +124,21 @@ fn fitting(
         .prop_filter("the filter fits", |s| s.out().is_some())
 }
 
+/// The layers of the outputs (C, OH, OW, K) and filters drawn: the input
+/// sized to give that output, where one does.
+fn producing(
+    output: impl Strategy<Value = Volume>,
+    filter: impl Strategy<Value = Filter>,
+) -> impl Strategy<Value = ConvShape> {
+    (output, filter).prop_filter_map("an input gives the output", |((c, oh, ow, k), filter)| {
+        let (fh, fw, sh, sw, ph, pw) = filter;
+        let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
+        let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
+        let shape = layer((c, h, w, k), filter);
+        (h > 0 && w > 0 && shape.out() == Some([oh, ow])).then_some(shape)
+    })
+}
+
 /// Random layers that fit: small volumes, filters, strides and paddings
 /// (pairs included), enough channels to exercise every tile height.
 fn shape() -> impl Strategy<Value = ConvShape> {
@@ -188,8 +203,8 @@ fn wide_shape() -> impl Strategy<Value = ConvShape> {
 /// (padding or strides): tiles in the output's numbering whose vectors
 /// never run into the next row, and a last tile shifted back.
 fn row_vector_shape() -> impl Strategy<Value = ConvShape> {
-    (
-        (1usize..24, 1usize..12, 1usize..13),
+    producing(
+        (1usize..24, 1usize..12, Just(16usize), 1usize..13),
         (
             1usize..6,
             1usize..6,
@@ -199,20 +214,13 @@ fn row_vector_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
         ),
     )
-        .prop_filter_map("a 16-wide output", |((c, oh, k), filter)| {
-            let (fh, fw, sh, sw, ph, pw) = filter;
-            let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
-            let w = (15 * sw + fw).checked_sub(2 * pw)?;
-            let shape = layer((c, h, w, k), filter);
-            (h > 0 && shape.out() == Some([oh, 16])).then_some(shape)
-        })
 }
 
 /// Output rows of 1 to 8 pixels, 1 to 11 rows of them, with strides and
 /// paddings: from 16 pixels on, with filters wider than a column, the
 /// shifted layout (a plane per filter column); below, the phase layout.
 fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
-    (
+    producing(
         (1usize..40, 1usize..12, 1usize..9, 1usize..20),
         (
             1usize..6,
@@ -223,13 +231,6 @@ fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
         ),
     )
-        .prop_filter_map("rows of at most 8", |((c, oh, ow, k), filter)| {
-            let (fh, fw, sh, sw, ph, pw) = filter;
-            let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
-            let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
-            let shape = layer((c, h, w, k), filter);
-            (h > 0 && w > 0 && shape.out() == Some([oh, ow])).then_some(shape)
-        })
 }
 
 /// Layers of many taps per filter (most of them taken with filters in the
@@ -238,7 +239,7 @@ fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
 /// vectors) and output rows of 8 to 40 pixels (some ending in a tile of
 /// fewer than 8), with strides and paddings.
 fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
-    (
+    producing(
         (2usize..12, 1usize..5, 8usize..41, 17usize..80),
         (
             7usize..14,
@@ -249,13 +250,6 @@ fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
         ),
     )
-        .prop_filter_map("rows of 8 or more", |((c, oh, ow, k), filter)| {
-            let (fh, fw, sh, sw, ph, pw) = filter;
-            let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
-            let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
-            let shape = layer((c, h, w, k), filter);
-            (h > 0 && w > 0 && shape.out() == Some([oh, ow])).then_some(shape)
-        })
 }
 
 fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {

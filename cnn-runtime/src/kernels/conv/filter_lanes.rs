@@ -40,8 +40,8 @@ const TILE_GROUPS: usize = 3;
 /// measured break-even lies between 3 × 7 × 7 (147) and 3 × 9 × 9 (243).
 pub const MIN_TAPS: usize = 240;
 
-/// Whether a layer takes this path on a CPU with AVX-512 ([`runs`] it, and
-/// it pays): output rows wider than a tile but not a multiple of 16 pixels
+/// Whether a layer takes this path on a CPU with AVX-512, where it pays:
+/// sizes whose scratch fits `usize`, output rows wider than a tile but not a multiple of 16 pixels
 /// (in the blocked kernel, some of its vectors would gather two rows
 /// through masks; rows of at most 8 have a layout of their own there), at
 /// least [`MIN_TAPS`] taps per filter, and more than one vector of filters
@@ -49,27 +49,9 @@ pub const MIN_TAPS: usize = 240;
 /// bound it).
 #[inline(always)]
 pub fn applies(shape: &ConvShape) -> bool {
-    let taps = shape
-        .c
-        .saturating_mul(shape.f[0])
-        .saturating_mul(shape.f[1]);
-    match shape.out() {
-        Some([_, ow]) => {
-            runs(shape)
-                && ow > TILE_PIXELS
-                && ow % LANES != 0
-                && shape.k > LANES
-                && taps >= MIN_TAPS
-        }
-        None => false,
-    }
-}
-
-/// Whether the kernel can compute a layer at all: output rows of at least
-/// [`TILE_PIXELS`], and sizes whose scratch fits `usize`.
-#[inline(always)]
-pub fn runs(shape: &ConvShape) -> bool {
-    Geom::new(*shape).is_some_and(|g| g.ow >= TILE_PIXELS)
+    Geom::new(*shape).is_some_and(|g| {
+        g.ow > TILE_PIXELS && g.ow % LANES != 0 && g.s.k > LANES && g.taps >= MIN_TAPS
+    })
 }
 
 /// The sizes this path works with.
@@ -272,32 +254,45 @@ mod avx512 {
         }
     }
 
+    /// The first two steps of a transpose, for each four vectors 4i .. 4i + 4
+    /// of `r`: vector 4i + m of the result holds, in each 128-bit lane l,
+    /// lane 4l + m of those four vectors. Pairs of vectors interleaved, then
+    /// pairs of pairs.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[inline(always)]
+    unsafe fn columns_of_fours<const N: usize>(r: [__m512; N]) -> [__m512; N] {
+        // SAFETY: the CPU supports AVX-512F (this function's contract).
+        unsafe {
+            let mut a = [_mm512_setzero_ps(); N];
+            for i in 0..N / 2 {
+                a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            let mut b = [_mm512_setzero_ps(); N];
+            for i in 0..N / 4 {
+                for h in 0..2 {
+                    let p = _mm512_castps_pd(a[4 * i + h]);
+                    let q = _mm512_castps_pd(a[4 * i + 2 + h]);
+                    b[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(p, q));
+                    b[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(p, q));
+                }
+            }
+            b
+        }
+    }
+
     /// The 16 × 16 transpose of `r`: lane j of vector i becomes lane i of
-    /// vector j. Pairs, then pairs of pairs within 128-bit lanes, then 128-bit
-    /// lanes across vectors in two steps.
+    /// vector j. [`columns_of_fours`], then 128-bit lanes across vectors in
+    /// two steps.
     ///
     /// # Safety
     /// The CPU supports AVX-512F.
     #[inline(always)]
     unsafe fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
-        let mut a = [_mm512_setzero_ps(); LANES];
-        for i in 0..8 {
-            a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        let mut b = [_mm512_setzero_ps(); LANES];
-        for i in 0..4 {
-            for h in 0..2 {
-                let (p, q) = (
-                    _mm512_castps_pd(a[4 * i + h]),
-                    _mm512_castps_pd(a[4 * i + 2 + h]),
-                );
-                b[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(p, q));
-                b[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(p, q));
-            }
-        }
-        // b[4i + m] holds, in each 128-bit lane l, column 4l + m of rows
-        // 4i .. 4i + 4.
+        // SAFETY: the CPU supports AVX-512F (this function's contract).
+        let b = unsafe { columns_of_fours(r) };
         let mut c = [_mm512_setzero_ps(); LANES];
         for m in 0..4 {
             for i in 0..2 {
@@ -477,8 +472,8 @@ mod avx512 {
 
     /// Transposes 8 pixels × 16 filters (a vector per pixel) into 16 runs of 8
     /// pixels, two per vector: vector 2m + h holds filter 8h + m in its low
-    /// half and filter 8h + 4 + m in its high half. Pairs and pairs of pairs
-    /// within 128-bit lanes, then one two-source permute per vector.
+    /// half and filter 8h + 4 + m in its high half. [`columns_of_fours`], then
+    /// one two-source permute per vector.
     ///
     /// # Safety
     /// The CPU supports AVX-512F.
@@ -486,22 +481,9 @@ mod avx512 {
     unsafe fn transpose8(r: [__m512; TILE_PIXELS]) -> [__m512; TILE_PIXELS] {
         // SAFETY: the CPU supports AVX-512F (this function's contract).
         unsafe {
-            let mut a = [_mm512_setzero_ps(); TILE_PIXELS];
-            for i in 0..4 {
-                a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-                a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-            }
             // b[4i + m] holds, in each 128-bit lane l, filter 4l + m of pixels
             // 4i .. 4i + 4.
-            let mut b = [_mm512_setzero_ps(); TILE_PIXELS];
-            for i in 0..2 {
-                for h in 0..2 {
-                    let p = _mm512_castps_pd(a[4 * i + h]);
-                    let q = _mm512_castps_pd(a[4 * i + 2 + h]);
-                    b[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(p, q));
-                    b[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(p, q));
-                }
-            }
+            let b = columns_of_fours(r);
             // Lanes 2h and 2h + 1 of pixels 0..4 and 4..8, interleaved.
             let pick = [
                 _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
