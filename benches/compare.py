@@ -6,6 +6,7 @@ Usage (from the workspace root):
 
     python3 benches/compare.py            # the full comparison: ~2 minutes of measuring, plus the build
     python3 benches/compare.py --quick    # a smoke check: one short round at batch 1
+    python3 benches/compare.py --baseline /tmp/before   # also against an earlier build of ours
 
 Options:
     --rounds N        measuring rounds (default 5; --quick: 1)
@@ -17,6 +18,11 @@ Options:
     --stat min        per round, keep each side's fastest sample instead of the
                       median sample (both are then minimised over rounds)
     --json FILE       also write every measurement as JSON
+    --baseline EXE    also time EXE, a copy of the bench_networks binary built
+                      earlier (at the old commit, after a build: `cp
+                      target/release/examples/bench_networks /tmp/before`),
+                      exactly as ours, in the same rounds; the table gains its
+                      time and ours/baseline
 
 Needs python3 with onnx, onnxruntime and numpy, and cargo.
 
@@ -36,23 +42,33 @@ What it does, in one run:
    (IOBinding), so each timed call is one `run_with_iobinding`.
 4. Runs several rounds. In each, for each thread count, both sides time every
    case (ours in a subprocess with `RAYON_NUM_THREADS` set; the side that goes
-   first alternates between rounds). Each side reports the median (and the
-   fastest) of its samples of back-to-back passes; across rounds the table
-   keeps each side's smallest median (or, with `--stat min`, its fastest
-   sample), so that load from other processes on the shared machine
-   handicaps neither side. A case slower than a second per pass is measured
-   in the first round only.
+   first alternates between rounds). With `--baseline`, the baseline binary
+   (copied aside before the build, which could overwrite it) is a third
+   side, timed exactly as ours on the networks its `--describe` also lists
+   (a warning names the others), and the three sides take turns going first.
+   Each side reports the median (and the fastest) of its samples of
+   back-to-back passes; across rounds the table keeps each side's smallest
+   median (or, with `--stat min`, its fastest sample), so that load from
+   other processes on the shared machine handicaps no side. A case slower
+   than a second per pass is measured in the first round only.
 5. Measures the clock (a chain of dependent additions, one cycle each) and
    one core's FMA throughput, and prints the table: our time, onnxruntime's,
    the ratio ours/onnxruntime (below 1: we are faster), our GFLOP/s
    (2 * MACs * batch / time, MACs from the network's `MACS` constant) and its
-   percentage of one core's fp32 peak (2 FMA ports * lanes * 2 flops *
-   clock, with 16 lanes where the core has AVX-512 and 8 with AVX2 + FMA).
-   With two threads the percentage can exceed 100.
+   percentage of one core's fp32 peak. The peak is what a loop of the widest
+   FMAs measures, the real ceiling (on AMD Zen 4, which runs AVX-512 as two
+   256-bit halves, half of 2 FMA ports * lanes * 2 flops * clock); that
+   product (16 lanes with AVX-512, 8 with AVX2 + FMA) is the peak only when
+   the loop is missing or measures under a quarter of it, so was disturbed.
+   The header says which. With two threads the percentage can exceed 100.
+   With `--baseline`, two more columns (the baseline's time, ours/baseline)
+   and, per thread count and batch size, the geometric mean of ours/baseline
+   over the networks.
 """
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -64,6 +80,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_PASS_US = 1e6
 FMA_PORTS = 2  # fused multiply-adds issued per cycle
+# An FMA loop below this share of the peak the clock implies (one port at half
+# width) is taken as disturbed; from there up, it is the peak.
+FMA_FLOOR = 0.25
 
 
 def main():
@@ -78,14 +97,17 @@ def main():
     started = time.monotonic()
     load = [loadavg()]
     with tempfile.TemporaryDirectory() as tmp:
+        # Copied before the build, which could otherwise overwrite it.
+        baseline = copy_baseline(args.baseline, Path(tmp)) if args.baseline else None
         exe = build(Path(tmp))
         built = time.monotonic()
         nets = [n for n in run_json([exe, "--describe"]) if selected(n, args.nets)]
         if not nets:
             sys.exit(f"compare.py: no network matches --nets {','.join(args.nets)}")
+        base_ids = baseline_ids(baseline, args.baseline, nets) if baseline else set()
         before = measure_clock(exe)
         ort_cases = make_sessions(nets, args, np, onnx, ort)
-        results = run_rounds(exe, nets, ort_cases, args)
+        results = run_rounds(exe, nets, ort_cases, args, baseline, base_ids)
         clock = best_clock([before, measure_clock(exe)])
     elapsed = (built - started, time.monotonic() - built)
     load.append(loadavg())
@@ -96,7 +118,10 @@ def main():
             {"id": n, "batch": b, "threads": t, "side": side, "rounds_us": v}
             for (n, b, t, side), v in sorted(results.items())
         ]
-        Path(args.json).write_text(json.dumps({"clock": clock, "results": rows}, indent=1))
+        out = {"clock": clock, "results": rows}
+        if args.baseline:
+            out["baseline"] = str(Path(args.baseline).resolve())
+        Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 def parse_args():
@@ -112,7 +137,11 @@ def parse_args():
     p.add_argument("--threads", type=int_list, default=[1, 2])
     p.add_argument("--stat", choices=["median", "min"], default="median")
     p.add_argument("--json")
+    p.add_argument("--baseline", metavar="EXE",
+                   help="an earlier build of the bench_networks binary, timed like ours")
     a = p.parse_args()
+    if a.baseline and not (os.path.isfile(a.baseline) and os.access(a.baseline, os.X_OK)):
+        p.error(f"--baseline {a.baseline}: not an executable file")
     a.rounds = a.rounds or (1 if a.quick else 5)
     a.budget_ms = a.budget_ms or (30 if a.quick else 250)
     a.batches = a.batches or ([1] if a.quick else [1, 32])
@@ -154,6 +183,33 @@ def build(tmp):
     return str(copy)
 
 
+def copy_baseline(path, tmp):
+    """A private copy of the baseline binary."""
+    copy = tmp / "baseline-bench_networks"
+    shutil.copy2(path, copy)
+    return str(copy)
+
+
+def baseline_ids(baseline, path, nets):
+    """The ids of `nets` the baseline binary also describes; warns about the
+    others, and about networks it describes differently."""
+    theirs = {n["id"]: n for n in run_json([baseline, "--describe"])}
+    shape = ("input", "output", "macs", "layers")
+    for net in nets:
+        other = theirs.get(net["id"])
+        if other is None:
+            print(f"compare.py: {net['id']} {net['name']} is not in the baseline ({path}); "
+                  f"it is compared with onnxruntime only", file=sys.stderr)
+        elif any(other.get(k) != net[k] for k in shape):
+            print(f"compare.py: the baseline describes {net['id']} differently (input, "
+                  f"output, MACs or layers); ours/baseline compares different networks",
+                  file=sys.stderr)
+    ids = {n["id"] for n in nets if n["id"] in theirs}
+    if not ids:
+        sys.exit(f"compare.py: the baseline ({path}) has none of the networks to compare")
+    return ids
+
+
 def run_json(cmd, env=None):
     out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
@@ -173,7 +229,11 @@ def time_ours(exe, nets, batch, threads, budget_ms):
     for r in rows:
         if r["threads"] != threads:
             sys.exit(f"compare.py: asked for {threads} threads, rayon used {r['threads']}")
-    return {r["id"]: {"median": r["median_us"], "min": r["min_us"]} for r in rows}
+    times = {r["id"]: {"median": r["median_us"], "min": r["min_us"]} for r in rows}
+    missing = [n["id"] for n in nets if n["id"] not in times]
+    if missing:
+        sys.exit(f"compare.py: `{exe}` gave no timing for {','.join(missing)}")
+    return times
 
 
 def measure_clock(exe):
@@ -196,13 +256,12 @@ def best_clock(runs):
     best["cpuinfo_ghz"] = mhz / 1000 if mhz else None
     ghz = best["clock_ghz"] or best["cpuinfo_ghz"]
     best["lanes"] = best.get("lanes") or 8
-    best["peak_gflops"] = FMA_PORTS * best["lanes"] * 2 * ghz if ghz else None
+    implied = FMA_PORTS * best["lanes"] * 2 * ghz if ghz else None
+    best["clock_peak_gflops"] = best["peak_gflops"] = implied
     fma = best.get("fma_gflops")
-    if fma and (not best["peak_gflops"] or fma > 1.05 * best["peak_gflops"]):
-        # The FMA loop cannot beat the peak: the clock reading is wrong
-        # (or missing), so the loop's throughput is the peak.
-        print(f"compare.py: an FMA loop measures {fma:.1f} GFLOP/s, above the peak the clock "
-              f"implies; taking the loop's figure as the peak", file=sys.stderr)
+    if fma and (not implied or fma >= FMA_FLOOR * implied):
+        # The loop is the real ceiling: below the clock's figure where a core
+        # splits its widest FMAs (Zen 4), above it where the clock reading is off.
         best["peak_gflops"] = fma
         best["peak_from_fma"] = True
     return best
@@ -344,21 +403,26 @@ def time_ort(case, budget_ms):
 # --- rounds -----------------------------------------------------------------
 
 
-def run_rounds(exe, nets, ort_cases, args):
-    """{(id, batch, threads, side): [{"median": µs, "min": µs} of each round]}."""
+def run_rounds(exe, nets, ort_cases, args, baseline=None, base_ids=()):
+    """{(id, batch, threads, side): [{"median": µs, "min": µs} of each round]};
+    side "ours", "ort" or, on the ids in `base_ids`, "baseline"."""
     results = {}
     slow = set()  # (id, batch, threads) measured once: a pass takes over a second
+    all_sides = ["ours", "ort"] + (["baseline"] if baseline else [])
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
-        sides = ["ours", "ort"] if r % 2 == 0 else ["ort", "ours"]
+        turn = r % len(all_sides)  # the side that goes first takes turns
+        sides = all_sides[turn:] + all_sides[:turn]
         for threads in args.threads:
             for side in sides:
                 for batch in args.batches:
-                    todo = [n for n in nets if (n["id"], batch, threads) not in slow]
+                    todo = [n for n in nets if (n["id"], batch, threads) not in slow
+                            and (side != "baseline" or n["id"] in base_ids)]
                     if not todo:
                         continue
-                    if side == "ours":
-                        times = time_ours(exe, todo, batch, threads, args.budget_ms)
+                    if side != "ort":
+                        times = time_ours(exe if side == "ours" else baseline, todo, batch,
+                                          threads, args.budget_ms)
                     else:
                         times = {n["id"]: time_ort(ort_cases[(n["id"], batch, threads)],
                                                    args.budget_ms) for n in todo}
@@ -395,24 +459,22 @@ def print_report(nets, results, clock, args, ort_version, elapsed, load):
     loads = " and ".join(f"{x:.1f}" for x in load if x is not None) or "unknown"
     print(f"Machine: {os.cpu_count()} cores, load average {loads} at start and end; clock {fmt_ghz(clock['clock_ghz'])} measured "
           f"(dependent-add chain), {fmt_ghz(clock['cpuinfo_ghz'])} in /proc/cpuinfo.")
-    if peak and clock.get("peak_from_fma"):
-        print(f"One core's fp32 peak assumed: {peak:.1f} GFLOP/s, as an FMA loop measures "
-              f"(above what the clock reading implies).")
-    elif peak:
-        print(f"One core's fp32 peak assumed: {FMA_PORTS} FMA ports x {clock['lanes']} lanes x 2 flops x "
-              f"{fmt_ghz(clock['clock_ghz'] or clock['cpuinfo_ghz'])} = {peak:.1f} GFLOP/s"
-              + (f" (an FMA loop measures {clock['fma_gflops']:.1f})."
-                 if clock["fma_gflops"] else "."))
+    print_peak(clock)
     print(f"onnxruntime {ort_version}, CPU provider, ORT_ENABLE_ALL, sequential, "
           f"inter_op 1. {args.rounds} round(s) of {args.budget_ms} ms per case and side; "
           f"times are each side's {args.stat} sample in its best round. "
           f"Build {elapsed[0]:.0f} s, measurements {elapsed[1]:.0f} s.")
+    if args.baseline:
+        print(f"Baseline: {args.baseline}, timed exactly as ours in the same rounds, the three "
+              f"sides taking turns to go first; ours/baseline below 1: ours is faster.")
     print()
     print("| network | batch | threads | ours | onnxruntime | ours/ORT | our GFLOP/s "
-          "| % of 1-core peak | ORT GFLOP/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| % of 1-core peak | ORT GFLOP/s |" + (" baseline | ours/baseline |"
+                                                 if args.baseline else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline else ""))
     by_id = {n["id"]: n for n in nets}
     ratios = {}
+    base_ratios = {}  # (threads, batch): [ours/baseline of each network]
     for threads in args.threads:
         for batch in args.batches:
             for net in nets:
@@ -423,11 +485,44 @@ def print_report(nets, results, clock, args, ort_version, elapsed, load):
                 flop = 2 * net["macs"] * batch
                 gflops = flop / ours / 1e3
                 pct = f"{100 * gflops / peak:.1f}%" if peak else "?"
+                extra = ""
+                if (*key, "baseline") in results:
+                    base = best(results[(*key, "baseline")], args.stat)
+                    base_ratios.setdefault((threads, batch), []).append(ours / base)
+                    extra = f" {fmt_time(base)} | {ours / base:.2f} |"
+                elif args.baseline:
+                    extra = " — | — |"
                 print(f"| {net['id']} {net['name']} | {batch} | {threads} | {fmt_time(ours)} "
                       f"| {fmt_time(theirs)} | {ours / theirs:.2f} | {gflops:.2f} | {pct} "
-                      f"| {flop / theirs / 1e3:.2f} |")
+                      f"| {flop / theirs / 1e3:.2f} |" + extra)
     print()
+    if base_ratios:
+        print("Ours/baseline, geometric mean over the networks (below 1: ours is faster):")
+        for (threads, batch), rs in base_ratios.items():
+            geo = math.exp(sum(math.log(x) for x in rs) / len(rs))
+            print(f"- batch {batch}, {threads} thread{'s' if threads > 1 else ''}: {geo:.3f} "
+                  f"over {len(rs)} network{'s' if len(rs) > 1 else ''} "
+                  f"(from {min(rs):.2f} to {max(rs):.2f})")
+        print()
     print_targets(by_id, results, ratios, peak, args.stat)
+
+
+def print_peak(clock):
+    """The header line on one core's fp32 peak: which figure, and why."""
+    peak, implied, fma = clock["peak_gflops"], clock["clock_peak_gflops"], clock["fma_gflops"]
+    formula = (f"{FMA_PORTS} FMA ports x {clock['lanes']} lanes x 2 flops x "
+               f"{fmt_ghz(clock['clock_ghz'] or clock['cpuinfo_ghz'])}")
+    if peak and clock.get("peak_from_fma") and implied:
+        print(f"One core's fp32 peak: {peak:.1f} GFLOP/s, as an FMA loop measures, the real "
+              f"ceiling ({100 * fma / implied:.0f}% of what the clock implies, {formula} = "
+              f"{implied:.1f}).")
+    elif peak and clock.get("peak_from_fma"):
+        print(f"One core's fp32 peak: {peak:.1f} GFLOP/s, as an FMA loop measures (no clock "
+              f"reading).")
+    elif peak:
+        print(f"One core's fp32 peak assumed: {formula} = {peak:.1f} GFLOP/s"
+              + (f" (an FMA loop measures only {fma:.1f}, under {FMA_FLOOR:.0%} of that: "
+                 f"taken as disturbed)." if fma else " (no FMA loop on this core)."))
 
 
 def best(rounds, stat):
