@@ -1,9 +1,10 @@
 //! Convolution kernels on the layers of the benchmark networks (B1–B6), one
 //! thread, every path: the blocked implicit GEMM with the AVX-512, AVX2 and
 //! portable micro-kernels, the AVX-512 kernel with filters in its vectors,
-//! im2col + sgemm, and direct loops; then the
-//! const-generic entry points the macro calls. Throughput is in flops
-//! (2·MACs), so criterion's "elem/s" reads as FLOP/s.
+//! the GEMV per pixel of narrow 1×1 layers, im2col + sgemm, and direct
+//! loops; "chosen" is the kernel a network runs on this CPU. Filters are
+//! packed once, as a network packs them. Throughput is in flops (2·MACs),
+//! so criterion's "elem/s" reads as FLOP/s.
 //!
 //! `cargo bench --bench conv`, timed in the thread's CPU time (the machine
 //! may be shared); `CONV_BENCH_SPLIT=1` adds the two-thread split of the
@@ -12,14 +13,16 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use cnn_runtime::cpu::Isa;
 use cnn_runtime::kernels::{
-    conv_blocked_with, conv_direct_with, conv_filter_lanes_scratch, conv_gemm, conv_gemm_scratch,
-    conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with, Act, ConvPath,
-    ConvShape,
+    conv_direct_with, conv_im2col_scratch, conv_im2col_with, conv_scratch, Act, ConvKernel,
+    ConvShape, PackedConv,
 };
+use cnn_spec::arith::window_out;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-const fn conv(c: usize, h: usize, w: usize, k: usize, f: usize, s: usize, p: usize) -> ConvShape {
+fn conv(c: usize, h: usize, w: usize, k: usize, f: usize, s: usize, p: usize) -> ConvShape {
+    let o = window_out(h, f, s, p).expect("the benchmark layers fit");
     ConvShape {
         c,
         h,
@@ -28,22 +31,25 @@ const fn conv(c: usize, h: usize, w: usize, k: usize, f: usize, s: usize, p: usi
         f: [f, f],
         s: [s, s],
         p: [p, p],
+        o: [o, o],
     }
 }
 
-const LAYERS: &[(&str, ConvShape)] = &[
-    ("B1", conv(3, 32, 32, 10, 5, 1, 2)),
-    ("B2.1", conv(1, 28, 28, 6, 5, 1, 2)),
-    ("B2.2", conv(6, 14, 14, 16, 5, 1, 0)),
-    ("B3.1", conv(3, 32, 32, 32, 3, 1, 1)),
-    ("B3.2", conv(32, 32, 32, 32, 3, 1, 1)),
-    ("B3.3", conv(32, 16, 16, 64, 3, 1, 1)),
-    ("B3.4", conv(64, 16, 16, 64, 3, 1, 1)),
-    ("B3.5", conv(64, 8, 8, 128, 3, 1, 1)),
-    ("B4", conv(3, 227, 227, 96, 11, 4, 0)),
-    ("B5", conv(64, 56, 56, 64, 3, 1, 1)),
-    ("B6", conv(256, 14, 14, 64, 1, 1, 0)),
-];
+fn layers() -> [(&'static str, ConvShape); 11] {
+    [
+        ("B1", conv(3, 32, 32, 10, 5, 1, 2)),
+        ("B2.1", conv(1, 28, 28, 6, 5, 1, 2)),
+        ("B2.2", conv(6, 14, 14, 16, 5, 1, 0)),
+        ("B3.1", conv(3, 32, 32, 32, 3, 1, 1)),
+        ("B3.2", conv(32, 32, 32, 32, 3, 1, 1)),
+        ("B3.3", conv(32, 16, 16, 64, 3, 1, 1)),
+        ("B3.4", conv(64, 16, 16, 64, 3, 1, 1)),
+        ("B3.5", conv(64, 8, 8, 128, 3, 1, 1)),
+        ("B4", conv(3, 227, 227, 96, 11, 4, 0)),
+        ("B5", conv(64, 56, 56, 64, 3, 1, 1)),
+        ("B6", conv(256, 14, 14, 64, 1, 1, 0)),
+    ]
+}
 
 struct Data {
     x: Vec<f32>,
@@ -55,15 +61,13 @@ struct Data {
 
 impl Data {
     fn new(s: ConvShape) -> Data {
-        let [oh, ow] = s.out().unwrap_or([0, 0]);
+        let [oh, ow] = s.o;
         let fill = |n: usize| {
             (0..n)
                 .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
                 .collect()
         };
-        let scratch = conv_gemm_scratch(s)
-            .max(conv_im2col_scratch(s))
-            .max(conv_filter_lanes_scratch(s));
+        let scratch = conv_scratch(&s).max(conv_im2col_scratch(&s));
         Data {
             x: fill(s.c * s.h * s.w),
             weight: fill(s.k * s.c * s.f[0] * s.f[1]),
@@ -99,30 +103,36 @@ fn timed(iters: u64, mut f: impl FnMut()) -> Duration {
 /// One way to compute a layer.
 #[derive(Clone, Copy)]
 enum Path {
-    Blocked(ConvPath, bool),
+    Kernel(ConvKernel, bool),
+    Chosen,
     Im2col,
-    Pointwise,
     Direct,
 }
 
 impl Path {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Path::Blocked(ConvPath::Avx512, false) => "blocked-avx512",
-            Path::Blocked(ConvPath::Avx512, true) => "blocked-avx512-split",
-            Path::Blocked(ConvPath::Avx2, false) => "blocked-avx2",
-            Path::Blocked(ConvPath::Avx2, true) => "blocked-avx2-split",
-            Path::Blocked(ConvPath::FilterLanes, false) => "filter-lanes",
-            Path::Blocked(ConvPath::FilterLanes, true) => "filter-lanes-split",
-            Path::Blocked(_, _) => "blocked-portable",
-            Path::Im2col => "im2col-sgemm",
-            Path::Pointwise => "pointwise",
-            Path::Direct => "direct",
+            Path::Kernel(kernel, false) => format!("{kernel:?}"),
+            Path::Kernel(kernel, true) => format!("{kernel:?}-split"),
+            Path::Chosen => "chosen".to_string(),
+            Path::Im2col => "im2col-sgemm".to_string(),
+            Path::Direct => "direct".to_string(),
         }
     }
 
-    /// Runs the layer; false if the path is unavailable.
-    fn run(self, s: ConvShape, d: &mut Data) -> bool {
+    /// The layer's filters packed for the path, if it packs; `None` if it
+    /// cannot run here.
+    fn pack(self, s: ConvShape, weight: &[f32]) -> Option<Option<PackedConv>> {
+        let kernel = match self {
+            Path::Kernel(kernel, _) => kernel,
+            Path::Chosen => ConvKernel::choose(&s, Isa::active()),
+            Path::Im2col | Path::Direct => return Some(None),
+        };
+        PackedConv::new(s, kernel, weight).ok().map(Some)
+    }
+
+    /// Runs the layer.
+    fn run(self, s: ConvShape, packed: Option<&PackedConv>, d: &mut Data) {
         let Data {
             x,
             weight,
@@ -130,131 +140,51 @@ impl Path {
             y,
             scratch,
         } = d;
-        match self {
-            Path::Blocked(path, split) => {
-                conv_blocked_with(s, path, split, x, weight, bias, y, Act::Relu, scratch)
-            }
-            Path::Im2col => conv_im2col_with(s, x, weight, bias, y, Act::Relu, scratch),
-            Path::Pointwise if s.f == [1, 1] && s.s == [1, 1] && s.p == [0, 0] => {
-                conv_pointwise_with(s.c, s.h * s.w, s.k, x, weight, bias, y, Act::Relu)
-            }
-            Path::Pointwise => false,
-            Path::Direct => {
-                conv_direct_with(s, x, weight, bias, y, Act::Relu);
-                true
-            }
-        }
+        let split = matches!(self, Path::Kernel(_, true));
+        let done = match (self, packed) {
+            (_, Some(packed)) => packed.run(x, bias, y, Act::Relu, scratch, split),
+            (Path::Im2col, _) => conv_im2col_with(s, x, weight, bias, y, Act::Relu, scratch),
+            _ => conv_direct_with(s, x, weight, bias, y, Act::Relu),
+        };
+        done.expect("the layer runs");
     }
 }
 
 fn paths(c: &mut Criterion) {
     let split = std::env::var_os("CONV_BENCH_SPLIT").is_some();
-    let mut paths = vec![
-        Path::Blocked(ConvPath::Avx512, false),
-        Path::Blocked(ConvPath::Avx2, false),
-        Path::Blocked(ConvPath::FilterLanes, false),
+    let kernels = [
+        ConvKernel::Blocked(Isa::Avx512),
+        ConvKernel::Blocked(Isa::Avx2),
+        ConvKernel::FilterLanes,
+        ConvKernel::Blocked(Isa::Portable),
+        ConvKernel::Narrow,
     ];
-    if split {
-        paths.push(Path::Blocked(ConvPath::Avx512, true));
-        paths.push(Path::Blocked(ConvPath::Avx2, true));
-        paths.push(Path::Blocked(ConvPath::FilterLanes, true));
+    let mut paths = vec![Path::Chosen];
+    for kernel in kernels {
+        paths.push(Path::Kernel(kernel, false));
+        if split && kernel != ConvKernel::Narrow {
+            paths.push(Path::Kernel(kernel, true));
+        }
     }
-    paths.extend([
-        Path::Blocked(ConvPath::Portable, false),
-        Path::Im2col,
-        Path::Pointwise,
-        Path::Direct,
-    ]);
-    for &(name, s) in LAYERS {
+    paths.extend([Path::Im2col, Path::Direct]);
+    for (name, s) in layers() {
         let mut g = c.benchmark_group(format!("conv/{name}"));
         g.throughput(Throughput::Elements(2 * s.macs() as u64));
         let mut d = Data::new(s);
         for &path in &paths {
-            if path.run(s, &mut d) {
-                g.bench_function(BenchmarkId::from_parameter(path.name()), |b| {
-                    b.iter_custom(|n| {
-                        timed(n, || {
-                            black_box(path.run(s, black_box(&mut d)));
-                        })
+            let Some(packed) = path.pack(s, &d.weight) else {
+                continue;
+            };
+            g.bench_function(BenchmarkId::from_parameter(path.name()), |b| {
+                b.iter_custom(|n| {
+                    timed(n, || {
+                        path.run(s, packed.as_ref(), black_box(&mut d));
                     })
-                });
-            }
+                })
+            });
         }
         g.finish();
     }
-}
-
-/// The entry points with constant shapes, as the macro calls them.
-fn constant(c: &mut Criterion) {
-    let mut g = c.benchmark_group("conv/const");
-    let b1 = LAYERS[0].1;
-    let mut d = Data::new(b1);
-    g.throughput(Throughput::Elements(2 * b1.macs() as u64));
-    g.bench_function("B1 conv_gemm", |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                conv_gemm::<3, 32, 32, 10, 5, 5, 1, 1, 2, 2, 32, 32>(
-                    black_box(&d.x),
-                    &d.weight,
-                    &d.bias,
-                    &mut d.y,
-                    Act::Relu,
-                    &mut d.scratch,
-                )
-            })
-        })
-    });
-    let b4 = LAYERS[8].1;
-    let mut d = Data::new(b4);
-    g.throughput(Throughput::Elements(2 * b4.macs() as u64));
-    g.bench_function("B4 conv_gemm", |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                conv_gemm::<3, 227, 227, 96, 11, 11, 4, 4, 0, 0, 55, 55>(
-                    black_box(&d.x),
-                    &d.weight,
-                    &d.bias,
-                    &mut d.y,
-                    Act::Relu,
-                    &mut d.scratch,
-                )
-            })
-        })
-    });
-    let b5 = LAYERS[9].1;
-    let mut d = Data::new(b5);
-    g.throughput(Throughput::Elements(2 * b5.macs() as u64));
-    g.bench_function("B5 conv_gemm", |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                conv_gemm::<64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 56, 56>(
-                    black_box(&d.x),
-                    &d.weight,
-                    &d.bias,
-                    &mut d.y,
-                    Act::Relu,
-                    &mut d.scratch,
-                )
-            })
-        })
-    });
-    let b6 = LAYERS[10].1;
-    let mut d = Data::new(b6);
-    g.throughput(Throughput::Elements(2 * b6.macs() as u64));
-    g.bench_function("B6 conv_pointwise", |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                conv_pointwise::<256, 196, 64>(
-                    black_box(&d.x),
-                    &d.weight,
-                    &d.bias,
-                    &mut d.y,
-                    Act::Relu,
-                )
-            })
-        })
-    });
-    g.finish();
 }
 
 fn config() -> Criterion {
@@ -264,5 +194,5 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
-criterion_group! { name = benches; config = config(); targets = paths, constant }
+criterion_group! { name = benches; config = config(); targets = paths }
 criterion_main!(benches);

@@ -34,8 +34,12 @@ pub fn summary<N: Network>() -> &'static str {
 /// Items the generated code names; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use cnn_runtime::kernels;
     pub use cnn_runtime::train;
-    pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Workspace};
+    pub use cnn_runtime::{kernels, plan};
+    pub use cnn_runtime::{Error, LayerInfo, LayerKind, Model, Network, Parameters, Workspace};
     pub use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4};
+
+    /// The largest workspace a network may need, in f32s: its bytes must fit
+    /// an allocation (`isize::MAX`).
+    pub const MAX_WORKSPACE: usize = isize::MAX as usize / ::core::mem::size_of::<f32>();
 }

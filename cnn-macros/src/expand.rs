@@ -1,6 +1,6 @@
 //! Code generation: mechanical `quote!` from the checked model and its plan.
 
-use cnn_spec::plan::{self, Buffer, ConvKernel, Op, Plan};
+use cnn_spec::plan::{self, Buffer, Op, Plan, Step};
 use cnn_spec::report::Errors;
 use cnn_spec::{Activation, Analyzed, LayerKind, Network};
 use proc_macro2::{Literal, TokenStream};
@@ -41,33 +41,10 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
     let ident = &def.ident;
     let name = ident.to_string();
 
-    let train = crate::train::items(ident, network);
-    let (doc, consts, forward, batch) = match network {
-        Some(network) => {
-            let plan = plan::plan(network);
-            let doc = cnn_spec::render::rustdoc(network);
-            let consts = constants(network, &plan);
-            (
-                doc,
-                consts,
-                forward_raw(network, &plan),
-                forward_raw_batch(network, &plan),
-            )
-        }
-        None => (
-            String::new(),
-            quote! {
-                const INPUT: [usize; 3] = [0, 0, 0];
-                const OUTPUT: [usize; 3] = [0, 0, 0];
-                const PARAMS: usize = 0;
-                const MACS: u64 = 0;
-                const LAYERS: &'static [::cnn::__private::LayerInfo] = &[];
-                const SUMMARY: &'static str = "";
-                const WORKSPACE: usize = 0;
-            },
-            quote! { let _ = (x, out, scratch); },
-            TokenStream::new(),
-        ),
+    let train = crate::train::items(ident);
+    let (doc, model) = match network {
+        Some(network) => (cnn_spec::render::rustdoc(network), model(network)),
+        None => (String::new(), stub_model(&name)),
     };
 
     quote! {
@@ -80,13 +57,12 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
         const _: () = {
             use ::cnn::__private::{
                 Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Error,
-                LayerInfo, Network, Parameters, Workspace,
+                Model, Network, Parameters, Workspace,
             };
 
             #[automatically_derived]
             impl Network for #ident {
-                const NAME: &'static str = #name;
-                #consts
+                const MODEL: &'static Model = &#model;
 
                 fn from_checked(params: Parameters) -> Self {
                     Self { params }
@@ -99,14 +75,14 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                 fn parameters_mut(&mut self) -> &mut Parameters {
                     &mut self.params
                 }
-
-                #[inline]
-                fn forward_raw(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]) {
-                    #forward
-                }
-
-                #batch
             }
+
+            // Checked when the crate compiles: the workspace, whose kernel
+            // scratch the runtime's `const fn`s size, fits an allocation.
+            const _: () = ::core::assert!(
+                <#ident as Network>::WORKSPACE <= ::cnn::__private::MAX_WORKSPACE,
+                "the forward pass of this network needs more scratch memory than can be allocated",
+            );
 
             #train
 
@@ -121,7 +97,7 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
                 /// Multiply-accumulates per image, biases excluded.
                 pub const MACS: u64 = <Self as Network>::MACS;
                 /// Every layer after `input`, in order.
-                pub const LAYERS: &'static [LayerInfo] = <Self as Network>::LAYERS;
+                pub const LAYERS: &'static [::cnn::__private::LayerInfo] = <Self as Network>::LAYERS;
 
                 /// A network with PyTorch's default initialisation,
                 /// deterministic given the seed.
@@ -233,246 +209,215 @@ fn network_items(def: &cnn_spec::syntax::NetworkDef, network: Option<&Network>) 
     }
 }
 
-/// The `Network` constants of a checked network.
-fn constants(network: &Network, plan: &Plan) -> TokenStream {
+/// The `Model` of a network with errors: nothing, so that uses of it
+/// compile.
+fn stub_model(name: &str) -> TokenStream {
+    quote! {
+        ::cnn::__private::Model::new(
+            #name,
+            [0, 0, 0],
+            [0, 0, 0],
+            0,
+            0,
+            &[],
+            "",
+            ::cnn::__private::plan::Plan {
+                steps: &[],
+                arena: 0,
+                tail: ::core::option::Option::None,
+            },
+        )
+    }
+}
+
+/// The `Model` of a checked network: its volumes, layers and plan.
+fn model(network: &Network) -> TokenStream {
+    let name = &network.name;
     let input = dims(network.input.dims());
     let output = dims(network.output().dims());
     let params = usize_lit(network.params);
     let macs = Literal::u64_unsuffixed(network.macs);
     let summary = cnn_spec::render::summary(network);
-    let workspace = usize_lit(plan.workspace_len());
-    let layers = network.layers.iter().map(|layer| {
-        let name = &layer.name;
-        let pair = |p: cnn_spec::Pair| {
-            let (h, w) = (usize_lit(p.h), usize_lit(p.w));
-            quote!([#h, #w])
-        };
-        let kind = match layer.kind {
-            LayerKind::Conv { k, f, s, p } => {
-                let (k, f, s, p) = (usize_lit(k), pair(f), pair(s), pair(p));
-                quote!(Conv { k: #k, f: #f, s: #s, p: #p })
-            }
-            LayerKind::MaxPool { f, s } => {
-                let (f, s) = (pair(f), pair(s));
-                quote!(MaxPool { f: #f, s: #s })
-            }
-            LayerKind::AvgPool { f, s } => {
-                let (f, s) = (pair(f), pair(s));
-                quote!(AvgPool { f: #f, s: #s })
-            }
-            LayerKind::Activation(Activation::Relu) => quote!(Relu),
-            LayerKind::Activation(Activation::Sigmoid) => quote!(Sigmoid),
-            LayerKind::Activation(Activation::Tanh) => quote!(Tanh),
-            LayerKind::Flatten => quote!(Flatten),
-            LayerKind::Fc { n } => {
-                let n = usize_lit(n);
-                quote!(Fc { n: #n })
-            }
-            LayerKind::Softmax => quote!(Softmax),
-        };
-        let input = dims(layer.input.dims());
-        let output = dims(layer.output.dims());
-        let params = usize_lit(layer.params);
-        let macs = Literal::u64_unsuffixed(layer.macs);
-        let weight = layer
-            .weight_shape()
-            .unwrap_or_default()
-            .into_iter()
-            .map(usize_lit);
-        quote! {
-            LayerInfo {
-                name: #name,
-                kind: ::cnn::__private::LayerKind::#kind,
-                input: #input,
-                output: #output,
-                params: #params,
-                macs: #macs,
-                weight_shape: &[#(#weight),*],
-            }
-        }
-    });
+    let layers = network.layers.iter().map(layer_info);
+    let plan = plan_tokens(network, &plan::plan(network));
     quote! {
-        const INPUT: [usize; 3] = #input;
-        const OUTPUT: [usize; 3] = #output;
-        const PARAMS: usize = #params;
-        const MACS: u64 = #macs;
-        const LAYERS: &'static [LayerInfo] = &[#(#layers),*];
-        const SUMMARY: &'static str = #summary;
-        const WORKSPACE: usize = #workspace;
+        ::cnn::__private::Model::new(
+            #name,
+            #input,
+            #output,
+            #params,
+            #macs,
+            &[#(#layers),*],
+            #summary,
+            #plan,
+        )
+    }
+}
+
+fn pair(p: cnn_spec::Pair) -> TokenStream {
+    let (h, w) = (usize_lit(p.h), usize_lit(p.w));
+    quote!([#h, #w])
+}
+
+/// A layer's `LayerInfo`.
+fn layer_info(layer: &cnn_spec::Layer) -> TokenStream {
+    let name = &layer.name;
+    let path = layer.index.to_string();
+    let kind = match layer.kind {
+        LayerKind::Conv { k, f, s, p } => {
+            let (k, f, s, p) = (usize_lit(k), pair(f), pair(s), pair(p));
+            quote!(Conv { k: #k, f: #f, s: #s, p: #p })
+        }
+        LayerKind::MaxPool { f, s } => {
+            let (f, s) = (pair(f), pair(s));
+            quote!(MaxPool { f: #f, s: #s })
+        }
+        LayerKind::AvgPool { f, s } => {
+            let (f, s) = (pair(f), pair(s));
+            quote!(AvgPool { f: #f, s: #s })
+        }
+        LayerKind::Activation(Activation::Relu) => quote!(Relu),
+        LayerKind::Activation(Activation::Sigmoid) => quote!(Sigmoid),
+        LayerKind::Activation(Activation::Tanh) => quote!(Tanh),
+        LayerKind::Flatten => quote!(Flatten),
+        LayerKind::Fc { n } => {
+            let n = usize_lit(n);
+            quote!(Fc { n: #n })
+        }
+        LayerKind::Softmax => quote!(Softmax),
+    };
+    let input = dims(layer.input.dims());
+    let output = dims(layer.output.dims());
+    let params = usize_lit(layer.params);
+    let macs = Literal::u64_unsuffixed(layer.macs);
+    let weight = layer
+        .weight_shape()
+        .unwrap_or_default()
+        .into_iter()
+        .map(usize_lit);
+    quote! {
+        ::cnn::__private::LayerInfo {
+            name: #name,
+            path: #path,
+            kind: ::cnn::__private::LayerKind::#kind,
+            input: #input,
+            output: #output,
+            params: #params,
+            macs: #macs,
+            weight_shape: &[#(#weight),*],
+        }
     }
 }
 
 fn act_tokens(act: Option<Activation>) -> TokenStream {
-    match act {
-        None => quote!(::cnn::__private::kernels::Act::Identity),
-        Some(Activation::Relu) => quote!(::cnn::__private::kernels::Act::Relu),
-        Some(Activation::Sigmoid) => quote!(::cnn::__private::kernels::Act::Sigmoid),
-        Some(Activation::Tanh) => quote!(::cnn::__private::kernels::Act::Tanh),
-    }
+    let variant = match act {
+        None => quote!(Identity),
+        Some(Activation::Relu) => quote!(Relu),
+        Some(Activation::Sigmoid) => quote!(Sigmoid),
+        Some(Activation::Tanh) => quote!(Tanh),
+    };
+    quote!(::cnn::__private::kernels::Act::#variant)
 }
 
-/// Position of each layer's weight in the parameter list (its bias follows).
-fn weight_slots(network: &Network) -> Vec<usize> {
-    let mut slots = Vec::new();
-    let mut next = 0;
-    for layer in &network.layers {
-        slots.push(next);
-        if layer.kind.has_params() {
-            next += 2;
+fn buffer(buffer: Buffer) -> TokenStream {
+    match buffer {
+        Buffer::Input => quote!(::cnn::__private::plan::Buf::Input),
+        Buffer::Out => quote!(::cnn::__private::plan::Buf::Output),
+        Buffer::Arena(at) => {
+            let at = usize_lit(at);
+            quote!(::cnn::__private::plan::Buf::Arena(#at))
         }
     }
-    slots
 }
 
-/// The kernel call of one step. With `batch`, the step runs over `n` images
-/// at once, its buffers `n` volumes long: `x` and `out` the batch's, `p` and
-/// `q` standing for A and B.
-fn step_call(network: &Network, step: &plan::Step, slot: usize, batch: bool) -> TokenStream {
+/// The runtime's `Plan` for the checked plan of a network.
+fn plan_tokens(network: &Network, plan: &Plan) -> TokenStream {
+    let steps = plan.steps.iter().map(|step| step_tokens(network, step));
+    let arena = usize_lit(plan.arena_len);
+    let tail = match &plan.tail {
+        Some(tail) => {
+            let start = usize_lit(tail.start);
+            let from = buffer(tail.from);
+            let steps = tail.steps.iter().map(|step| step_tokens(network, step));
+            let rows = usize_lit(tail.rows);
+            quote! {
+                ::core::option::Option::Some(::cnn::__private::plan::Tail {
+                    start: #start,
+                    from: #from,
+                    steps: &[#(#steps),*],
+                    rows: #rows,
+                })
+            }
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::cnn::__private::plan::Plan {
+            steps: &[#(#steps),*],
+            arena: #arena,
+            tail: #tail,
+        }
+    }
+}
+
+/// One step of a plan, as the runtime's `Step`.
+fn step_tokens(network: &Network, step: &Step) -> TokenStream {
     let layer = &network.layers[step.layer];
-    let (in_len, out_len) = (usize_lit(step.in_len), usize_lit(step.out_len));
-    let (in_len, out_len) = if batch {
-        (quote!(n * #in_len), quote!(n * #out_len))
-    } else {
-        (quote!(#in_len), quote!(#out_len))
-    };
-    let (a, b) = if batch {
-        (quote!(p), quote!(q))
-    } else {
-        (quote!(a), quote!(b))
-    };
-    let src = match step.src {
-        Buffer::Input => quote!(&x[..#in_len]),
-        Buffer::A => quote!(&#a[..#in_len]),
-        Buffer::B => quote!(&#b[..#in_len]),
-        Buffer::Out => quote!(&out[..#in_len]),
-    };
-    let dst = match step.dst {
-        Buffer::Input => quote!(&mut [][..]),
-        Buffer::A => quote!(&mut #a[..#out_len]),
-        Buffer::B => quote!(&mut #b[..#out_len]),
-        Buffer::Out => quote!(&mut out[..#out_len]),
-    };
-    let weight = usize_lit(slot);
-    let bias = usize_lit(slot + 1);
+    let index = usize_lit(step.layer);
     let act = act_tokens(step.fused);
     let [c, h, w] = layer.input.dims().map(usize_lit);
-    let [oh, ow] = [layer.output.h, layer.output.w].map(usize_lit);
-    let k = usize_lit(layer.output.c);
-    let kernels = quote!(::cnn::__private::kernels);
-    match (step.op, layer.kind) {
-        (Op::Conv(kernel), LayerKind::Conv { f, s, p, .. }) => {
-            let [fh, fw, sh, sw, ph, pw] = [f.h, f.w, s.h, s.w, p.h, p.w].map(usize_lit);
-            let args = quote!(#src, self.params.slot(#weight), self.params.slot(#bias), #dst, #act);
-            match kernel {
-                ConvKernel::Direct => quote! {
-                    #kernels::conv_direct::<#c, #h, #w, #k, #fh, #fw, #sh, #sw, #ph, #pw, #oh, #ow>(#args);
-                },
-                ConvKernel::Gemm => quote! {
-                    #kernels::conv_gemm::<#c, #h, #w, #k, #fh, #fw, #sh, #sw, #ph, #pw, #oh, #ow>(#args, &mut *tmp);
-                },
-                ConvKernel::Pointwise => {
-                    let hw = usize_lit(layer.input.h * layer.input.w);
-                    quote! { #kernels::conv_pointwise::<#c, #hw, #k>(#args); }
+    let o = {
+        let [oh, ow] = [layer.output.h, layer.output.w].map(usize_lit);
+        quote!([#oh, #ow])
+    };
+    let private = quote!(::cnn::__private);
+    let op = match (step.op, layer.kind) {
+        (Op::Conv, LayerKind::Conv { k, f, s, p }) => {
+            let (k, f, s, p) = (usize_lit(k), pair(f), pair(s), pair(p));
+            quote! {
+                Conv {
+                    layer: #index,
+                    shape: #private::kernels::ConvShape {
+                        c: #c, h: #h, w: #w, k: #k, f: #f, s: #s, p: #p, o: #o,
+                    },
+                    act: #act,
                 }
             }
         }
         (Op::MaxPool | Op::AvgPool, LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s }) => {
-            let [fh, fw, sh, sw] = [f.h, f.w, s.h, s.w].map(usize_lit);
-            let function = if step.op == Op::MaxPool {
-                quote!(max_pool)
+            let (f, s) = (pair(f), pair(s));
+            let variant = if step.op == Op::MaxPool {
+                quote!(MaxPool)
             } else {
-                quote!(avg_pool)
+                quote!(AvgPool)
             };
-            quote! { #kernels::#function::<#c, #h, #w, #fh, #fw, #sh, #sw, #oh, #ow>(#src, #dst); }
-        }
-        (Op::Fc, LayerKind::Fc { n: units }) => {
-            let inputs = usize_lit(layer.input.len());
-            let units = usize_lit(units);
-            let args = quote!(#src, self.params.slot(#weight), self.params.slot(#bias), #dst, #act);
-            if batch {
-                quote! { #kernels::fc_batch::<#inputs, #units>(n, #args); }
-            } else {
-                quote! { #kernels::fc::<#inputs, #units>(#args); }
+            quote! {
+                #variant(#private::kernels::Window {
+                    c: #c, h: #h, w: #w, f: #f, s: #s, p: [0, 0], o: #o,
+                })
             }
+        }
+        (Op::Fc, LayerKind::Fc { n }) => {
+            let (inputs, units) = (usize_lit(layer.input.len()), usize_lit(n));
+            quote!(Fc { layer: #index, inputs: #inputs, units: #units, act: #act })
         }
         (Op::Activate(a), _) => {
-            let act = act_tokens(Some(a));
-            quote! { #kernels::activate(#act, #dst); }
+            let (act, len) = (act_tokens(Some(a)), usize_lit(step.out_len));
+            quote!(Activate { act: #act, len: #len })
         }
-        // Softmax is per image; an empty volume has nothing to normalise.
-        (Op::Softmax, _) if batch && step.out_len > 0 => {
+        (Op::Softmax, _) => {
             let len = usize_lit(step.out_len);
-            quote! {
-                for image in (#dst).chunks_exact_mut(#len) {
-                    #kernels::softmax(image);
-                }
-            }
+            quote!(Softmax { len: #len })
         }
-        (Op::Softmax, _) if !batch => quote! { #kernels::softmax(#dst); },
-        (Op::Copy, _) => quote! { (#dst).copy_from_slice(#src); },
-        _ => quote! {},
-    }
-}
-
-/// The body of `forward_raw`: one kernel call per step of the plan.
-fn forward_raw(network: &Network, plan: &Plan) -> TokenStream {
-    let act_len = usize_lit(plan.act_len);
-    let slots = weight_slots(network);
-    let steps = plan
-        .steps
-        .iter()
-        .map(|step| step_call(network, step, slots[step.layer], false));
-    quote! {
-        let (a, rest) = scratch.split_at_mut(#act_len);
-        let (b, tmp) = rest.split_at_mut(#act_len);
-        let _ = (&a, &b, &tmp);
-        #(#steps)*
-    }
-}
-
-/// `BATCH_ROWS` and `forward_raw_batch` for a pass that ends in fc layers:
-/// the steps before the tail run image by image, each image's volume is
-/// gathered into the tail's buffer, and the tail runs once for the batch.
-fn forward_raw_batch(network: &Network, plan: &Plan) -> TokenStream {
-    let Some(tail) = plan.tail else {
-        return TokenStream::new();
-    };
-    let act_len = usize_lit(plan.act_len);
-    let rows = usize_lit(tail.act_len);
-    let input = usize_lit(network.input.len());
-    let slots = weight_slots(network);
-    let (head, rest) = plan.steps.split_at(tail.start);
-    let head = head
-        .iter()
-        .map(|step| step_call(network, step, slots[step.layer], false));
-    let first = &rest[0];
-    let len = usize_lit(first.in_len);
-    let gather = match first.src {
-        Buffer::A => quote!(p[i * #len..(i + 1) * #len].copy_from_slice(&a[..#len]);),
-        Buffer::B => quote!(q[i * #len..(i + 1) * #len].copy_from_slice(&b[..#len]);),
-        // The tail reads the batch's input as it is.
-        Buffer::Input | Buffer::Out => quote!(),
-    };
-    let tail_steps = rest
-        .iter()
-        .map(|step| step_call(network, step, slots[step.layer], true));
-    quote! {
-        const BATCH_ROWS: usize = #rows;
-
-        fn forward_raw_batch(&self, n: usize, x: &[f32], out: &mut [f32], scratch: &mut [f32], rows: &mut [f32]) {
-            let (a, rest) = scratch.split_at_mut(#act_len);
-            let (b, tmp) = rest.split_at_mut(#act_len);
-            let (p, rest) = rows.split_at_mut(n * #rows);
-            let q = &mut rest[..n * #rows];
-            let _ = (&a, &b, &tmp, &p, &q);
-            for i in 0..n {
-                let x = &x[i * #input..(i + 1) * #input];
-                let _ = x;
-                #(#head)*
-                #gather
-            }
-            #(#tail_steps)*
+        // Copy, and (never planned) a step whose op and layer disagree.
+        _ => {
+            let len = usize_lit(step.in_len);
+            quote!(Copy { len: #len })
         }
+    };
+    let (src, dst) = (buffer(step.src), buffer(step.dst));
+    quote! {
+        #private::plan::Step { op: #private::plan::Op::#op, src: #src, dst: #dst }
     }
 }
 
@@ -509,10 +454,15 @@ mod tests {
             ["struct A", "const _", "struct B", "const _"]
         );
         let text = quote!(#file).to_string();
-        assert!(
-            text.contains("conv_gemm :: < 3 , 32 , 32 , 10 , 5 , 5 , 1 , 1 , 2 , 2 , 32 , 32 >")
-        );
-        assert!(text.contains("const PARAMS : usize = 26370"));
+        // The plan as data: the conv with its sizes and fused ReLU, from the
+        // input into the first buffer; the model's parameter count.
+        let conv = "c : 3 , h : 32 , w : 32 , k : 10 , f : [5 , 5] , s : [1 , 1] , p : [2 , 2] , o : [32 , 32]";
+        assert!(text.contains(conv), "{text}");
+        assert!(text.contains("Act :: Relu"));
+        assert!(text.contains("src : :: cnn :: __private :: plan :: Buf :: Input , dst : :: cnn :: __private :: plan :: Buf :: Arena (0)"));
+        assert!(text.contains("26370"));
+        // Nothing generic over the layer's sizes is left for the user's crate.
+        assert!(!text.contains(":: <"), "{text}");
     }
 
     #[test]

@@ -60,6 +60,20 @@ pub enum Error {
         /// The number of classes.
         classes: usize,
     },
+    /// A convolution cannot run: the CPU lacks its kernel's instruction
+    /// set, or the layer's shape is not one the kernel takes.
+    Kernel {
+        /// The step of the forward pass.
+        step: usize,
+        /// Why.
+        source: crate::kernels::ConvError,
+    },
+    /// A network's plan is inconsistent with its layers (a plan not made by
+    /// `network!`).
+    Plan {
+        /// What is wrong.
+        message: String,
+    },
     /// An I/O error, with the path involved.
     Io {
         /// The file.
@@ -107,6 +121,10 @@ impl fmt::Display for Error {
                 f,
                 "label {label} at position {index} is not a class: the network has {classes} outputs"
             ),
+            Error::Kernel { step, source } => {
+                write!(f, "step {step} of the forward pass cannot run: {source}")
+            }
+            Error::Plan { message } => write!(f, "the network's plan is invalid: {message}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
@@ -116,6 +134,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Kernel { source, .. } => Some(source),
             _ => None,
         }
     }

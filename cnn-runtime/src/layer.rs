@@ -51,6 +51,10 @@ pub enum LayerKind {
 pub struct LayerInfo {
     /// The layer as written, normalised: `"conv(10, 5, s = 1, p = 2)"`.
     pub name: &'static str,
+    /// Its name in the network: the dotted path its tensors are named by
+    /// (`"3"` for the fourth layer after `input`, whose weight is
+    /// `"3.weight"`).
+    pub path: &'static str,
     /// What it computes.
     pub kind: LayerKind,
     /// Input volume, C×H×W.
@@ -68,6 +72,12 @@ pub struct LayerInfo {
 }
 
 impl LayerInfo {
+    /// The name of one of the layer's tensors: `"{path}.{what}"`, as
+    /// PyTorch's state dict names it (`"3.weight"`).
+    pub fn tensor_name(&self, what: &str) -> String {
+        format!("{}.{what}", self.path)
+    }
+
     /// Whether the layer has a weight and a bias.
     pub fn has_params(&self) -> bool {
         !self.weight_shape.is_empty()

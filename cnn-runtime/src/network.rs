@@ -5,6 +5,8 @@ use std::path::Path;
 use ndarray::parallel::prelude::*;
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Axis};
 
+use crate::model::Model;
+use crate::run;
 use crate::workspace::{self, Workspace};
 use crate::{io, Error, LayerInfo, Parameters};
 
@@ -20,22 +22,26 @@ use crate::{io, Error, LayerInfo, Parameters};
 /// }
 /// ```
 pub trait Network: Sized + Send + Sync {
+    /// Everything `network!` computed of the network: its volumes, layers
+    /// and forward pass. The constants below are read from it.
+    #[doc(hidden)]
+    const MODEL: &'static Model;
     /// The struct's name.
-    const NAME: &'static str;
+    const NAME: &'static str = Self::MODEL.name;
     /// The input volume, `[C, H, W]`.
-    const INPUT: [usize; 3];
+    const INPUT: [usize; 3] = Self::MODEL.input;
     /// The output volume, `[C, H, W]` (`[N, 1, 1]` for a vector).
-    const OUTPUT: [usize; 3];
+    const OUTPUT: [usize; 3] = Self::MODEL.output;
     /// Total learnable parameters.
-    const PARAMS: usize;
+    const PARAMS: usize = Self::MODEL.params;
     /// Multiply-accumulates per image, biases excluded.
-    const MACS: u64;
+    const MACS: u64 = Self::MODEL.macs;
     /// Every layer after `input`, in order.
-    const LAYERS: &'static [LayerInfo];
+    const LAYERS: &'static [LayerInfo] = Self::MODEL.layers;
     /// The shape table as plain text, like torchinfo's summary.
-    const SUMMARY: &'static str;
+    const SUMMARY: &'static str = Self::MODEL.summary;
     /// f32s of scratch one forward pass needs, decided at compile time.
-    const WORKSPACE: usize;
+    const WORKSPACE: usize = Self::MODEL.workspace;
 
     /// Wraps parameters already checked against [`Network::LAYERS`].
     #[doc(hidden)]
@@ -47,16 +53,18 @@ pub trait Network: Sized + Send + Sync {
     /// The network's parameters, mutable (shapes stay fixed).
     fn parameters_mut(&mut self) -> &mut Parameters;
 
-    /// The specialised forward pass on contiguous slices whose lengths the
-    /// caller has checked: `x` INPUT, `out` OUTPUT, `scratch` WORKSPACE.
+    /// The forward pass on contiguous slices whose lengths the caller has
+    /// checked: `x` INPUT, `out` OUTPUT, `scratch` WORKSPACE.
     #[doc(hidden)]
-    fn forward_raw(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]);
+    fn forward_raw(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+        run::forward_one(Self::MODEL, self.parameters(), x, out, scratch)
+    }
 
     /// f32s per image of each of the two buffers that
     /// [`Network::forward_raw_batch`] needs; 0 when it has nothing to run for
     /// all images at once.
     #[doc(hidden)]
-    const BATCH_ROWS: usize = 0;
+    const BATCH_ROWS: usize = Self::MODEL.plan.batch_rows();
 
     /// The forward pass of `n` images, contiguous, with `rows` of at least
     /// 2·n·[`Network::BATCH_ROWS`] f32s: the fc layers that end the pass run
@@ -69,14 +77,8 @@ pub trait Network: Sized + Send + Sync {
         out: &mut [f32],
         scratch: &mut [f32],
         rows: &mut [f32],
-    ) {
-        let _ = rows;
-        let input = Self::INPUT.iter().product::<usize>();
-        let output = Self::OUTPUT.iter().product::<usize>();
-        for i in 0..n {
-            let x = &x[i * input..(i + 1) * input];
-            self.forward_raw(x, &mut out[i * output..(i + 1) * output], scratch);
-        }
+    ) -> Result<(), Error> {
+        run::forward_many(Self::MODEL, self.parameters(), n, x, out, scratch, rows)
     }
 
     /// A network with PyTorch's default initialisation, deterministic given
@@ -109,7 +111,7 @@ pub trait Network: Sized + Send + Sync {
         check_shape("input", x.shape(), &Self::INPUT)?;
         let [c, h, w] = Self::OUTPUT;
         let mut out = Array3::zeros((c, h, w));
-        workspace::with_local::<Self, _>(|ws| self.forward_into(x, out.view_mut(), ws))?;
+        workspace::with_local(Self::MODEL, |ws| self.forward_into(x, out.view_mut(), ws))?;
         Ok(out)
     }
 
@@ -126,8 +128,8 @@ pub trait Network: Sized + Send + Sync {
     ) -> Result<(), Error> {
         check_shape("input", x.shape(), &Self::INPUT)?;
         check_shape("output", out.shape(), &Self::OUTPUT)?;
-        forward_chunk(self, x.insert_axis(Axis(0)), out.insert_axis(Axis(0)), ws);
-        Ok(())
+        let (x, out) = (x.insert_axis(Axis(0)), out.insert_axis(Axis(0)));
+        forward_chunk(Self::MODEL, self.parameters(), x, out, ws)
     }
 
     /// A batch N×C×H×W to N×OUTPUT, images spread over rayon's global pool,
@@ -146,51 +148,8 @@ pub trait Network: Sized + Send + Sync {
     /// [`Network::forward_batch`] into a given N×OUTPUT output, so that a
     /// loop over batches can reuse one (a large output freshly allocated
     /// costs a page fault per 4 KiB written).
-    fn forward_batch_into(
-        &self,
-        x: ArrayView4<f32>,
-        mut out: ArrayViewMut4<f32>,
-    ) -> Result<(), Error> {
-        check_shape("input batch", &x.shape()[1..], &Self::INPUT)
-            .map_err(|_| batch_shape_error(x.shape(), &Self::INPUT))?;
-        let n = x.len_of(Axis(0));
-        let [c, h, w] = Self::OUTPUT;
-        if out.shape() != [n, c, h, w] {
-            return Err(Error::Shape {
-                what: "output batch",
-                expected: vec![n, c, h, w],
-                got: out.shape().to_vec(),
-            });
-        }
-        // Images in chunks when the pass ends in fc layers: each of those is
-        // then one GEMM per chunk, reading its weights once for the chunk.
-        // One chunk per thread where BATCH_CHUNK_MAX allows: with two
-        // threads at batch 32, two chunks each (balanced if a thread starts
-        // late) read B3's 2 MB fc weights twice as often, and ran B2 10 %
-        // and B3 1 % slower.
-        let chunk = if Self::BATCH_ROWS == 0 {
-            1
-        } else {
-            n.div_ceil(rayon::current_num_threads())
-                .clamp(1, BATCH_CHUNK_MAX)
-        };
-        let pass = |out: &mut ArrayViewMut4<f32>| {
-            out.axis_chunks_iter_mut(Axis(0), chunk)
-                .into_par_iter()
-                .zip(x.axis_chunks_iter(Axis(0), chunk).into_par_iter())
-                .for_each(|(o, images)| {
-                    workspace::with_local::<Self, _>(|ws| forward_chunk(self, images, o, ws))
-                });
-        };
-        // On a worker thread, so that the images, or the layers of a single
-        // image, are split over the pool (a parallel iterator over one item
-        // would run it on the calling thread).
-        if rayon::current_thread_index().is_some() {
-            pass(&mut out);
-        } else {
-            rayon::scope(|_| pass(&mut out));
-        }
-        Ok(())
+    fn forward_batch_into(&self, x: ArrayView4<f32>, out: ArrayViewMut4<f32>) -> Result<(), Error> {
+        forward_batch(Self::MODEL, self.parameters(), x, out)
     }
 
     /// Loads weights from a safetensors file (PyTorch names and layouts).
@@ -228,19 +187,68 @@ pub trait Network: Sized + Send + Sync {
 /// enough that its activations stay in cache.
 const BATCH_CHUNK_MAX: usize = 16;
 
-/// Images whose shapes are checked, `x` N×INPUT into `out` N×OUTPUT:
-/// through [`Network::forward_raw`] for one, [`Network::forward_raw_batch`]
-/// for more, copying views that are not contiguous. Allocates nothing once
-/// the workspace has grown to the chunk (for one image, to
-/// [`Workspace::new`]'s size).
-fn forward_chunk<N: Network>(
-    net: &N,
+/// [`Network::forward_batch_into`]: the shapes checked, the images spread
+/// over rayon's pool in chunks.
+fn forward_batch(
+    model: &Model,
+    params: &Parameters,
+    x: ArrayView4<f32>,
+    mut out: ArrayViewMut4<f32>,
+) -> Result<(), Error> {
+    check_shape("input batch", &x.shape()[1..], &model.input)
+        .map_err(|_| batch_shape_error(x.shape(), &model.input))?;
+    let n = x.len_of(Axis(0));
+    let [c, h, w] = model.output;
+    if out.shape() != [n, c, h, w] {
+        return Err(Error::Shape {
+            what: "output batch",
+            expected: vec![n, c, h, w],
+            got: out.shape().to_vec(),
+        });
+    }
+    // Images in chunks when the pass ends in fc layers: each of those is
+    // then one GEMM per chunk, reading its weights once for the chunk.
+    // One chunk per thread where BATCH_CHUNK_MAX allows: with two threads
+    // at batch 32, two chunks each (balanced if a thread starts late) read
+    // B3's 2 MB fc weights twice as often, and ran B2 10 % and B3 1 %
+    // slower.
+    let chunk = if model.plan.batch_rows() == 0 {
+        1
+    } else {
+        n.div_ceil(rayon::current_num_threads())
+            .clamp(1, BATCH_CHUNK_MAX)
+    };
+    let pass = |out: &mut ArrayViewMut4<f32>| {
+        out.axis_chunks_iter_mut(Axis(0), chunk)
+            .into_par_iter()
+            .zip(x.axis_chunks_iter(Axis(0), chunk).into_par_iter())
+            .try_for_each(|(o, images)| {
+                workspace::with_local(model, |ws| forward_chunk(model, params, images, o, ws))
+            })
+    };
+    // On a worker thread, so that the images, or the layers of a single
+    // image, are split over the pool (a parallel iterator over one item
+    // would run it on the calling thread).
+    if rayon::current_thread_index().is_some() {
+        pass(&mut out)
+    } else {
+        rayon::scope(|_| pass(&mut out))
+    }
+}
+
+/// Images whose shapes are checked, `x` N×INPUT into `out` N×OUTPUT,
+/// copying views that are not contiguous. Allocates nothing once the
+/// workspace has grown to the chunk (for one image, to [`Workspace::new`]'s
+/// size) and the parameters are prepared.
+fn forward_chunk(
+    model: &Model,
+    params: &Parameters,
     x: ArrayView4<f32>,
     mut out: ArrayViewMut4<f32>,
     ws: &mut Workspace,
-) {
+) -> Result<(), Error> {
     let n = x.len_of(Axis(0));
-    ws.reserve_batch::<N>(n);
+    ws.reserve_batch(model, n);
     let Workspace {
         input,
         output,
@@ -256,20 +264,21 @@ fn forward_chunk<N: Network>(
             &input[..]
         }
     };
-    let x = &x[..n * N::INPUT.iter().product::<usize>()];
+    let x = &x[..n * model.input_len()];
     // One image needs no gathering for the tail.
     let mut pass = |out: &mut [f32]| match n {
-        1 => net.forward_raw(x, out, scratch),
-        _ => net.forward_raw_batch(n, x, out, scratch, rows),
+        1 => run::forward_one(model, params, x, out, scratch),
+        _ => run::forward_many(model, params, n, x, out, scratch, rows),
     };
     match out.as_slice_mut() {
         Some(out) => pass(out),
         None => {
-            let len = n * N::OUTPUT.iter().product::<usize>();
-            pass(&mut output[..len]);
+            let len = n * model.output_len();
+            pass(&mut output[..len])?;
             for (dst, src) in out.iter_mut().zip(output.iter()) {
                 *dst = *src;
             }
+            Ok(())
         }
     }
 }

@@ -3,6 +3,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::plan::Plan;
+use crate::prepared::{Cache, Prepared};
 use crate::{Error, LayerInfo};
 
 /// One named parameter tensor, f32, row-major.
@@ -37,18 +39,28 @@ impl Tensor {
 
 /// The learnable parameters of a network: for each layer `i` with
 /// parameters, `"{i}.weight"` then `"{i}.bias"`, in layer order.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// They also keep what a forward pass derives from them (the filters packed
+/// for the kernels), made on first use and dropped by any mutable access.
+#[derive(Debug, Clone)]
 pub struct Parameters {
     tensors: Vec<Tensor>,
+    prepared: Cache,
+}
+
+impl PartialEq for Parameters {
+    fn eq(&self, other: &Parameters) -> bool {
+        self.tensors == other.tensors
+    }
 }
 
 impl Parameters {
     /// The names and shapes a network with these layers needs, in order.
     pub fn layout(layers: &[LayerInfo]) -> Vec<(String, Vec<usize>)> {
         let mut layout = Vec::new();
-        for (i, layer) in layers.iter().enumerate().filter(|(_, l)| l.has_params()) {
-            layout.push((format!("{i}.weight"), layer.weight_shape.to_vec()));
-            layout.push((format!("{i}.bias"), vec![layer.bias_len()]));
+        for layer in layers.iter().filter(|l| l.has_params()) {
+            layout.push((layer.tensor_name("weight"), layer.weight_shape.to_vec()));
+            layout.push((layer.tensor_name("bias"), vec![layer.bias_len()]));
         }
         layout
     }
@@ -66,7 +78,7 @@ impl Parameters {
                 }
             })
             .collect();
-        Parameters { tensors }
+        Parameters::new(tensors)
     }
 
     /// PyTorch's default initialisation of `Conv2d` and `Linear`: weights
@@ -121,7 +133,14 @@ impl Parameters {
         if let Some((name, shape, _)) = given.into_iter().next() {
             return Err(Error::UnexpectedTensor { name, shape });
         }
-        Ok(Parameters { tensors: ordered })
+        Ok(Parameters::new(ordered))
+    }
+
+    fn new(tensors: Vec<Tensor>) -> Parameters {
+        Parameters {
+            tensors,
+            prepared: Cache::default(),
+        }
     }
 
     /// The tensor with this name.
@@ -131,6 +150,7 @@ impl Parameters {
 
     /// The tensor with this name, mutable.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Tensor> {
+        self.prepared.clear();
         self.tensors.iter_mut().find(|t| t.name == name)
     }
 
@@ -141,6 +161,7 @@ impl Parameters {
 
     /// Every tensor, mutable, in layer order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Tensor> {
+        self.prepared.clear();
         self.tensors.iter_mut()
     }
 
@@ -165,5 +186,11 @@ impl Parameters {
     #[inline]
     pub fn slot(&self, index: usize) -> &[f32] {
         &self.tensors[index].data
+    }
+
+    /// What a forward pass by `plan` derives from the parameters (checked
+    /// against `layers`), made now if it is not yet.
+    pub(crate) fn prepared(&self, layers: &[LayerInfo], plan: &Plan) -> Result<&Prepared, Error> {
+        self.prepared.get(layers, plan, self)
     }
 }

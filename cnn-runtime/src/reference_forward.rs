@@ -22,6 +22,7 @@ pub fn forward(layers: &[LayerInfo], params: &Parameters, x: &[f32]) -> Vec<f32>
     let mut volume = x.to_vec();
     for (i, layer) in layers.iter().enumerate() {
         let [c, h, w] = layer.input;
+        let o = [layer.output[1], layer.output[2]];
         assert_eq!(
             volume.len(),
             c * h * w,
@@ -30,7 +31,7 @@ pub fn forward(layers: &[LayerInfo], params: &Parameters, x: &[f32]) -> Vec<f32>
         );
         let mut out = vec![0.0; layer.output.iter().product()];
         let tensor = |what: &str| -> &[f32] {
-            let name = format!("{i}.{what}");
+            let name = layer.tensor_name(what);
             match params.get(&name) {
                 Some(tensor) => tensor.data(),
                 None => panic!("the parameters have no tensor `{name}`"),
@@ -38,7 +39,15 @@ pub fn forward(layers: &[LayerInfo], params: &Parameters, x: &[f32]) -> Vec<f32>
         };
         match layer.kind {
             LayerKind::Conv { k, f, s, p } => {
-                let win = Window { c, h, w, f, s, p };
+                let win = Window {
+                    c,
+                    h,
+                    w,
+                    f,
+                    s,
+                    p,
+                    o,
+                };
                 let (weight, bias) = (tensor("weight"), tensor("bias"));
                 reference::conv2d(win, k, &volume, weight, bias, &mut out, Act::Identity);
             }
@@ -50,6 +59,7 @@ pub fn forward(layers: &[LayerInfo], params: &Parameters, x: &[f32]) -> Vec<f32>
                     f,
                     s,
                     p: [0, 0],
+                    o,
                 };
                 reference::max_pool(win, &volume, &mut out);
             }
@@ -61,6 +71,7 @@ pub fn forward(layers: &[LayerInfo], params: &Parameters, x: &[f32]) -> Vec<f32>
                     f,
                     s,
                     p: [0, 0],
+                    o,
                 };
                 reference::avg_pool(win, &volume, &mut out);
             }

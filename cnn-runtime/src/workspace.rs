@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use crate::model::Model;
 use crate::Network;
 
 /// Scratch memory for [`Network::forward_into`]: made once, reused for every
@@ -28,21 +29,24 @@ impl Workspace {
 
     /// Grows the workspace, if needed, to fit network `N`.
     pub fn reserve<N: Network>(&mut self) {
-        grow(&mut self.input, N::INPUT.iter().product());
-        grow(&mut self.output, N::OUTPUT.iter().product());
-        grow(&mut self.scratch, N::WORKSPACE);
+        self.reserve_model(N::MODEL);
     }
 
-    /// Grows the workspace, if needed, to run `images` images of network `N`
-    /// at once through [`Network::forward_raw_batch`]; for one image, which
+    fn reserve_model(&mut self, model: &Model) {
+        grow(&mut self.input, model.input_len());
+        grow(&mut self.output, model.output_len());
+        grow(&mut self.scratch, model.workspace);
+    }
+
+    /// Grows the workspace, if needed, to run `images` images of `model` at
+    /// once through [`Network::forward_raw_batch`]; for one image, which
     /// runs [`Network::forward_raw`], to what [`Workspace::reserve`] grows.
-    pub(crate) fn reserve_batch<N: Network>(&mut self, images: usize) {
-        self.reserve::<N>();
+    pub(crate) fn reserve_batch(&mut self, model: &Model, images: usize) {
+        self.reserve_model(model);
         if images > 1 {
-            let len = |volume: [usize; 3]| volume.iter().product::<usize>() * images;
-            grow(&mut self.input, len(N::INPUT));
-            grow(&mut self.output, len(N::OUTPUT));
-            grow(&mut self.rows, 2 * images * N::BATCH_ROWS);
+            grow(&mut self.input, model.input_len() * images);
+            grow(&mut self.output, model.output_len() * images);
+            grow(&mut self.rows, 2 * images * model.plan.batch_rows());
         }
     }
 }
@@ -57,14 +61,18 @@ thread_local! {
     static LOCAL: RefCell<Workspace> = RefCell::new(Workspace::default());
 }
 
-/// Runs `f` with this thread's workspace, grown to fit `N`. Re-entrant use
-/// (a forward pass inside a forward pass) gets a fresh workspace.
-pub(crate) fn with_local<N: Network, R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
+/// Runs `f` with this thread's workspace, grown to fit `model`. Re-entrant
+/// use (a forward pass inside a forward pass) gets a fresh workspace.
+pub(crate) fn with_local<R>(model: &Model, f: impl FnOnce(&mut Workspace) -> R) -> R {
     LOCAL.with(|cell| match cell.try_borrow_mut() {
         Ok(mut ws) => {
-            ws.reserve::<N>();
+            ws.reserve_model(model);
             f(&mut ws)
         }
-        Err(_) => f(&mut Workspace::new::<N>()),
+        Err(_) => {
+            let mut ws = Workspace::default();
+            ws.reserve_model(model);
+            f(&mut ws)
+        }
     })
 }

@@ -1,11 +1,17 @@
-//! Every convolution path against the reference kernel, over random layers
-//! and through the public const-generic entry points.
+//! Every convolution kernel against the reference kernel, over random
+//! layers, on every instruction set this CPU has: each kernel is forced in
+//! turn (`conv_with`), and may be skipped only because the CPU lacks its
+//! instruction set or the kernel does not take the layer's shape — two
+//! errors the tests tell apart. Output sizes come from the shape
+//! arithmetic of `cnn-spec`, rounded down where a stride does not divide
+//! (as a `floor` layer computes them).
 
+use cnn_runtime::cpu::Isa;
 use cnn_runtime::kernels::{
-    conv_blocked_with, conv_direct, conv_direct_with, conv_filter_lanes_scratch, conv_gemm,
-    conv_gemm_scratch, conv_im2col_scratch, conv_im2col_with, conv_pointwise, conv_pointwise_with,
-    reference, Act, ConvPath, ConvShape,
+    conv_direct_with, conv_im2col_scratch, conv_im2col_with, conv_scratch, conv_with, reference,
+    Act, ConvError, ConvKernel, ConvShape, PackedConv,
 };
+use cnn_spec::arith::window_out_floor;
 use proptest::prelude::*;
 
 /// Deterministic values in [−1, 1).
@@ -40,7 +46,7 @@ impl Case {
             f: [fh, fw],
             ..
         } = shape;
-        let [oh, ow] = shape.out().expect("the filter fits");
+        let [oh, ow] = shape.o;
         let x = values(seed, c * h * w);
         let weight = values(seed + 1, k * c * fh * fw);
         let bias = values(seed + 2, k);
@@ -52,6 +58,7 @@ impl Case {
             f: shape.f,
             s: shape.s,
             p: shape.p,
+            o: shape.o,
         };
         reference::conv2d(win, k, &x, &weight, &bias, &mut expected, act);
         Case {
@@ -101,9 +108,13 @@ type Volume = (usize, usize, usize, usize);
 /// A layer's filter: FH, FW, SH, SW, PH and PW.
 type Filter = (usize, usize, usize, usize, usize, usize);
 
-/// The layer of a volume and a filter.
-fn layer((c, h, w, k): Volume, (fh, fw, sh, sw, ph, pw): Filter) -> ConvShape {
-    ConvShape {
+/// The layer of a volume and a filter, if the filter fits the padded
+/// input: its output rounded down where the stride does not divide, as a
+/// network that says `floor` (and PyTorch) computes it.
+fn layer((c, h, w, k): Volume, (fh, fw, sh, sw, ph, pw): Filter) -> Option<ConvShape> {
+    let oh = window_out_floor(h, fh, sh, ph).ok()?;
+    let ow = window_out_floor(w, fw, sw, pw).ok()?;
+    Some(ConvShape {
         c,
         h,
         w,
@@ -111,7 +122,13 @@ fn layer((c, h, w, k): Volume, (fh, fw, sh, sw, ph, pw): Filter) -> ConvShape {
         f: [fh, fw],
         s: [sh, sw],
         p: [ph, pw],
-    }
+        o: [oh, ow],
+    })
+}
+
+/// The layer of a volume and a filter that fits.
+fn fit(volume: Volume, filter: Filter) -> ConvShape {
+    layer(volume, filter).expect("the filter fits")
 }
 
 /// The layers of the volumes and filters drawn whose filter fits.
@@ -119,9 +136,7 @@ fn fitting(
     volume: impl Strategy<Value = Volume>,
     filter: impl Strategy<Value = Filter>,
 ) -> impl Strategy<Value = ConvShape> {
-    (volume, filter)
-        .prop_map(|(volume, filter)| layer(volume, filter))
-        .prop_filter("the filter fits", |s| s.out().is_some())
+    (volume, filter).prop_filter_map("the filter fits", |(volume, filter)| layer(volume, filter))
 }
 
 /// The layers of the outputs (C, OH, OW, K) and filters drawn: the input
@@ -134,8 +149,8 @@ fn producing(
         let (fh, fw, sh, sw, ph, pw) = filter;
         let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
         let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
-        let shape = layer((c, h, w, k), filter);
-        (h > 0 && w > 0 && shape.out() == Some([oh, ow])).then_some(shape)
+        let shape = layer((c, h, w, k), filter).filter(|_| h > 0 && w > 0)?;
+        (shape.o == [oh, ow]).then_some(shape)
     })
 }
 
@@ -159,10 +174,10 @@ fn shape() -> impl Strategy<Value = ConvShape> {
                 0..=fw / 2 + 1,
             )
         })
-        .prop_map(|((c, h, w, k, fh, fw, sh, sw), ph, pw)| {
-            layer((c, h, w, k), (fh, fw, sh, sw, ph, pw))
-        })
-        .prop_filter("the filter fits", |s| s.out().is_some())
+        .prop_filter_map(
+            "the filter fits",
+            |((c, h, w, k, fh, fw, sh, sw), ph, pw)| layer((c, h, w, k), (fh, fw, sh, sw, ph, pw)),
+        )
 }
 
 /// Random layers with many input channels, so that the blocked path
@@ -252,85 +267,95 @@ fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
     )
 }
 
-fn run_blocked(case: &Case, path: ConvPath, split: bool) -> Option<Vec<f32>> {
-    let mut y = case.output();
-    let len = match path {
-        ConvPath::FilterLanes => conv_filter_lanes_scratch(case.shape),
-        _ => conv_gemm_scratch(case.shape),
-    };
-    let mut scratch = vec![f32::NAN; len];
-    let done = conv_blocked_with(
-        case.shape,
-        path,
-        split,
-        &case.x,
-        &case.weight,
-        &case.bias,
-        &mut y[..case.expected.len()],
-        case.act,
-        &mut scratch,
-    );
-    done.then_some(y)
-}
+/// Every kernel there is, each instruction set's blocked tile and the
+/// kernels of their own.
+const KERNELS: [ConvKernel; 5] = [
+    ConvKernel::Blocked(Isa::Portable),
+    ConvKernel::Blocked(Isa::Avx2),
+    ConvKernel::Blocked(Isa::Avx512),
+    ConvKernel::FilterLanes,
+    ConvKernel::Narrow,
+];
 
-fn every_path(case: &Case) -> Result<(), TestCaseError> {
+/// The layer through `kernel`, packed and run with scratch of its own
+/// length (NaN-filled); `None` where the kernel cannot run, which must be
+/// for a reason the test accepts: the CPU lacks the kernel's instruction
+/// set, or the kernel does not take the layer.
+fn run_kernel(case: &Case, kernel: ConvKernel, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
-    conv_direct_with(
-        case.shape,
-        &case.x,
-        &case.weight,
-        &case.bias,
-        &mut y,
-        case.act,
-    );
-    case.check("direct", &y)?;
-
-    let mut y = case.output();
-    let mut scratch = vec![0.0; conv_im2col_scratch(case.shape)];
     let n = case.expected.len();
-    prop_assert!(conv_im2col_with(
-        case.shape,
+    let packed = match PackedConv::new(case.shape, kernel, &case.weight) {
+        Ok(packed) => packed,
+        Err(ConvError::Unsupported(isa)) => {
+            assert!(!isa.supported(), "{kernel:?} refused a supported set");
+            return None;
+        }
+        Err(ConvError::Unsuited(k)) => {
+            assert!(
+                matches!(k, ConvKernel::FilterLanes | ConvKernel::Narrow),
+                "{k:?} refused {:?}",
+                case.shape
+            );
+            return None;
+        }
+        Err(e) => panic!("{kernel:?} on {:?}: {e}", case.shape),
+    };
+    let mut scratch = vec![f32::NAN; packed.scratch_len()];
+    let result = packed.run(
         &case.x,
-        &case.weight,
         &case.bias,
         &mut y[..n],
         case.act,
-        &mut scratch
-    ));
+        &mut scratch,
+        split,
+    );
+    result.unwrap_or_else(|e| panic!("{kernel:?} on {:?}: {e}", case.shape));
+    Some(y)
+}
+
+fn every_path(case: &Case) -> Result<(), TestCaseError> {
+    let n = case.expected.len();
+    let mut y = case.output();
+    let (x, w, b) = (&case.x, &case.weight, &case.bias);
+    conv_direct_with(case.shape, x, w, b, &mut y[..n], case.act).map_err(fail)?;
+    case.check("direct", &y)?;
+
+    let mut y = case.output();
+    let mut scratch = vec![0.0; conv_im2col_scratch(&case.shape)];
+    conv_im2col_with(case.shape, x, w, b, &mut y[..n], case.act, &mut scratch).map_err(fail)?;
     case.check("im2col", &y)?;
 
-    let s = case.shape;
-    if s.f == [1, 1] && s.s == [1, 1] && s.p == [0, 0] {
-        let mut y = case.output();
-        prop_assert!(conv_pointwise_with(
-            s.c,
-            s.h * s.w,
-            s.k,
-            &case.x,
-            &case.weight,
-            &case.bias,
-            &mut y[..n],
-            case.act
-        ));
-        case.check("pointwise", &y)?;
-    }
+    // What a network runs: the kernel chosen for the instruction set in
+    // use, with the scratch the workspace reserves.
+    let auto = ConvKernel::choose(&case.shape, Isa::active());
+    let mut y = case.output();
+    let mut scratch = vec![f32::NAN; conv_scratch(&case.shape)];
+    conv_with(
+        case.shape,
+        auto,
+        false,
+        x,
+        w,
+        b,
+        &mut y[..n],
+        case.act,
+        &mut scratch,
+    )
+    .map_err(fail)?;
+    case.check("chosen", &y)?;
 
     for split in [false, true] {
-        let y = run_blocked(case, ConvPath::Portable, split).expect("portable is always there");
-        case.check("blocked portable", &y)?;
-        let y = run_blocked(case, ConvPath::Auto, split).expect("auto is always there");
-        case.check("blocked auto", &y)?;
-        if let Some(y) = run_blocked(case, ConvPath::Avx2, split) {
-            case.check("blocked avx2", &y)?;
-        }
-        if let Some(y) = run_blocked(case, ConvPath::Avx512, split) {
-            case.check("blocked avx512", &y)?;
-        }
-        if let Some(y) = run_blocked(case, ConvPath::FilterLanes, split) {
-            case.check("filter lanes", &y)?;
+        for kernel in KERNELS {
+            if let Some(y) = run_kernel(case, kernel, split) {
+                case.check(&format!("{kernel:?}, split {split}"), &y)?;
+            }
         }
     }
     Ok(())
+}
+
+fn fail(e: ConvError) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
 }
 
 proptest! {
@@ -368,158 +393,116 @@ proptest! {
 
     #[test]
     fn pointwise_shapes_match_the_reference(
-        c in 1usize..40, hw in prop_oneof![1usize..8, 8usize..90], k in 1usize..20,
-        act in act(), seed in any::<u64>()
+        c in 1usize..40, (h, w) in prop_oneof![(1usize..3, 1usize..4), (1usize..9, 1usize..12)],
+        k in 1usize..20, act in act(), seed in any::<u64>()
     ) {
-        let shape = ConvShape { c, h: 1, w: hw, k, f: [1, 1], s: [1, 1], p: [0, 0] };
-        every_path(&Case::new(shape, act, seed))?;
+        every_path(&Case::new(fit((c, h, w, k), (1, 1, 1, 1, 0, 0)), act, seed))?;
     }
+}
+
+/// The rule for the kernel a layer gets, on the benchmark networks' layers
+/// and at its edges.
+#[test]
+fn kernels_are_chosen_by_the_rule() {
+    let choose = |volume, filter, isa| ConvKernel::choose(&fit(volume, filter), isa);
+    let avx512 = Isa::Avx512;
+    // AlexNet's first layer and VGG's 56 × 56 block: filters in the lanes.
+    let alexnet = ((3, 227, 227, 96), (11, 11, 4, 4, 0, 0));
+    assert_eq!(
+        choose(alexnet.0, alexnet.1, avx512),
+        ConvKernel::FilterLanes
+    );
+    let vgg = ((64, 56, 56, 64), (3, 3, 1, 1, 1, 1));
+    assert_eq!(choose(vgg.0, vgg.1, avx512), ConvKernel::FilterLanes);
+    // Without AVX-512, the blocked tile of the set in use.
+    for isa in [Isa::Avx2, Isa::Portable] {
+        assert_eq!(choose(alexnet.0, alexnet.1, isa), ConvKernel::Blocked(isa));
+    }
+    // Rows of 32, or too few taps, or one vector of filters: blocked.
+    let b3 = ((32, 32, 32, 32), (3, 3, 1, 1, 1, 1));
+    assert_eq!(choose(b3.0, b3.1, avx512), ConvKernel::Blocked(avx512));
+    let few = ((2, 24, 24, 96), (10, 10, 1, 1, 0, 0));
+    assert_eq!(choose(few.0, few.1, avx512), ConvKernel::Blocked(avx512));
+    let one = ((3, 24, 24, 16), (11, 11, 1, 1, 0, 0));
+    assert_eq!(choose(one.0, one.1, avx512), ConvKernel::Blocked(avx512));
+    // Fewer pixels than a vector that cannot go two rows to one: AVX2's.
+    let tiny = ((8, 3, 3, 8), (3, 3, 1, 1, 1, 1));
+    assert_eq!(
+        choose(tiny.0, tiny.1, avx512),
+        ConvKernel::Blocked(Isa::Avx2)
+    );
+    // 1×1: a GEMV per pixel below 8 pixels, the blocked tile from 8 on,
+    // never filters in the lanes.
+    let point = |hw| ((256, 1, hw, 64), (1, 1, 1, 1, 0, 0));
+    assert_eq!(choose(point(7).0, point(7).1, avx512), ConvKernel::Narrow);
+    assert_eq!(
+        choose(point(196).0, point(196).1, avx512),
+        ConvKernel::Blocked(avx512)
+    );
 }
 
 #[test]
-fn vector_kernels_are_offered_where_the_cpu_has_them() {
-    let case = Case::new(
-        ConvShape {
-            c: 3,
-            h: 9,
-            w: 9,
-            k: 5,
-            f: [3, 3],
-            s: [1, 1],
-            p: [1, 1],
-        },
-        Act::Relu,
-        7,
-    );
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        let avx512 = avx2 && is_x86_feature_detected!("avx512f");
-        assert_eq!(run_blocked(&case, ConvPath::Avx2, false).is_some(), avx2);
-        assert_eq!(
-            run_blocked(&case, ConvPath::Avx512, false).is_some(),
-            avx512
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        assert!(run_blocked(&case, ConvPath::Avx2, false).is_none());
-        assert!(run_blocked(&case, ConvPath::Avx512, false).is_none());
-    }
-}
-
-#[test]
-fn short_slices_are_refused() {
-    let case = Case::new(
-        ConvShape {
-            c: 2,
-            h: 6,
-            w: 6,
-            k: 3,
-            f: [3, 3],
-            s: [2, 2],
-            p: [1, 1],
-        },
-        Act::Identity,
-        3,
-    );
-    let mut y = case.output();
-    let mut scratch = vec![0.0; conv_gemm_scratch(case.shape) - 1];
-    assert!(!conv_blocked_with(
-        case.shape,
-        ConvPath::Auto,
-        false,
-        &case.x,
-        &case.weight,
-        &case.bias,
-        &mut y,
-        case.act,
-        &mut scratch
-    ));
-}
-
-/// A const instantiation of each public entry point against the reference.
-macro_rules! fixed {
-    ($name:ident, $c:literal, $h:literal, $w:literal, $k:literal, $fh:literal, $fw:literal,
-     $sh:literal, $sw:literal, $ph:literal, $pw:literal, $act:expr) => {
-        #[test]
-        fn $name() {
-            let shape = ConvShape {
-                c: $c,
-                h: $h,
-                w: $w,
-                k: $k,
-                f: [$fh, $fw],
-                s: [$sh, $sw],
-                p: [$ph, $pw],
-            };
-            const OH: usize = ($h + 2 * $ph - $fh) / $sh + 1;
-            const OW: usize = ($w + 2 * $pw - $fw) / $sw + 1;
-            let case = Case::new(shape, $act, 11);
-            let check = |path: &str, y: &[f32]| case.check(path, y).map_err(|e| e.to_string());
-
-            let mut y = case.output();
-            conv_direct::<$c, $h, $w, $k, $fh, $fw, $sh, $sw, $ph, $pw, OH, OW>(
-                &case.x,
-                &case.weight,
-                &case.bias,
-                &mut y,
-                case.act,
-            );
-            check("conv_direct", &y).unwrap();
-
-            let mut y = case.output();
-            let mut scratch = vec![f32::NAN; conv_gemm_scratch(shape)];
-            conv_gemm::<$c, $h, $w, $k, $fh, $fw, $sh, $sw, $ph, $pw, OH, OW>(
-                &case.x,
-                &case.weight,
-                &case.bias,
-                &mut y,
-                case.act,
-                &mut scratch,
-            );
-            check("conv_gemm", &y).unwrap();
+fn unsupported_sets_and_short_slices_are_told_apart() {
+    let case = Case::new(fit((2, 6, 6, 3), (3, 3, 2, 2, 1, 1)), Act::Identity, 3);
+    for isa in Isa::ALL {
+        let kernel = ConvKernel::Blocked(isa);
+        let got = PackedConv::new(case.shape, kernel, &case.weight).map(|_| ());
+        if isa.supported() {
+            assert_eq!(got, Ok(()));
+        } else {
+            assert_eq!(got, Err(ConvError::Unsupported(isa)));
         }
-    };
+    }
+    let kernel = ConvKernel::choose(&case.shape, Isa::active());
+    let packed = PackedConv::new(case.shape, kernel, &case.weight).expect("packs");
+    let mut y = case.output();
+    let need = packed.scratch_len();
+    let mut scratch = vec![0.0; need - 1];
+    let got = packed.run(&case.x, &case.bias, &mut y, case.act, &mut scratch, false);
+    assert_eq!(
+        got,
+        Err(ConvError::Short {
+            what: "scratch",
+            need,
+            got: need - 1
+        })
+    );
+    let got = PackedConv::new(case.shape, kernel, &case.weight[1..]).map(|_| ());
+    assert!(matches!(
+        got,
+        Err(ConvError::Short {
+            what: "filters",
+            ..
+        })
+    ));
+    // Kernels of their own refuse the layers they do not take.
+    let got = PackedConv::new(case.shape, ConvKernel::Narrow, &case.weight).map(|_| ());
+    assert_eq!(got, Err(ConvError::Unsuited(ConvKernel::Narrow)));
 }
 
-fixed!(seed_conv, 3, 32, 32, 10, 5, 5, 1, 1, 2, 2, Act::Relu);
-fixed!(lenet_conv2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, Act::Tanh);
-fixed!(strided_pair, 3, 23, 19, 7, 5, 3, 3, 2, 1, 2, Act::Sigmoid);
-fixed!(large_split, 16, 40, 40, 13, 3, 3, 1, 1, 1, 1, Act::Relu);
-fixed!(alexnet_like, 3, 47, 51, 11, 11, 11, 4, 4, 0, 1, Act::Relu);
-fixed!(alexnet_first, 3, 59, 63, 40, 11, 11, 4, 4, 1, 2, Act::Relu);
-fixed!(
-    stride_two_padded,
-    5,
-    20,
-    33,
-    9,
-    3,
-    3,
-    2,
-    2,
-    1,
-    1,
-    Act::Identity
-);
-fixed!(
-    stride_past_filter,
-    4,
-    17,
-    13,
-    9,
-    1,
-    2,
-    3,
-    4,
-    0,
-    1,
-    Act::Relu
-);
+/// Each layer as a network declares it, through the kernel chosen for
+/// the instruction set in use.
+#[test]
+fn benchmark_and_edge_layers() {
+    let layers = [
+        ((3, 32, 32, 10), (5, 5, 1, 1, 2, 2), Act::Relu),
+        ((6, 14, 14, 16), (5, 5, 1, 1, 0, 0), Act::Tanh),
+        ((3, 23, 19, 7), (5, 3, 3, 2, 1, 2), Act::Sigmoid),
+        ((16, 40, 40, 13), (3, 3, 1, 1, 1, 1), Act::Relu),
+        ((3, 47, 51, 11), (11, 11, 4, 4, 0, 1), Act::Relu),
+        ((3, 59, 63, 40), (11, 11, 4, 4, 1, 2), Act::Relu),
+        ((5, 20, 33, 9), (3, 3, 2, 2, 1, 1), Act::Identity),
+        ((4, 17, 13, 9), (1, 2, 3, 4, 0, 1), Act::Relu),
+        ((24, 7, 7, 9), (1, 1, 1, 1, 0, 0), Act::Relu),
+        // ResNet's stride-2 layers on even sizes drop an edge.
+        ((8, 16, 16, 12), (3, 3, 2, 2, 1, 1), Act::Relu),
+        ((8, 16, 16, 12), (1, 1, 2, 2, 0, 0), Act::Identity),
+    ];
+    for (volume, filter, act) in layers {
+        every_path(&Case::new(fit(volume, filter), act, 11)).unwrap();
+    }
+}
 
-/// A strided row too long for the transform's stack copy (WQ·SW > 2048)
-/// takes the per-phase copy, through every path.
 /// Strides 2 and 4 with every column phase kept: rows split straight from
 /// the input, in blocks of 8 per phase, with the padded ends on either side
 /// of the blocks (paddings up to past a block, rows shorter than one).
@@ -529,8 +512,7 @@ fn strided_phase_splits() {
         for pw in [0, 1, 3, 9, 40] {
             for w in [3, 37, 70, 131] {
                 // 2 channels of 5 × w, 3 filters of 2 × (sw + 1).
-                let shape = layer((2, 5, w, 3), (2, sw + 1, 2, sw, 1, pw));
-                if shape.out().is_some() {
+                if let Some(shape) = layer((2, 5, w, 3), (2, sw + 1, 2, sw, 1, pw)) {
                     every_path(&Case::new(shape, Act::Identity, 7)).unwrap();
                 }
             }
@@ -538,20 +520,20 @@ fn strided_phase_splits() {
     }
 }
 
+/// A strided row too long for the transform's stack copy (WQ·SW > 2048)
+/// takes the per-phase copy, through every path.
 #[test]
 fn long_strided_rows() {
-    for (s, p) in [([1, 2], [0, 1]), ([2, 3], [1, 0])] {
-        let shape = ConvShape {
-            c: 2,
-            h: 4,
-            w: 4200,
-            k: 3,
-            f: [2, 3],
-            s,
-            p,
-        };
+    for (s, p) in [((1, 2), (0, 1)), ((2, 3), (1, 0))] {
+        let shape = fit((2, 4, 4200, 3), (2, 3, s.0, s.1, p.0, p.1));
         every_path(&Case::new(shape, Act::Identity, 5)).unwrap();
     }
+}
+
+/// The blocked kernel's scratch: the zero-padded, phase-split input and,
+/// where rows are computed wider than the output's, the wide output.
+fn blocked_scratch(shape: &ConvShape) -> Option<usize> {
+    ConvKernel::Blocked(Isa::Portable).scratch_len(shape)
 }
 
 /// Only the phases a tap reads are kept: a 1×2 filter with strides 3×4
@@ -559,46 +541,31 @@ fn long_strided_rows() {
 /// columns), and its 4-wide output rows match the planes' width.
 #[test]
 fn scratch_keeps_only_the_phases_taps_read() {
-    let shape = ConvShape {
-        c: 4,
-        h: 17,
-        w: 13,
-        k: 9,
-        f: [1, 2],
-        s: [3, 4],
-        p: [0, 1],
-    };
-    assert_eq!(conv_gemm_scratch(shape), 4 * 2 * 6 * 4);
+    let shape = fit((4, 17, 13, 9), (1, 2, 3, 4, 0, 1));
+    assert_eq!(blocked_scratch(&shape), Some(4 * 2 * 6 * 4));
+    assert_eq!(conv_scratch(&shape), 4 * 2 * 6 * 4);
     // A stride far past the input needs one row phase, however large.
-    let far = ConvShape {
-        s: [usize::MAX / 3, 6],
-        ..shape
-    };
-    assert_eq!(far.out(), Some([1, 3]));
-    assert_eq!(conv_gemm_scratch(far), 4 * 2 * 3);
+    let far = fit((4, 17, 13, 9), (1, 2, usize::MAX / 3, 6, 0, 1));
+    assert_eq!(far.o, [1, 3]);
+    assert_eq!(conv_scratch(&far), 4 * 2 * 3);
 }
 
-/// Layers taken with filters in the lanes reserve the larger of the
-/// blocked kernel's scratch and the filters packed 16 to a vector (after
-/// the padded input), which that kernel needs.
+/// Filters in the lanes need only the zero-padded input (their filters
+/// are packed once, with the parameters); the workspace reserves the
+/// larger of that and the blocked kernel's scratch, whatever the CPU.
 #[test]
-fn filters_in_the_lanes_reserve_their_packed_filters() {
-    // 6 vectors × 3·11·11 taps, more than the wide output 96 × (13·24 + 14).
-    let shape = layer((3, 24, 24, 96), (11, 11, 1, 1, 0, 0));
-    assert_eq!(conv_gemm_scratch(shape), 96 * 3 * 11 * 11);
-    assert_eq!(conv_filter_lanes_scratch(shape), 96 * 3 * 11 * 11);
-    // 40 filters round up to 48; the padded input comes first.
-    let padded = layer((3, 18, 18, 40), (11, 11, 1, 1, 1, 1));
-    assert_eq!(conv_gemm_scratch(padded), 3 * 20 * 20 + 48 * 3 * 11 * 11);
-    // One vector of filters stays on the blocked kernel.
-    let one = layer((3, 24, 24, 16), (11, 11, 1, 1, 0, 0));
-    assert_eq!(conv_gemm_scratch(one), 16 * (13 * 24 + 14));
-    // So do rows of a whole vector, and too few taps.
-    let whole = layer((64, 18, 18, 32), (3, 3, 1, 1, 0, 0));
-    assert_eq!(conv_gemm_scratch(whole), 32 * (15 * 18 + 16));
-    assert_eq!(conv_filter_lanes_scratch(whole), 32 * 64 * 9);
-    let few = layer((2, 24, 24, 96), (10, 10, 1, 1, 0, 0));
-    assert_eq!(conv_gemm_scratch(few), 96 * (14 * 24 + 15));
+fn the_workspace_reserves_every_kernels_scratch() {
+    let lanes = |shape: &ConvShape| ConvKernel::FilterLanes.scratch_len(shape);
+    let unpadded = fit((3, 24, 24, 96), (11, 11, 1, 1, 0, 0));
+    assert_eq!(lanes(&unpadded), Some(0));
+    assert_eq!(blocked_scratch(&unpadded), Some(96 * (13 * 24 + 14)));
+    assert_eq!(conv_scratch(&unpadded), 96 * (13 * 24 + 14));
+    let padded = fit((3, 18, 18, 40), (11, 11, 1, 1, 1, 1));
+    assert_eq!(lanes(&padded), Some(3 * 20 * 20));
+    assert_eq!(conv_scratch(&padded), 3 * 20 * 20 + 40 * (9 * 20 + 10));
+    // Rows narrower than a tile are not the kernel's.
+    let narrow = fit((3, 24, 7, 96), (3, 3, 1, 1, 1, 1));
+    assert_eq!(lanes(&narrow), None);
 }
 
 /// Output rows of at most 8 pixels take a plane per filter column, OW
@@ -606,21 +573,22 @@ fn filters_in_the_lanes_reserve_their_packed_filters() {
 /// padded to 10×10, takes 3 planes of 10×8 per channel.
 #[test]
 fn short_rows_take_a_plane_per_filter_column() {
-    let shape = layer((64, 8, 8, 128), (3, 3, 1, 1, 1, 1));
-    assert_eq!(conv_gemm_scratch(shape), 64 * 3 * 10 * 8);
+    let shape = fit((64, 8, 8, 128), (3, 3, 1, 1, 1, 1));
+    assert_eq!(conv_scratch(&shape), 64 * 3 * 10 * 8);
     // With strides: 2 row phases of ⌈17/2⌉ rows, 5 columns of 4.
-    let strided = layer((2, 15, 9, 3), (4, 5, 2, 2, 1, 1));
-    assert_eq!(strided.out(), Some([7, 4]));
-    assert_eq!(conv_gemm_scratch(strided), 2 * 2 * 5 * 9 * 4);
+    let strided = fit((2, 15, 9, 3), (4, 5, 2, 2, 1, 1));
+    assert_eq!(strided.o, [7, 4]);
+    assert_eq!(conv_scratch(&strided), 2 * 2 * 5 * 9 * 4);
     // Fewer than 16 pixels keep the phase layout and its wide output.
-    let small = ConvShape { h: 1, ..shape };
-    assert_eq!(small.out(), Some([1, 8]));
-    assert_eq!(conv_gemm_scratch(small), 64 * 3 * 10 + 128 * 8);
+    let small = fit((64, 1, 8, 128), (3, 3, 1, 1, 1, 1));
+    assert_eq!(small.o, [1, 8]);
+    assert_eq!(conv_scratch(&small), 64 * 3 * 10 + 128 * 8);
 }
 
-/// A layer whose scratch would overflow `usize` is refused, not a panic.
+/// A layer whose sizes overflow `usize` is refused, not a panic, and its
+/// scratch saturates (which the network's compile-time check rejects).
 #[test]
-fn overflowing_scratch_is_refused() {
+fn overflowing_sizes_are_refused() {
     let shape = ConvShape {
         c: 1,
         h: 1,
@@ -629,73 +597,56 @@ fn overflowing_scratch_is_refused() {
         f: [1, 1],
         s: [1, 1],
         p: [1 << 31, 1 << 31],
+        o: [(1 << 32) + 1, (1 << 32) + 1],
     };
-    assert_eq!(conv_gemm_scratch(shape), 0);
-    assert_eq!(conv_filter_lanes_scratch(shape), 0);
+    assert_eq!(conv_scratch(&shape), usize::MAX);
     let (x, w, b) = ([1.0], [1.0], [0.0]);
     let mut y = [0.0; 4];
-    for path in [ConvPath::Portable, ConvPath::FilterLanes] {
-        assert!(!conv_blocked_with(
+    for kernel in KERNELS {
+        let got = conv_with(
             shape,
-            path,
+            kernel,
             false,
             &x,
             &w,
             &b,
             &mut y,
             Act::Identity,
-            &mut []
-        ));
+            &mut [],
+        );
+        assert_eq!(got, Err(ConvError::Shape), "{kernel:?}");
     }
-}
-
-#[test]
-fn pointwise_fixed() {
-    let shape = ConvShape {
-        c: 24,
-        h: 7,
-        w: 7,
-        k: 9,
-        f: [1, 1],
-        s: [1, 1],
-        p: [0, 0],
+    // An output the filter cannot produce is refused as well.
+    let wrong = ConvShape {
+        o: [3, 2],
+        ..fit((1, 4, 4, 1), (3, 3, 1, 1, 0, 0))
     };
-    let case = Case::new(shape, Act::Relu, 5);
-    let mut y = case.output();
-    conv_pointwise::<24, 49, 9>(&case.x, &case.weight, &case.bias, &mut y, case.act);
-    case.check("conv_pointwise", &y)
-        .map_err(|e| e.to_string())
-        .unwrap();
+    let got = conv_with(
+        wrong,
+        ConvKernel::Blocked(Isa::Portable),
+        false,
+        &[0.0; 16],
+        &[0.0; 9],
+        &b,
+        &mut y,
+        Act::Identity,
+        &mut [],
+    );
+    assert_eq!(got, Err(ConvError::Shape));
 }
 
-/// Rows narrower than a vector: one pixel, a few pixels with more filters
-/// than one GEMV takes, and more channels than fit the stack copy.
+/// 1×1 layers on rows narrower than a vector: one pixel, a few pixels
+/// with more filters than one GEMV takes, and more channels than fit the
+/// stack copy.
 #[test]
-fn narrow_pointwise_fixed() {
+fn narrow_pointwise_layers() {
     for (c, hw, k) in [(300, 1, 7), (40, 3, 300), (2100, 3, 5), (2100, 1, 3)] {
-        let shape = ConvShape {
-            c,
-            h: 1,
-            w: hw,
-            k,
-            f: [1, 1],
-            s: [1, 1],
-            p: [0, 0],
-        };
-        let case = Case::new(shape, Act::Tanh, 3);
-        let mut y = case.output();
-        let n = case.expected.len();
-        assert!(conv_pointwise_with(
-            c,
-            hw,
-            k,
-            &case.x,
-            &case.weight,
-            &case.bias,
-            &mut y[..n],
-            case.act
-        ));
-        case.check("narrow pointwise", &y)
+        let shape = fit((c, 1, hw, k), (1, 1, 1, 1, 0, 0));
+        assert_eq!(
+            ConvKernel::choose(&shape, Isa::active()),
+            ConvKernel::Narrow
+        );
+        every_path(&Case::new(shape, Act::Tanh, 3))
             .map_err(|e| format!("{c}×{hw}, {k} filters: {e}"))
             .unwrap();
     }

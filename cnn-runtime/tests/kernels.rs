@@ -1,29 +1,33 @@
 //! One harness for the pooling, fully connected, activation and softmax
-//! kernels: random shapes and values drive each specialised core, and the
-//! result must match the plain reference kernel (exactly for max pooling,
-//! to 1e-4 relative otherwise), NaN and infinities included.
-//!
-//! The cores take their shapes as values, so random shapes exercise the very
-//! loops the const-generic entry points inline; a few fixed shapes also go
-//! through those entry points.
+//! kernels: random shapes and values drive each kernel on every
+//! instruction set this CPU has (AVX-512, AVX2 + FMA, portable, as
+//! `pool_with` and `fc_with` force them), and the result must match the
+//! plain reference kernel (exactly for max pooling, to 1e-4 relative
+//! otherwise), NaN and infinities included.
 
+use cnn_runtime::cpu::{Isa, Unsupported};
 use cnn_runtime::kernels::reference::{self, Window};
-use cnn_runtime::kernels::Act;
+use cnn_runtime::kernels::{activate, avg_pool, fc, fc_with, max_pool, pool_with, softmax, Act};
 use proptest::prelude::*;
 
-// The kernel sources under test, compiled into this test crate so that their
-// cores (public in their files, not re-exported by the library) are
-// reachable. They name `super::reference`, `super::Act` and
-// `super::activation`, which resolve here as in the library.
-#[allow(dead_code)]
-#[path = "../src/kernels/activation.rs"]
-mod activation;
-#[allow(dead_code)]
-#[path = "../src/kernels/dense.rs"]
-mod dense;
-#[allow(dead_code)]
-#[path = "../src/kernels/pool/mod.rs"]
-mod pool;
+/// The instruction sets this CPU runs, each of which the tests force in
+/// turn: a path that cannot run is skipped only because the CPU lacks it.
+fn isas() -> impl Iterator<Item = Isa> {
+    Isa::ALL.into_iter().filter(|isa| isa.supported())
+}
+
+/// A forced path's result: `Ok` on every set [`isas`] gives.
+fn ran(result: Result<(), Unsupported>) {
+    if let Err(Unsupported(isa)) = result {
+        panic!("{} is supported but did not run", isa.name());
+    }
+}
+
+/// A window of `f`, stride `s` over `len` values (no padding) whose last
+/// window ends at the last value.
+fn fitted(o: usize, f: usize, s: usize) -> usize {
+    (o - 1) * s + f
+}
 
 const CASES: u32 = 300;
 
@@ -70,7 +74,7 @@ fn pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         1..=9usize,
     )
         .prop_flat_map(|(c, fh, fw, sh, sw, oh, ow)| {
-            let (h, w) = ((oh - 1) * sh + fh, (ow - 1) * sw + fw);
+            let (h, w) = (fitted(oh, fh, sh), fitted(ow, fw, sw));
             let win = Window {
                 c,
                 h,
@@ -78,6 +82,7 @@ fn pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
                 f: [fh, fw],
                 s: [sh, sw],
                 p: [0, 0],
+                o: [oh, ow],
             };
             (
                 Just(win),
@@ -98,7 +103,7 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         1..=700usize,
     )
         .prop_flat_map(|(fh, fw, sh, sw, oh, ow)| {
-            let (h, w) = ((oh - 1) * sh + fh, (ow - 1) * sw + fw);
+            let (h, w) = (fitted(oh, fh, sh), fitted(ow, fw, sw));
             let win = Window {
                 c: 2,
                 h,
@@ -106,6 +111,7 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
                 f: [fh, fw],
                 s: [sh, sw],
                 p: [0, 0],
+                o: [oh, ow],
             };
             (
                 Just(win),
@@ -114,31 +120,22 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         })
 }
 
-/// Each pooling core's output on the windows, max or average: the portable
-/// core's, then the AVX-512 kernel's where this CPU has it and it takes
-/// them (column stride 2, two or three columns wide). The outputs start as
-/// NaN garbage: a kernel must overwrite all of it.
+/// The pooling's output on the windows, max or average, on each
+/// instruction set (AVX-512 has a kernel of its own for windows two or
+/// three columns wide at column stride 2). The outputs start as NaN
+/// garbage: a kernel must overwrite all of it.
 fn pool_outputs(max: bool, win: Window, x: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
-    let mut portable = vec![f32::NAN; out_len(&win)];
-    if max {
-        pool::max_pool_core(win, x, &mut portable);
-    } else {
-        pool::avg_pool_core(win, x, &mut portable);
-    }
-    let mut outputs = vec![("portable", portable)];
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut wide = vec![f32::NAN; out_len(&win)];
-        if pool::pool_avx512_core(max, win, x, &mut wide) {
-            outputs.push(("AVX-512", wide));
-        }
-    }
-    outputs
+    isas()
+        .map(|isa| {
+            let mut y = vec![f32::NAN; out_len(&win)];
+            ran(pool_with(isa, max, win, x, &mut y));
+            (isa.name(), y)
+        })
+        .collect()
 }
 
 fn out_len(win: &Window) -> usize {
-    let [oh, ow] = win.out();
-    win.c * oh * ow
+    win.c * win.o[0] * win.o[1]
 }
 
 proptest! {
@@ -215,14 +212,9 @@ proptest! {
         // The first input alone, then the whole batch, on every core.
         for images in [1, batch] {
             let (want, scale) = (&want[..images * n], &scale[..images * n]);
-            let mut got = vec![f32::NAN; images * n];
-            dense::fc_core(images, inputs, n, &x, &weight, &bias, &mut got, act);
-            assert_all_close(&got, want, scale)?;
-            let mut got = vec![f32::NAN; images * n];
-            dense::fc_portable_core(images, inputs, n, &x, &weight, &bias, &mut got, act);
-            assert_all_close(&got, want, scale)?;
-            let mut got = vec![f32::NAN; images * n];
-            if dense::fc_avx2_core(images, inputs, n, &x, &weight, &bias, &mut got, act) {
+            for isa in isas() {
+                let mut got = vec![f32::NAN; images * n];
+                ran(fc_with(isa, images, inputs, n, &x, &weight, &bias, &mut got, act));
                 assert_all_close(&got, want, scale)?;
             }
         }
@@ -242,9 +234,11 @@ proptest! {
         let bias = vec![0.5; n];
         let mut want = vec![0.0; n];
         reference::fc(&x, &weight, &bias, &mut want, Act::Identity);
-        let mut got = vec![0.0; n];
-        dense::fc_core(1, inputs, n, &x, &weight, &bias, &mut got, Act::Identity);
-        assert_all_close(&got, &want, &vec![4.0 * inputs as f32; n])?;
+        for isa in isas() {
+            let mut got = vec![0.0; n];
+            ran(fc_with(isa, 1, inputs, n, &x, &weight, &bias, &mut got, Act::Identity));
+            assert_all_close(&got, &want, &vec![4.0 * inputs as f32; n])?;
+        }
     }
 
     #[test]
@@ -258,7 +252,7 @@ proptest! {
         let mut want = x.clone();
         reference::activate(act, &mut want);
         let mut got = x.clone();
-        activation::activate(act, &mut got);
+        activate(act, &mut got);
         assert_all_close(&got, &want, &vec![0.1; x.len()])?;
     }
 
@@ -272,7 +266,7 @@ proptest! {
         let mut want = x.clone();
         reference::softmax(&mut want);
         let mut got = x.clone();
-        activation::softmax(&mut got);
+        softmax(&mut got);
         assert_all_close(&got, &want, &vec![0.1; x.len()])?;
         if want.iter().all(|v| v.is_finite()) && !want.is_empty() {
             let sum: f32 = got.iter().sum();
@@ -281,82 +275,64 @@ proptest! {
     }
 }
 
-/// Runs both pooling kernels' const-generic entry points on one shape and
-/// compares them with the reference.
-fn check_pool_entry<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const OH: usize,
-    const OW: usize,
->() {
+/// Runs both pooling kernels on one shape, as the forward pass calls them,
+/// and compares them with the reference.
+fn check_pool(c: usize, [h, w]: [usize; 2], f: [usize; 2], s: [usize; 2], o: [usize; 2]) {
     let win = Window {
-        c: C,
-        h: H,
-        w: W,
-        f: [FH, FW],
-        s: [SH, SW],
+        c,
+        h,
+        w,
+        f,
+        s,
         p: [0, 0],
+        o,
     };
-    assert_eq!(win.out(), [OH, OW]);
-    let x: Vec<f32> = (0..C * H * W)
+    let x: Vec<f32> = (0..c * h * w)
         .map(|i| ((i * 7919) % 1009) as f32 / 100.0 - 5.0)
         .collect();
-    let mut want = vec![0.0; C * OH * OW];
-    let mut got = vec![f32::NAN; C * OH * OW];
+    let mut want = vec![0.0; out_len(&win)];
+    let mut got = vec![f32::NAN; out_len(&win)];
     reference::max_pool(win, &x, &mut want);
-    pool::max_pool::<C, H, W, FH, FW, SH, SW, OH, OW>(&x, &mut got);
+    max_pool(win, &x, &mut got);
     assert_eq!(got, want);
     reference::avg_pool(win, &x, &mut want);
-    pool::avg_pool::<C, H, W, FH, FW, SH, SW, OH, OW>(&x, &mut got);
+    avg_pool(win, &x, &mut got);
     for (g, w) in got.iter().zip(&want) {
         assert!(close(*g, *w, 5.0), "got {g}, want {w}");
     }
 }
 
 #[test]
-fn pool_entry_points_on_common_shapes() {
-    check_pool_entry::<3, 32, 32, 2, 2, 2, 2, 16, 16>();
-    check_pool_entry::<5, 55, 55, 3, 3, 2, 2, 27, 27>();
-    check_pool_entry::<2, 9, 13, 3, 3, 1, 1, 7, 11>();
-    check_pool_entry::<4, 7, 9, 1, 3, 1, 3, 7, 3>();
-    check_pool_entry::<1, 5, 5, 5, 5, 1, 1, 1, 1>();
+fn pools_on_common_shapes() {
+    check_pool(3, [32, 32], [2, 2], [2, 2], [16, 16]);
+    check_pool(5, [55, 55], [3, 3], [2, 2], [27, 27]);
+    check_pool(2, [9, 13], [3, 3], [1, 1], [7, 11]);
+    check_pool(4, [7, 9], [1, 3], [1, 3], [7, 3]);
+    check_pool(1, [5, 5], [5, 5], [1, 1], [1, 1]);
 }
 
 #[test]
-fn fc_entry_points_match_reference() {
-    fn check<const IN: usize, const N: usize>() {
-        let x: Vec<f32> = (0..3 * IN)
+fn fc_on_common_shapes_matches_reference() {
+    for (inputs, n) in [(2560, 10), (400, 120), (84, 10), (1, 1), (7, 5)] {
+        let x: Vec<f32> = (0..3 * inputs)
             .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
             .collect();
-        let weight: Vec<f32> = (0..N * IN)
+        let weight: Vec<f32> = (0..n * inputs)
             .map(|i| ((i * 101) % 23) as f32 / 23.0 - 0.5)
             .collect();
-        let bias: Vec<f32> = (0..N).map(|i| i as f32 / 10.0 - 0.3).collect();
-        let mut want = vec![0.0; 3 * N];
-        for (xb, yb) in x.chunks(IN).zip(want.chunks_mut(N)) {
+        let bias: Vec<f32> = (0..n).map(|i| i as f32 / 10.0 - 0.3).collect();
+        let mut want = vec![0.0; 3 * n];
+        for (xb, yb) in x.chunks(inputs).zip(want.chunks_mut(n)) {
             reference::fc(xb, &weight, &bias, yb, Act::Relu);
         }
-        let mut got = vec![f32::NAN; N];
-        dense::fc::<IN, N>(&x, &weight, &bias, &mut got, Act::Relu);
-        for (g, w) in got.iter().zip(&want) {
-            assert!(close(*g, *w, IN as f32), "got {g}, want {w}");
-        }
-        let mut got = vec![f32::NAN; 3 * N];
-        dense::fc_batch::<IN, N>(3, &x, &weight, &bias, &mut got, Act::Relu);
-        for (g, w) in got.iter().zip(&want) {
-            assert!(close(*g, *w, IN as f32), "got {g}, want {w}");
+        for batch in [1, 3] {
+            let mut got = vec![f32::NAN; batch * n];
+            fc(batch, inputs, n, &x, &weight, &bias, &mut got, Act::Relu);
+            for (g, w) in got.iter().zip(&want) {
+                assert!(close(*g, *w, inputs as f32), "got {g}, want {w}");
+            }
         }
     }
-    check::<2560, 10>();
-    check::<400, 120>();
-    check::<84, 10>();
-    check::<1, 1>();
-    check::<7, 5>();
 }
 
 /// The fc cores on batches of 1 to 17 inputs, with more input values and
@@ -377,22 +353,27 @@ fn fc_batches_span_blocks() {
         reference::fc(xb, &weight, &bias, yb, Act::Identity);
     }
     for batch in 1..=17 {
-        let mut got = vec![f32::NAN; batch * n];
-        dense::fc_core(
-            batch,
-            inputs,
-            n,
-            &x,
-            &weight,
-            &bias,
-            &mut got,
-            Act::Identity,
-        );
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                close(*g, *w, inputs as f32),
-                "batch {batch}, value {i}: got {g}, want {w}"
-            );
+        for isa in isas() {
+            let mut got = vec![f32::NAN; batch * n];
+            let (w, b) = (&weight, &bias);
+            ran(fc_with(
+                isa,
+                batch,
+                inputs,
+                n,
+                &x,
+                w,
+                b,
+                &mut got,
+                Act::Identity,
+            ));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    close(*g, *w, inputs as f32),
+                    "{}, batch {batch}, value {i}: got {g}, want {w}",
+                    isa.name()
+                );
+            }
         }
     }
 }
@@ -404,10 +385,21 @@ fn max_pool_returns_nan_for_a_window_holding_nan() {
     x[5] = f32::NAN; // row 1, column 1: in the top-left 2×2 window
     x[15] = f32::INFINITY; // bottom-right window
     x[2] = f32::NEG_INFINITY; // top-right window, whose max is 7
-    let mut y = [0.0; 4];
-    pool::max_pool::<1, 4, 4, 2, 2, 2, 2, 2, 2>(&x, &mut y);
-    assert!(y[0].is_nan());
-    assert_eq!(&y[1..], &[7.0, 13.0, f32::INFINITY]);
+    let win = Window {
+        c: 1,
+        h: 4,
+        w: 4,
+        f: [2, 2],
+        s: [2, 2],
+        p: [0, 0],
+        o: [2, 2],
+    };
+    for isa in isas() {
+        let mut y = [0.0; 4];
+        ran(pool_with(isa, true, win, &x, &mut y));
+        assert!(y[0].is_nan(), "{}", isa.name());
+        assert_eq!(&y[1..], &[7.0, 13.0, f32::INFINITY], "{}", isa.name());
+    }
 }
 
 #[test]
@@ -423,14 +415,14 @@ fn activations_and_softmax_survive_specials() {
     ];
     for act in [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh] {
         let mut y = specials;
-        activation::activate(act, &mut y);
+        activate(act, &mut y);
         assert!(y[0].is_nan());
     }
     let mut y = [f32::INFINITY, f32::NEG_INFINITY];
-    activation::activate(Act::Sigmoid, &mut y);
+    activate(Act::Sigmoid, &mut y);
     assert_eq!(y, [1.0, 0.0]);
     let mut y = [f32::INFINITY, f32::NEG_INFINITY];
-    activation::activate(Act::Tanh, &mut y);
+    activate(Act::Tanh, &mut y);
     assert_eq!(y, [1.0, -1.0]);
     for case in [
         &[f32::NAN, 1.0][..],
@@ -439,10 +431,10 @@ fn activations_and_softmax_survive_specials() {
         &[],
     ] {
         let mut y = case.to_vec();
-        activation::softmax(&mut y);
+        softmax(&mut y);
         assert!(y.iter().all(|v| v.is_nan()));
     }
     let mut y = [f32::NEG_INFINITY, 0.0];
-    activation::softmax(&mut y);
+    softmax(&mut y);
     assert_eq!(y, [0.0, 1.0]);
 }

@@ -22,6 +22,18 @@ pub enum WindowError {
     },
 }
 
+/// The span a window of size `f` slides over on an axis of length `len`
+/// padded by `p` on both sides: `len + 2p − f`.
+fn window_span(len: usize, f: usize, p: usize) -> Result<usize, WindowError> {
+    let padded = p
+        .checked_mul(2)
+        .and_then(|pp| len.checked_add(pp))
+        .ok_or(WindowError::Overflow)?;
+    padded
+        .checked_sub(f)
+        .ok_or(WindowError::TooLarge { padded })
+}
+
 /// Output length of a window of size `f` sliding with stride `s` over an axis
 /// of length `len` padded by `p` on both sides: `(len − f + 2p)/s + 1`.
 ///
@@ -34,18 +46,25 @@ pub enum WindowError {
 /// assert_eq!(window_out(227, 11, 4, 0), Ok(55));
 /// ```
 pub fn window_out(len: usize, f: usize, s: usize, p: usize) -> Result<usize, WindowError> {
-    let padded = p
-        .checked_mul(2)
-        .and_then(|pp| len.checked_add(pp))
-        .ok_or(WindowError::Overflow)?;
-    let span = padded
-        .checked_sub(f)
-        .ok_or(WindowError::TooLarge { padded })?;
+    let span = window_span(len, f, p)?;
+    if s != 0 && span % s != 0 {
+        return Err(WindowError::Uneven { span });
+    }
+    window_out_floor(len, f, s, p)
+}
+
+/// [`window_out`] rounded down, as PyTorch computes it: the last positions
+/// a window cannot reach are dropped, `⌊(len − f + 2p)/s⌋ + 1`.
+///
+/// ```
+/// use cnn_spec::arith::window_out_floor;
+/// assert_eq!(window_out_floor(224, 7, 2, 3), Ok(112));
+/// assert_eq!(window_out_floor(10, 3, 2, 0), Ok(4));
+/// ```
+pub fn window_out_floor(len: usize, f: usize, s: usize, p: usize) -> Result<usize, WindowError> {
+    let span = window_span(len, f, p)?;
     if s == 0 {
         return Err(WindowError::Overflow);
-    }
-    if span % s != 0 {
-        return Err(WindowError::Uneven { span });
     }
     (span / s).checked_add(1).ok_or(WindowError::Overflow)
 }
@@ -103,11 +122,7 @@ pub fn fitting_paddings(len: usize, f: usize, s: usize, limit: usize) -> Vec<usi
 /// The strides nearest to `s` (one below, one above, when they exist) for
 /// which a window of size `f` with padding `p` fits an axis of length `len`.
 pub fn nearest_fitting_strides(len: usize, f: usize, s: usize, p: usize) -> Vec<usize> {
-    let Some(span) = p
-        .checked_mul(2)
-        .and_then(|pp| len.checked_add(pp))
-        .and_then(|padded| padded.checked_sub(f))
-    else {
+    let Ok(span) = window_span(len, f, p) else {
         return Vec::new();
     };
     let fits = |t: usize| span % t == 0;

@@ -74,7 +74,7 @@ pub fn check_network(def: &NetworkDef) -> syn::Result<Network> {
         },
         _ => return errors.finish(unreachable_network()),
     };
-    let workspace = crate::plan::plan(&network).workspace_len();
+    let workspace = crate::plan::plan(&network).arena_len;
     if workspace > MAX_VOLUME {
         let message = msg::workspace_too_large(&network.name, workspace);
         return Err(syn::Error::new(def.ident.span(), message));

@@ -1,6 +1,9 @@
-//! The execution plan, decided at expansion time: which kernel runs each
-//! layer, which activations fuse into the conv or fc before them, where every
-//! intermediate volume lives, and how much scratch the pass needs.
+//! The execution plan, decided at expansion time: which activations fuse
+//! into the conv or fc before them, where every intermediate volume lives,
+//! and which steps a batch runs once for all its images. These are the
+//! graph-level decisions; the kernel-level ones (which kernel computes a
+//! layer, the scratch it needs) are the runtime's, which the expansion
+//! evaluates in const context.
 
 use crate::model::{Activation, LayerKind, Network};
 
@@ -9,31 +12,17 @@ use crate::model::{Activation, LayerKind, Network};
 pub enum Buffer {
     /// The caller's input.
     Input,
-    /// The first ping-pong buffer of the workspace.
-    A,
-    /// The second ping-pong buffer of the workspace.
-    B,
     /// The caller's output.
     Out,
-}
-
-/// How a convolution is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConvKernel {
-    /// Direct loops, unrolled over the filter: small shapes.
-    Direct,
-    /// im2col into scratch, then GEMM: large shapes.
-    Gemm,
-    /// 1×1, stride 1, no padding: the blocked GEMM on the input as it is,
-    /// without scratch.
-    Pointwise,
+    /// The workspace's buffers, from this offset (in f32s).
+    Arena(usize),
 }
 
 /// What a step computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// A convolution with the given kernel.
-    Conv(ConvKernel),
+    /// A convolution.
+    Conv,
     /// Max pooling.
     MaxPool,
     /// Average pooling.
@@ -48,9 +37,9 @@ pub enum Op {
     Copy,
 }
 
-/// One step of the forward pass.
+/// One step of the forward pass, reading and writing buffers `B`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub struct Step<B = Buffer> {
     /// The layer it computes (for `Copy`, the layer it prepares).
     pub layer: usize,
     /// What it computes.
@@ -58,9 +47,9 @@ pub struct Step {
     /// An activation fused into a conv or fc.
     pub fused: Option<Activation>,
     /// Where it reads.
-    pub src: Buffer,
+    pub src: B,
     /// Where it writes (the same as `src` for an in-place step).
-    pub dst: Buffer,
+    pub dst: B,
     /// Values read.
     pub in_len: usize,
     /// Values written.
@@ -70,12 +59,11 @@ pub struct Step {
 /// The whole forward pass of a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The steps, in order.
+    /// The steps of one image, in order.
     pub steps: Vec<Step>,
-    /// Length of each ping-pong buffer (A and B), in f32s.
-    pub act_len: usize,
-    /// Length of the kernel scratch (im2col), in f32s.
-    pub scratch_len: usize,
+    /// Length of the buffers the steps use, in f32s: two of the largest
+    /// volume they hold, one after the other.
+    pub arena_len: usize,
     /// The steps a batch can run for all its images at once, if any.
     pub tail: Option<Tail>,
 }
@@ -83,132 +71,18 @@ pub struct Plan {
 /// The last steps of a pass when they are fully connected layers and
 /// in-place steps: a batch runs them once for all its images, so that each
 /// fc layer is one GEMM that reads its weights once, not a GEMV per image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tail {
-    /// Index of its first step, an fc.
+    /// Index of the first step of [`Plan::steps`] it replaces, an fc.
     pub start: usize,
-    /// Per image, the length of each of its two ping-pong buffers, in f32s.
-    pub act_len: usize,
-}
-
-impl Plan {
-    /// Total workspace: A, B and the kernel scratch, in f32s.
-    pub fn workspace_len(&self) -> usize {
-        self.act_len
-            .saturating_mul(2)
-            .saturating_add(self.scratch_len)
-    }
-}
-
-/// Multiply-accumulates below which direct convolution (no scratch) is
-/// chosen over the blocked GEMM kernel. Zero: measured on every benchmark
-/// layer, down to LeNet's 1×28×28 conv(6, 5), the blocked kernel is 10–40×
-/// faster than direct loops, whose only merit is needing no scratch.
-pub const DIRECT_CONV_MAX_MACS: u64 = 0;
-
-/// Chooses the kernel of a convolution layer: the pointwise entry for 1×1,
-/// stride 1, no padding (no transformed input, so no scratch); the blocked
-/// implicit GEMM otherwise.
-// With the threshold at 0 the direct arm never matches; it stays so that the
-// choice is one constant away if a smaller layer ever favours direct loops.
-#[allow(clippy::absurd_extreme_comparisons)]
-pub fn conv_kernel(network: &Network, layer: usize) -> ConvKernel {
-    let l = &network.layers[layer];
-    match l.kind {
-        LayerKind::Conv { f, s, p, .. }
-            if f.h == 1 && f.w == 1 && s.h == 1 && s.w == 1 && p.h == 0 && p.w == 0 =>
-        {
-            ConvKernel::Pointwise
-        }
-        _ if l.macs < DIRECT_CONV_MAX_MACS => ConvKernel::Direct,
-        _ => ConvKernel::Gemm,
-    }
-}
-
-/// Widest output rows whose convolution input the runtime lays out with a
-/// plane per filter column (its `layout::SHIFT_MAX_OW`).
-pub const SHIFT_MAX_OW: usize = 8;
-
-/// Fewest output pixels laid out so (the runtime's
-/// `layout::SHIFT_MIN_PIXELS`).
-pub const SHIFT_MIN_PIXELS: usize = 16;
-
-/// Fewest taps per filter (C·FH·FW) of a layer the runtime computes with
-/// vectors of filters on AVX-512 (its `filter_lanes::MIN_TAPS`).
-pub const FILTER_LANES_MIN_TAPS: usize = 240;
-
-/// Output rows of such a layer are wider than a tile of pixels (the
-/// runtime's `filter_lanes::TILE_PIXELS`) and not a multiple of a vector.
-pub const FILTER_LANES_TILE: usize = 8;
-
-/// Filters per AVX-512 vector.
-const FILTER_LANES: usize = 16;
-
-/// Scratch of the convolution kernels, in f32s; the runtime's
-/// `conv_gemm_scratch` computes the same. Unless the stride is 1 and there
-/// is no padding, the input is copied zero-padded and split into phase
-/// planes of ⌈(H + 2PH)/SH⌉ × ⌈(W + 2PW)/SW⌉, min(SH, FH)·min(SW, FW) of
-/// them per channel (the phases some filter tap reads); when the planes'
-/// width WQ differs from OW, the K × ((OH − 1)·WQ + OW) outputs are computed
-/// there first. Output rows of at most [`SHIFT_MAX_OW`] pixels, at least
-/// [`SHIFT_MIN_PIXELS`] in all, from filters wider than one column take
-/// min(SH, FH)·FW planes of ⌈(H + 2PH)/SH⌉ × OW per channel instead, one for
-/// each filter column, and no more.
-///
-/// Layers with more than one vector of 16 filters, at least
-/// [`FILTER_LANES_MIN_TAPS`] taps per filter and output rows wider than
-/// [`FILTER_LANES_TILE`] pixels but not a multiple of 16 run with vectors
-/// of filters on AVX-512, and need the zero-padded input (if padded) and
-/// the filters packed 16 to a vector, ⌈K/16⌉·16·C·FH·FW: the larger of the
-/// two is reserved. Saturates at `usize::MAX`, which the checks reject as
-/// a workspace too large.
-fn conv_scratch(l: &crate::model::Layer) -> usize {
-    let LayerKind::Conv { f, s, p, .. } = l.kind else {
-        return 0;
-    };
-    let (c, h, w) = (l.input.c, l.input.h, l.input.w);
-    let (k, oh, ow) = (l.output.c, l.output.h, l.output.w);
-    let transform = s.h != 1 || s.w != 1 || p.h != 0 || p.w != 0;
-    let padded = |n: usize, p: usize| p.saturating_mul(2).saturating_add(n);
-    let shifted =
-        transform && f.w > 1 && ow <= SHIFT_MAX_OW && oh.saturating_mul(ow) >= SHIFT_MIN_PIXELS;
-    let (input, wq) = if transform {
-        let hq = padded(h, p.h).div_ceil(s.h);
-        let (wq, columns) = if shifted {
-            (ow, f.w)
-        } else {
-            (padded(w, p.w).div_ceil(s.w), s.w.min(f.w))
-        };
-        let phases = s.h.min(f.h) * columns;
-        let planes = c.saturating_mul(phases);
-        (planes.saturating_mul(hq).saturating_mul(wq), wq)
-    } else {
-        (0, w)
-    };
-    let wide = if wq != ow {
-        let row = oh.saturating_sub(1).saturating_mul(wq).saturating_add(ow);
-        k.saturating_mul(row)
-    } else {
-        0
-    };
-    let blocked = input.saturating_add(wide);
-    let taps = c.saturating_mul(f.h).saturating_mul(f.w);
-    if k > FILTER_LANES
-        && taps >= FILTER_LANES_MIN_TAPS
-        && ow > FILTER_LANES_TILE
-        && ow % FILTER_LANES != 0
-    {
-        let padded = if p.h == 0 && p.w == 0 {
-            0
-        } else {
-            c.saturating_mul(padded(h, p.h))
-                .saturating_mul(padded(w, p.w))
-        };
-        let filters = k.div_ceil(FILTER_LANES).saturating_mul(FILTER_LANES);
-        blocked.max(padded.saturating_add(filters.saturating_mul(taps)))
-    } else {
-        blocked
-    }
+    /// Where the steps before leave an image's volume.
+    pub from: Buffer,
+    /// Its steps, their buffers per image: `Arena(0)` where the images'
+    /// volumes are gathered and `Arena(rows)`, the other of two buffers of
+    /// `rows` values per image.
+    pub steps: Vec<Step>,
+    /// Per image, the length of each of its two buffers, in f32s.
+    pub rows: usize,
 }
 
 /// Plans the forward pass of a checked network.
@@ -220,7 +94,7 @@ pub fn plan(network: &Network) -> Plan {
     let mut i = 0;
     while i < layers.len() {
         let op = match layers[i].kind {
-            LayerKind::Conv { .. } => Some(Op::Conv(conv_kernel(network, i))),
+            LayerKind::Conv { .. } => Some(Op::Conv),
             LayerKind::MaxPool { .. } => Some(Op::MaxPool),
             LayerKind::AvgPool { .. } => Some(Op::AvgPool),
             LayerKind::Fc { .. } => Some(Op::Fc),
@@ -229,7 +103,7 @@ pub fn plan(network: &Network) -> Plan {
             LayerKind::Flatten => None,
         };
         let mut fused = None;
-        if let Some(Op::Conv(_) | Op::Fc) = op {
+        if let Some(Op::Conv | Op::Fc) = op {
             if let Some(LayerKind::Activation(a)) = layers.get(i + 1).map(|l| l.kind) {
                 fused = Some(a);
             }
@@ -242,15 +116,14 @@ pub fn plan(network: &Network) -> Plan {
 
     let in_place = |op: Op| matches!(op, Op::Activate(_) | Op::Softmax);
     let mut steps = Vec::new();
-    let mut at = Buffer::Input;
-    let mut scratch_len = 0;
+    let mut at = Ping::Input;
     let mut act_len = 0;
     for (n, &(layer, op, fused)) in ops.iter().enumerate() {
         let l = &layers[layer];
         let last_compute = ops[n + 1..].iter().all(|&(_, op, _)| in_place(op));
         if in_place(op) {
-            if at == Buffer::Input {
-                let dst = if last_compute { Buffer::Out } else { Buffer::A };
+            if at == Ping::Input {
+                let dst = if last_compute { Ping::Out } else { Ping::A };
                 steps.push(Step {
                     layer,
                     op: Op::Copy,
@@ -273,15 +146,12 @@ pub fn plan(network: &Network) -> Plan {
             });
         } else {
             let dst = if last_compute {
-                Buffer::Out
-            } else if at == Buffer::A {
-                Buffer::B
+                Ping::Out
+            } else if at == Ping::A {
+                Ping::B
             } else {
-                Buffer::A
+                Ping::A
             };
-            if op == Op::Conv(ConvKernel::Gemm) {
-                scratch_len = scratch_len.max(conv_scratch(l));
-            }
             steps.push(Step {
                 layer,
                 op,
@@ -293,11 +163,11 @@ pub fn plan(network: &Network) -> Plan {
             });
             at = dst;
         }
-        if matches!(at, Buffer::A | Buffer::B) {
+        if matches!(at, Ping::A | Ping::B) {
             act_len = act_len.max(l.output.len()).max(l.input.len());
         }
     }
-    if at != Buffer::Out {
+    if at != Ping::Out {
         // Only flattens: the output is the input, copied.
         let len = network.input.len();
         steps.push(Step {
@@ -305,32 +175,90 @@ pub fn plan(network: &Network) -> Plan {
             op: Op::Copy,
             fused: None,
             src: at,
-            dst: Buffer::Out,
+            dst: Ping::Out,
             in_len: len,
             out_len: len,
         });
     }
-    let tail = tail(&steps);
+    let tail = tail(&steps, act_len);
     Plan {
-        steps,
-        act_len,
-        scratch_len,
+        steps: steps.iter().map(|s| s.placed(act_len)).collect(),
+        arena_len: act_len.saturating_mul(2),
         tail,
     }
 }
 
+/// The buffers of a chain of steps: the input, two buffers that the
+/// steps ping-pong between, and the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ping {
+    Input,
+    A,
+    B,
+    Out,
+}
+
+impl Ping {
+    /// The buffer, the second of the two at `len`.
+    fn at(self, len: usize) -> Buffer {
+        match self {
+            Ping::Input => Buffer::Input,
+            Ping::A => Buffer::Arena(0),
+            Ping::B => Buffer::Arena(len),
+            Ping::Out => Buffer::Out,
+        }
+    }
+}
+
+impl Step<Ping> {
+    /// The step with its buffers placed, two buffers of `len`.
+    fn placed(&self, len: usize) -> Step {
+        Step {
+            layer: self.layer,
+            op: self.op,
+            fused: self.fused,
+            src: self.src.at(len),
+            dst: self.dst.at(len),
+            in_len: self.in_len,
+            out_len: self.out_len,
+        }
+    }
+}
+
 /// The batched tail: from the first fc after which only fc layers and
-/// in-place steps follow.
-fn tail(steps: &[Step]) -> Option<Tail> {
-    let batchable = |s: &Step| matches!(s.op, Op::Fc | Op::Activate(_) | Op::Softmax);
+/// in-place steps follow, their buffers the two rows of the batch; the
+/// steps before ping-pong between buffers of `act_len`.
+fn tail(steps: &[Step<Ping>], act_len: usize) -> Option<Tail> {
+    let batchable = |s: &Step<Ping>| matches!(s.op, Op::Fc | Op::Activate(_) | Op::Softmax);
     let body = steps.len() - steps.iter().rev().take_while(|s| batchable(s)).count();
     let start = body + steps[body..].iter().position(|s| s.op == Op::Fc)?;
-    let act_len = steps[start..]
+    let rows = steps[start..]
         .iter()
         .map(|s| s.in_len.max(s.out_len))
         .max()
         .unwrap_or(0);
-    Some(Tail { start, act_len })
+    // The gathered volumes are the first rows; from there the steps
+    // ping-pong as they did, B or A read as the other rows.
+    let first = steps[start].src;
+    let place = |buffer: Ping| match buffer {
+        Ping::Input | Ping::Out => buffer.at(rows),
+        b if b == first => Buffer::Arena(0),
+        _ => Buffer::Arena(rows),
+    };
+    let tail_steps = steps[start..]
+        .iter()
+        .map(|s| Step {
+            src: place(s.src),
+            dst: place(s.dst),
+            ..s.placed(0)
+        })
+        .collect();
+    Some(Tail {
+        start,
+        from: first.at(act_len),
+        steps: tail_steps,
+        rows,
+    })
 }
 
 #[cfg(test)]
@@ -342,6 +270,8 @@ mod tests {
         plan(&networks[0])
     }
 
+    const A: Buffer = Buffer::Arena(0);
+
     #[test]
     fn seed_net_fuses_relu_and_ends_in_the_output() {
         let p = plan_of(
@@ -352,25 +282,16 @@ mod tests {
             .iter()
             .map(|s| (s.op, s.fused, s.src, s.dst))
             .collect();
+        let b = Buffer::Arena(10 * 32 * 32);
         assert_eq!(
             ops,
             vec![
-                (
-                    Op::Conv(conv_kernel_of_seed()),
-                    Some(Activation::Relu),
-                    Buffer::Input,
-                    Buffer::A
-                ),
-                (Op::MaxPool, None, Buffer::A, Buffer::B),
-                (Op::Fc, None, Buffer::B, Buffer::Out),
+                (Op::Conv, Some(Activation::Relu), Buffer::Input, A),
+                (Op::MaxPool, None, A, b),
+                (Op::Fc, None, b, Buffer::Out),
             ]
         );
-        assert_eq!(p.act_len, 10 * 32 * 32);
-    }
-
-    fn conv_kernel_of_seed() -> ConvKernel {
-        // 5×5 with padding: the blocked kernel (direct is never chosen).
-        ConvKernel::Gemm
+        assert_eq!(p.arena_len, 2 * 10 * 32 * 32);
     }
 
     #[test]
@@ -393,7 +314,7 @@ mod tests {
         assert_eq!(p.steps[0].op, Op::Copy);
         assert_eq!(p.steps[0].dst, Buffer::Out);
         assert_eq!(p.steps[1].op, Op::Activate(Activation::Relu));
-        assert_eq!(p.act_len, 0);
+        assert_eq!(p.arena_len, 0);
     }
 
     #[test]
@@ -408,7 +329,7 @@ mod tests {
 
     #[test]
     fn batched_tail_starts_at_the_fc_layers_that_end_the_pass() {
-        let tail = |src| plan_of(src).tail.map(|t| (t.start, t.act_len));
+        let tail = |src| plan_of(src).tail.map(|t| (t.start, t.rows));
         // conv, pool, conv, pool, then three fc: the last three steps.
         let lenet =
             "struct S { input(1, 28, 28) conv(6, 5, p = 2) relu pool(2, 2) conv(16, 5) relu \
@@ -428,56 +349,40 @@ mod tests {
     }
 
     #[test]
-    fn ping_pong_and_scratch() {
+    fn the_tail_reads_the_gathered_rows_and_ping_pongs_in_its_own() {
+        let p = plan_of("struct S { input(1, 8, 8) conv(4, 3) pool(2) fc(20) relu fc(7) fc(5) }");
+        let tail = p.tail.expect("a tail");
+        // The pool leaves each image in the second buffer (after the conv's).
+        assert_eq!(tail.from, Buffer::Arena(4 * 6 * 6));
+        assert_eq!(p.steps[tail.start].src, tail.from);
+        let rows = Buffer::Arena(4 * 3 * 3);
+        let buffers: Vec<(Op, Buffer, Buffer)> =
+            tail.steps.iter().map(|s| (s.op, s.src, s.dst)).collect();
+        assert_eq!(
+            buffers,
+            vec![
+                (Op::Fc, A, rows),
+                (Op::Fc, rows, A),
+                (Op::Fc, A, Buffer::Out),
+            ]
+        );
+        assert_eq!(tail.steps[0].fused, Some(Activation::Relu));
+        // With no step before, the tail reads the input.
+        let p = plan_of("struct S { input(4, 2, 2) fc(30) sigmoid fc(3) }");
+        let tail = p.tail.expect("a tail");
+        assert_eq!(tail.from, Buffer::Input);
+        assert_eq!(
+            (tail.steps[0].src, tail.steps[0].dst),
+            (Buffer::Input, Buffer::Arena(30))
+        );
+    }
+
+    #[test]
+    fn ping_pong_buffers_hold_the_largest_volume() {
         let p = plan_of("struct S { input(64, 56, 56) conv(64, 3, p = 1) relu conv(64, 3, p = 1) tanh pool(2) }");
         let dsts: Vec<Buffer> = p.steps.iter().map(|s| s.dst).collect();
-        assert_eq!(dsts, vec![Buffer::A, Buffer::B, Buffer::Out]);
-        // The padded input, 64 planes of 58×58, and the 64 wide outputs of
-        // 55 rows of 58 and a last row of 56.
-        let scratch = 64 * 58 * 58 + 64 * (55 * 58 + 56);
-        assert_eq!(p.scratch_len, scratch);
-        assert_eq!(p.workspace_len(), 2 * 64 * 56 * 56 + scratch);
-    }
-
-    #[test]
-    fn short_rows_take_a_plane_per_filter_column() {
-        // 64 channels of 8×8 padded to 10×10: a plane of 10×8 for each of
-        // the 3 filter columns, and no wide output.
-        let p = plan_of("struct S { input(64, 8, 8) conv(128, 3, p = 1) }");
-        assert_eq!(p.scratch_len, 64 * 3 * 10 * 8);
-        // Fewer than 16 output pixels keep the padded planes, 3×10, and
-        // the output computed in rows of 10 (one row of 8 here).
-        let p = plan_of("struct S { input(64, 1, 8) conv(128, 3, p = 1) }");
-        assert_eq!(p.scratch_len, 64 * 3 * 10 + 128 * 8);
-    }
-
-    #[test]
-    fn filters_in_the_lanes_reserve_their_packed_filters() {
-        // The packed filters, 6 vectors × 3·11·11 taps, exceed the blocked
-        // kernel's 96 × (13·24 + 14) wide output.
-        let p = plan_of("struct N { input(3, 24, 24) conv(96, 11) }");
-        assert_eq!(p.scratch_len, 96 * 3 * 11 * 11);
-        // 40 filters round up to 48; the padded input comes first.
-        let p = plan_of("struct N { input(3, 18, 18) conv(40, 11, p = 1) }");
-        assert_eq!(p.scratch_len, 3 * 20 * 20 + 48 * 3 * 11 * 11);
-        // One vector of filters stays on the blocked kernel.
-        let p = plan_of("struct N { input(3, 24, 24) conv(16, 11) }");
-        assert_eq!(p.scratch_len, 16 * (13 * 24 + 14));
-        // So do rows of a whole vector, and too few taps.
-        let p = plan_of("struct N { input(64, 18, 18) conv(32, 3) }");
-        assert_eq!(p.scratch_len, 32 * (15 * 18 + 16));
-        let p = plan_of("struct N { input(2, 24, 24) conv(96, 10) }");
-        assert_eq!(p.scratch_len, 96 * (14 * 24 + 15));
-    }
-
-    #[test]
-    fn strides_past_the_filter_keep_only_the_phases_it_reads() {
-        // 1×2 filter, strides 3×4: one row phase and two column phases, of
-        // ⌈16/3⌉ × ⌈18/4⌉; output rows are 5 wide, as the planes.
-        let p = plan_of("struct S { input(4, 16, 16) conv(9, (1, 2), s = (3, 4), p = (0, 1)) }");
-        assert_eq!(p.scratch_len, 4 * 2 * 6 * 5);
-        // A stride far past the input: one plane of 1×1, not SH·SW of them.
-        let p = plan_of("struct S { input(1, 1, 1) conv(1, 1, s = (3074457345618258603, 6)) }");
-        assert_eq!(p.scratch_len, 1);
+        let len = 64 * 56 * 56;
+        assert_eq!(dsts, vec![A, Buffer::Arena(len), Buffer::Out]);
+        assert_eq!(p.arena_len, 2 * len);
     }
 }

@@ -88,8 +88,8 @@ struct Graph {
 impl Graph {
     /// Adds the nodes of layer `i`, which takes `x`; returns its output.
     fn layer(&mut self, i: usize, layer: &LayerInfo, x: Value) -> Value {
-        let weight = format!("{i}.weight");
-        let bias = format!("{i}.bias");
+        let weight = layer.tensor_name("weight");
+        let bias = layer.tensor_name("bias");
         let output = |name: String, flat: bool| Value {
             name,
             flat,
@@ -299,6 +299,7 @@ mod tests {
     const LAYERS: &[LayerInfo] = &[
         LayerInfo {
             name: "conv(2, 3, p = 1)",
+            path: "0",
             kind: LayerKind::Conv {
                 k: 2,
                 f: [3, 3],
@@ -313,6 +314,7 @@ mod tests {
         },
         LayerInfo {
             name: "fc(3)",
+            path: "1",
             kind: LayerKind::Fc { n: 3 },
             input: [2, 4, 4],
             output: [3, 1, 1],
@@ -322,6 +324,7 @@ mod tests {
         },
         LayerInfo {
             name: "conv(2, 1)",
+            path: "2",
             kind: LayerKind::Conv {
                 k: 2,
                 f: [1, 1],
@@ -336,6 +339,7 @@ mod tests {
         },
         LayerInfo {
             name: "softmax",
+            path: "3",
             kind: LayerKind::Softmax,
             input: [2, 1, 1],
             output: [2, 1, 1],

@@ -16,6 +16,7 @@
 
 use super::activation::activate;
 use super::Act;
+use crate::cpu::{Active, Isa, Unsupported};
 
 /// How the GEMV core multiplies and adds.
 trait MulAdd {
@@ -140,27 +141,19 @@ fn gemv<M: MulAdd, const LANES: usize>(
     }
 }
 
-/// Whether the CPU has AVX2 and FMA (checked once, then cached by `std`).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// Fully connected layer on `batch` inputs, with the shapes as values:
-/// `x` batch×IN, `weight` N×IN row-major, `bias` N →
-/// `y = act(x·Wᵀ + b)`, batch×N.
+/// Fully connected layer on `batch` inputs: `x` batch×IN, `weight` N×IN
+/// row-major (PyTorch's layout), `bias` N → `y = act(x·Wᵀ + b)`, batch×N.
 ///
-/// Uses AVX-512, or AVX2 and FMA, when the CPU has them, else
-/// [`fc_portable_core`]. NaN and infinities propagate as in any sum of
-/// products.
+/// On the widest core in use ([`Isa::active`](crate::cpu::Isa::active)):
+/// with AVX-512 a GEMV, or for a batch a GEMM that reads the weights once
+/// per group of inputs; with AVX2 and FMA a GEMV per input; else the same
+/// in plain Rust. NaN and infinities propagate as in any sum of products.
 ///
 /// # Panics
-/// If a slice is shorter than its shape (the generated code passes slices of
-/// exactly the right length).
-#[inline(always)]
+/// If a slice is shorter than its shape (the plan passes slices of exactly
+/// the right length).
 #[allow(clippy::too_many_arguments)]
-pub fn fc_core(
+pub fn fc(
     batch: usize,
     inputs: usize,
     n: usize,
@@ -170,38 +163,46 @@ pub fn fc_core(
     y: &mut [f32],
     act: Act,
 ) {
-    fc_any((inputs, n), batch, x, weight, bias, y, act);
+    fc_any(Active::get(), (inputs, n), batch, x, weight, bias, y, act);
 }
 
-/// A layer's inputs and outputs: constants ([`Fixed`]), so that they fold
-/// into the specialised entry, or values.
-trait Dims: Copy {
-    fn dims(self) -> (usize, usize);
-}
-
-impl Dims for (usize, usize) {
-    #[inline(always)]
-    fn dims(self) -> (usize, usize) {
-        self
+/// [`fc`] on the cores of `isa` (for tests and benchmarks, which force
+/// each one).
+///
+/// # Errors
+/// The CPU lacks `isa`.
+///
+/// # Panics
+/// As [`fc`].
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn fc_with(
+    isa: Isa,
+    batch: usize,
+    inputs: usize,
+    n: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    act: Act,
+) -> Result<(), Unsupported> {
+    if !isa.supported() {
+        return Err(Unsupported(isa));
     }
+    fc_any(Active::of(isa), (inputs, n), batch, x, weight, bias, y, act);
+    Ok(())
 }
 
-/// IN inputs and N outputs as constants.
-#[derive(Clone, Copy)]
-struct Fixed<const IN: usize, const N: usize>;
+/// A layer's inputs and outputs.
+type Dims = (usize, usize);
 
-impl<const IN: usize, const N: usize> Dims for Fixed<IN, N> {
-    #[inline(always)]
-    fn dims(self) -> (usize, usize) {
-        (IN, N)
-    }
-}
-
-/// The fc layer on the widest core this CPU has: AVX-512 (a GEMM for a
-/// batch), AVX2 + FMA, or [`fc_portable_core`].
-#[inline(always)]
+/// The fc layer on the widest core `tokens` allow: AVX-512 (a GEMM for a
+/// batch), AVX2 + FMA, or plain Rust.
+#[allow(clippy::too_many_arguments)]
 fn fc_any(
-    d: impl Dims,
+    tokens: Active,
+    d: Dims,
     batch: usize,
     x: &[f32],
     weight: &[f32],
@@ -210,10 +211,10 @@ fn fc_any(
     act: Act,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        let (inputs, n) = d.dims();
+    if tokens.avx512.is_some() {
+        let (inputs, n) = d;
         if batch == 1 {
-            // SAFETY: the CPU has the features `gemv_avx512` is compiled for.
+            // SAFETY: the token proves the features `gemv_avx512` is compiled for.
             unsafe { gemv_avx512(d, x, weight, bias, y, act) };
         } else if n < GEMM_MIN_OUTPUTS {
             // SAFETY: as above, for `blocks_avx512`.
@@ -225,99 +226,51 @@ fn fc_any(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if tokens.avx2.is_some() {
         for_each_input(d, batch, x, y, |x, y| {
-            // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
+            // SAFETY: the token proves the features `gemv_avx2` is compiled
+            // for.
             unsafe { gemv_avx2(d, x, weight, bias, y, act) }
         });
         return;
     }
-    let (inputs, n) = d.dims();
-    fc_portable_core(batch, inputs, n, x, weight, bias, y, act);
+    let _ = tokens;
+    let (inputs, n) = d;
+    for_each_input(d, batch, x, y, |x, y| {
+        gemv::<Separate, 8>(inputs, n, x, weight, bias, y, act);
+    });
 }
 
 /// Runs `gemv` on each of `batch` inputs and its outputs.
 #[inline(always)]
 fn for_each_input(
-    d: impl Dims,
+    d: Dims,
     batch: usize,
     x: &[f32],
     y: &mut [f32],
     mut gemv: impl FnMut(&[f32], &mut [f32]),
 ) {
-    let (inputs, n) = d.dims();
+    let (inputs, n) = d;
     for i in 0..batch {
         gemv(&x[i * inputs..][..inputs], &mut y[i * n..][..n]);
     }
-}
-
-/// [`fc_core`] on the AVX2 + FMA core even where AVX-512 is there; false if
-/// the CPU lacks AVX2 or FMA. Only the kernel tests (which include this
-/// file) call it, so that they reach that core on every x86-64 machine.
-#[allow(dead_code, clippy::too_many_arguments)]
-pub fn fc_avx2_core(
-    batch: usize,
-    inputs: usize,
-    n: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        for_each_input((inputs, n), batch, x, y, |x, y| {
-            // SAFETY: the CPU has the features `gemv_avx2` is compiled for.
-            unsafe { gemv_avx2((inputs, n), x, weight, bias, y, act) }
-        });
-        return true;
-    }
-    let _ = (batch, inputs, n, x, weight, bias, y, act);
-    false
-}
-
-/// [`fc_core`] without run-time feature detection: plain Rust for any
-/// target (the fallback, public so that tests reach it on every machine).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub fn fc_portable_core(
-    batch: usize,
-    inputs: usize,
-    n: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    for_each_input((inputs, n), batch, x, y, |x, y| {
-        gemv::<Separate, 8>(inputs, n, x, weight, bias, y, act);
-    });
 }
 
 /// The GEMV core compiled for AVX2 and FMA. Callers lack the features,
 /// so it is not inlined into them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gemv_avx2(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
-    let (inputs, n) = d.dims();
+fn gemv_avx2(d: Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
+    let (inputs, n) = d;
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
-}
-
-/// Whether the CPU has AVX-512F besides AVX2 and FMA (cached by `std`).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn has_avx512() -> bool {
-    has_avx2_fma() && std::arch::is_x86_feature_detected!("avx512f")
 }
 
 /// The GEMV core compiled for AVX-512: one 16-wide vector per row (two,
 /// with a longer tail, measured slower on 400 inputs).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn gemv_avx512(d: impl Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
-    let (inputs, n) = d.dims();
+fn gemv_avx512(d: Dims, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], act: Act) {
+    let (inputs, n) = d;
     gemv::<Fused, 16>(inputs, n, x, weight, bias, y, act);
 }
 
@@ -360,7 +313,7 @@ const ROWS: usize = 8;
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn gemm_avx512(
-    d: impl Dims,
+    d: Dims,
     batch: usize,
     x: &[f32],
     weight: &[f32],
@@ -368,7 +321,7 @@ fn gemm_avx512(
     y: &mut [f32],
     act: Act,
 ) {
-    let (inputs, n) = d.dims();
+    let (inputs, n) = d;
     let x = &x[..batch * inputs];
     let weight = &weight[..inputs * n];
     let bias = &bias[..n];
@@ -400,14 +353,14 @@ fn gemm_avx512(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn group_avx512<const K: usize>(
-    (d, batch, i0): (impl Dims, usize, usize),
+    (d, batch, i0): (Dims, usize, usize),
     x: &[f32],
     weight: &[f32],
     bias: &[f32],
     y: &mut [f32],
     act: Act,
 ) -> usize {
-    let (inputs, n) = d.dims();
+    let (inputs, n) = d;
     let images = (LANES / K).min(batch - i0);
     let group = &x[i0 * inputs..][..images * inputs];
     // Values past the last multiple of K: added one by one at the end.
@@ -621,31 +574,4 @@ fn block_avx512<const R: usize, const I: usize>(
             *out = act.apply(_mm512_reduce_add_ps(sum) + b);
         }
     }
-}
-
-/// Fully connected layer on one input (GEMV): `x` IN, `weight` N×IN
-/// row-major (PyTorch's layout), `bias` N → `y = act(W·x + b)`.
-#[inline]
-pub fn fc<const IN: usize, const N: usize>(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    fc_any(Fixed::<IN, N>, 1, x, weight, bias, y, act);
-}
-
-/// Fully connected layer on a batch: `x` batch×IN → `y` batch×N, reading
-/// the weights once per group of inputs where the CPU has AVX-512.
-#[inline]
-pub fn fc_batch<const IN: usize, const N: usize>(
-    batch: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    fc_any(Fixed::<IN, N>, batch, x, weight, bias, y, act);
 }

@@ -40,19 +40,6 @@ pub fn softmax_cross_entropy_with(
     total
 }
 
-/// [`softmax_cross_entropy_with`] with the number of classes a
-/// compile-time constant.
-#[inline]
-pub fn softmax_cross_entropy<const CLASSES: usize>(
-    n: usize,
-    logits: &[f32],
-    labels: &[usize],
-    scale: f32,
-    dlogits: &mut [f32],
-) -> f64 {
-    softmax_cross_entropy_with(CLASSES, n, logits, labels, scale, dlogits)
-}
-
 /// The softmax cross-entropy of one vector of logits and its label, in
 /// f64: `logsumexp(z) − z[label]`; `None` when the label is out of range.
 pub fn cross_entropy(logits: &[f32], label: usize) -> Option<f64> {

@@ -1,11 +1,11 @@
 //! Training: backward kernels, softmax cross-entropy and SGD with momentum.
 //!
-//! `network!` generates, for every network, an implementation of
-//! [`Trainable`]: a forward pass that keeps every layer's output in a
-//! workspace sized at compile time, the softmax cross-entropy of the logits,
-//! and the backward pass through the layers in reverse, each a call to a
-//! const-generic kernel of [`kernels`] with the layer's shapes. A network
-//! that ends in `softmax` is trained on the softmax's input with the fused,
+//! `network!` implements [`Trainable`] for every network. Its training pass
+//! runs from the network's layers (`pass`): a forward pass that keeps every
+//! layer's output in a workspace whose size is a constant, the softmax
+//! cross-entropy of the logits, and the backward pass through the layers in
+//! reverse, each a kernel of [`kernels`] compiled here. A network that ends
+//! in `softmax` is trained on the softmax's input with the fused,
 //! numerically stable softmax cross-entropy; any other network's output is
 //! taken as the logits.
 //!
@@ -40,11 +40,12 @@ use std::cell::RefCell;
 use ndarray::{s, ArrayView4, Axis};
 use rayon::prelude::*;
 
-use crate::{Error, Network};
+use crate::{Error, Model, Network, Parameters};
 
 mod gradients;
 pub mod kernels;
 pub mod loss;
+mod pass;
 mod sgd;
 
 pub use gradients::Gradients;
@@ -65,23 +66,7 @@ pub trait Trainable: Network {
     /// f32s of scratch one chunk of [`CHUNK`] images needs: every layer's
     /// output, two gradient buffers and the im2col scratch.
     #[doc(hidden)]
-    const TRAIN_WORKSPACE: usize;
-
-    /// The generated pass over `n ≤ CHUNK` contiguous images `x`: forward,
-    /// softmax cross-entropy against `labels` (already checked), backward.
-    /// Adds `scale ·` the gradient of the summed loss into `grads` (all
-    /// parameters, concatenated in layout order) and returns the summed loss.
-    #[doc(hidden)]
-    #[allow(clippy::too_many_arguments)]
-    fn backward_raw(
-        &self,
-        n: usize,
-        x: &[f32],
-        labels: &[usize],
-        scale: f32,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) -> f64;
+    const TRAIN_WORKSPACE: usize = pass::workspace_len(Self::MODEL.input, Self::MODEL.layers);
 
     /// The mean softmax cross-entropy of a batch `N×C×H×W` against its
     /// labels, and its gradient with respect to every parameter, named like
@@ -92,7 +77,7 @@ pub trait Trainable: Network {
     /// labels differs from the number of images, or a label is not below the
     /// number of outputs.
     fn gradients(&self, x: ArrayView4<f32>, labels: &[usize]) -> Result<(f32, Gradients), Error> {
-        let (loss, grads) = accumulate(self, x, labels)?;
+        let (loss, grads) = accumulate(Self::MODEL, self.parameters(), x, labels)?;
         Ok((loss, Gradients::new(Self::LAYERS, grads)))
     }
 
@@ -117,16 +102,17 @@ pub trait Trainable: Network {
 
 /// Checks a batch and its labels, then runs the generated pass over its
 /// chunks in parallel and sums their gradients in chunk order.
-fn accumulate<N: Trainable>(
-    net: &N,
+fn accumulate(
+    model: &Model,
+    params: &Parameters,
     x: ArrayView4<f32>,
     labels: &[usize],
 ) -> Result<(f32, Vec<f32>), Error> {
     let n = x.len_of(Axis(0));
-    if x.shape()[1..] != N::INPUT || n == 0 {
+    if x.shape()[1..] != model.input || n == 0 {
         return Err(Error::Shape {
             what: "input batch",
-            expected: [n.max(1)].iter().chain(&N::INPUT).copied().collect(),
+            expected: [n.max(1)].iter().chain(&model.input).copied().collect(),
             got: x.shape().to_vec(),
         });
     }
@@ -137,7 +123,7 @@ fn accumulate<N: Trainable>(
             got: vec![labels.len()],
         });
     }
-    let classes: usize = N::OUTPUT.iter().product();
+    let classes = model.output_len();
     if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
         return Err(Error::Label {
             index,
@@ -146,29 +132,35 @@ fn accumulate<N: Trainable>(
         });
     }
     let scale = 1.0 / n as f32;
-    let partial: Vec<(f64, Vec<f32>)> = (0..n.div_ceil(CHUNK))
+    let workspace = pass::workspace_len(model.input, model.layers);
+    let partial: Vec<Result<(f64, Vec<f32>), Error>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|chunk| {
             let (lo, hi) = (chunk * CHUNK, n.min((chunk + 1) * CHUNK));
             let images = x.slice(s![lo..hi, .., .., ..]);
             let owned: Vec<f32>;
-            let images = match images.as_slice() {
+            let x = match images.as_slice() {
                 Some(images) => images,
                 None => {
                     owned = images.iter().copied().collect();
                     &owned
                 }
             };
-            let mut grads = vec![0.0; N::PARAMS];
-            let loss = with_scratch(N::TRAIN_WORKSPACE, |scratch| {
-                net.backward_raw(hi - lo, images, &labels[lo..hi], scale, &mut grads, scratch)
-            });
-            (loss, grads)
+            let mut grads = vec![0.0; model.params];
+            let loss = with_scratch(workspace, |scratch| {
+                let (images, labels) = (hi - lo, &labels[lo..hi]);
+                let (input, layers) = (model.input, model.layers);
+                pass::backward(
+                    input, layers, params, images, x, labels, scale, &mut grads, scratch,
+                )
+            })?;
+            Ok((loss, grads))
         })
         .collect();
     let mut loss = 0.0f64;
-    let mut grads = vec![0.0f32; N::PARAMS];
-    for (chunk_loss, chunk_grads) in partial {
+    let mut grads = vec![0.0f32; model.params];
+    for part in partial {
+        let (chunk_loss, chunk_grads) = part?;
         loss += chunk_loss;
         for (g, c) in grads.iter_mut().zip(&chunk_grads) {
             *g += c;

@@ -5,61 +5,51 @@ use std::arch::x86_64::{
     _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
-use super::blocked::{self, Micro, Part, Tiling};
+use super::blocked::{self, Micro, Part, Taps, Tiling};
 use super::layout::{Layout, Tap};
-use super::Geometry;
+use crate::cpu;
 
-/// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one.
+/// Output channels per full tile.
+const MR: usize = 6;
+
+/// The AVX2 + FMA micro-kernel, with the token that proves the CPU has it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Avx2(());
+pub(crate) struct Avx2(pub cpu::Avx2);
 
 impl Avx2 {
-    /// The token, if this CPU supports AVX2 and FMA (the standard library
-    /// caches the detection).
-    #[inline]
-    pub fn detect() -> Option<Avx2> {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            Some(Avx2(()))
-        } else {
-            None
-        }
-    }
-
     /// [`blocked::rows`] compiled with AVX2 and FMA enabled.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn rows<G: Geometry>(
+    pub fn rows(
         self,
-        g: G,
+        lay: &Layout,
         k0: usize,
         k1: usize,
         xt: &[f32],
-        weight: &[f32],
+        filters: (&[f32], Taps<'_>),
         bias: &[f32],
         relu: bool,
         out: &mut [f32],
     ) {
-        // SAFETY: an `Avx2` exists only if the CPU supports AVX2 and FMA.
-        unsafe { rows_avx2(self, g, k0, k1, xt, weight, bias, relu, out) }
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { rows_avx2(self, lay, k0, k1, xt, filters, bias, relu, out) }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-fn rows_avx2<G: Geometry>(
+fn rows_avx2(
     u: Avx2,
-    g: G,
+    lay: &Layout,
     k0: usize,
     k1: usize,
     xt: &[f32],
-    weight: &[f32],
+    filters: (&[f32], Taps<'_>),
     bias: &[f32],
     relu: bool,
     out: &mut [f32],
 ) {
-    if let Some(lay) = g.layout() {
-        blocked::rows(u, &lay, k0, k1, xt, weight, bias, relu, out);
-    }
+    blocked::rows(u, lay, k0, k1, xt, filters, bias, relu, out);
 }
 
 /// The accumulators of one tile and where its taps read. Made only by
@@ -69,9 +59,8 @@ struct Acc<const M: usize, const V: usize> {
     acc: [[__m256; V]; M],
     /// The tile's first pixel in the input.
     x: *const f32,
-    /// The first filter of the tile.
+    /// The tile's packed filters: tap `t` of channel `i` at `t·MR + i`.
     a: *const f32,
-    lda: usize,
 }
 
 impl<const M: usize, const V: usize> Tap for Acc<M, V> {
@@ -79,11 +68,11 @@ impl<const M: usize, const V: usize> Tap for Acc<M, V> {
     fn tap(&mut self, ai: usize, bi: usize) {
         // SAFETY: `Acc` exists only inside `Avx2::tile`, which holds the
         // token (AVX2 + FMA) and has checked that `x + bi .. x + bi + 8V` and
-        // `a + i·lda + ai` (i < M) are in bounds for every tap of its layout.
+        // `a + ai·MR + i` (i < M) are in bounds for every tap of its layout.
         unsafe {
             // The full tile (M = 6, V = 2) in assembly, the rest below.
             if let Ok(acc) = <&mut [__m256; 12]>::try_from(self.acc.as_flattened_mut()) {
-                tap_6x2(acc, self.x.add(bi), self.a.add(ai), self.lda);
+                tap_6x2(acc, self.x.add(bi), self.a.add(ai * MR));
                 return;
             }
             let mut xv = [_mm256_setzero_ps(); V];
@@ -91,7 +80,7 @@ impl<const M: usize, const V: usize> Tap for Acc<M, V> {
                 *xv = _mm256_loadu_ps(self.x.add(bi + 8 * v));
             }
             for (i, acc) in self.acc.iter_mut().enumerate() {
-                let w = _mm256_broadcast_ss(&*self.a.add(i * self.lda + ai));
+                let w = _mm256_broadcast_ss(&*self.a.add(ai * MR + i));
                 for (s, &xv) in acc.iter_mut().zip(&xv) {
                     *s = _mm256_fmadd_ps(w, xv, *s);
                 }
@@ -105,11 +94,10 @@ impl<const M: usize, const V: usize> Tap for Acc<M, V> {
 /// the loads of later taps and runs out of registers.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `x .. x + 16` and `a + i·lda` (i < 6) are
-/// readable.
+/// The CPU has AVX2 and FMA; `x .. x + 16` and `a .. a + 6` are readable.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tap_6x2(acc: &mut [__m256; 12], x: *const f32, a: *const f32, lda: usize) {
+unsafe fn tap_6x2(acc: &mut [__m256; 12], x: *const f32, a: *const f32) {
     let [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51] = acc;
     // SAFETY: the caller's contract.
     unsafe {
@@ -119,25 +107,23 @@ unsafe fn tap_6x2(acc: &mut [__m256; 12], x: *const f32, a: *const f32, lda: usi
             "vbroadcastss {w}, dword ptr [{a}]",
             "vfmadd231ps {c00}, {w}, {x0}",
             "vfmadd231ps {c01}, {w}, {x1}",
-            "vbroadcastss {w}, dword ptr [{a} + {l}]",
+            "vbroadcastss {w}, dword ptr [{a} + 4]",
             "vfmadd231ps {c10}, {w}, {x0}",
             "vfmadd231ps {c11}, {w}, {x1}",
-            "vbroadcastss {w}, dword ptr [{a} + {l} * 2]",
+            "vbroadcastss {w}, dword ptr [{a} + 8]",
             "vfmadd231ps {c20}, {w}, {x0}",
             "vfmadd231ps {c21}, {w}, {x1}",
-            "vbroadcastss {w}, dword ptr [{a3}]",
+            "vbroadcastss {w}, dword ptr [{a} + 12]",
             "vfmadd231ps {c30}, {w}, {x0}",
             "vfmadd231ps {c31}, {w}, {x1}",
-            "vbroadcastss {w}, dword ptr [{a3} + {l}]",
+            "vbroadcastss {w}, dword ptr [{a} + 16]",
             "vfmadd231ps {c40}, {w}, {x0}",
             "vfmadd231ps {c41}, {w}, {x1}",
-            "vbroadcastss {w}, dword ptr [{a3} + {l} * 2]",
+            "vbroadcastss {w}, dword ptr [{a} + 20]",
             "vfmadd231ps {c50}, {w}, {x0}",
             "vfmadd231ps {c51}, {w}, {x1}",
             x = in(reg) x,
             a = in(reg) a,
-            a3 = in(reg) a.add(3 * lda),
-            l = in(reg) lda * 4,
             x0 = out(ymm_reg) _,
             x1 = out(ymm_reg) _,
             w = out(ymm_reg) _,
@@ -158,15 +144,15 @@ unsafe fn tap_6x2(acc: &mut [__m256; 12], x: *const f32, a: *const f32, lda: usi
     }
 }
 
-impl Micro for Avx2 {
-    const LANES: usize = 8;
-    const MR: usize = 6;
-
-    // Inlined into each layer in release, where the layout's constants fold
-    // into the taps; in debug builds one copy per tile size, which keeps
-    // the test build fast.
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    fn tile<const M: usize, const V: usize>(
+impl Avx2 {
+    /// [`Micro::tile`]: a function of its own for each size of tile, not
+    /// inlined into the loop over tiles (one function holding every tile
+    /// took LLVM minutes to optimise, and a call per tile costs nothing
+    /// beside its taps).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    #[target_feature(enable = "avx2,fma")]
+    fn tile_at<const M: usize, const V: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -180,10 +166,10 @@ impl Micro for Avx2 {
     ) {
         let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
         // Bounds of every access below: taps read xt[q0 + b .. q0 + b + 8V]
-        // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
+        // with b < tap_end, filters a[t·MR + i] with i < M and t < lda, and
         // the tile writes out[i·ldo + q0 .. i·ldo + q0 + 8V].
         assert!(q0 + lay.tap_end + 8 * V - 1 <= xt.len());
-        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!(M <= MR && (lda - 1) * MR + M <= a.len() && M <= bias.len());
         assert!((M - 1) * ldo + q0 + 8 * V <= out.len());
         assert!(V <= blocked::NV && skip < 8 * V);
         // SAFETY: the token proves AVX2; the loads of stored sums stay
@@ -205,9 +191,8 @@ impl Micro for Avx2 {
             acc,
             x: xt[q0..].as_ptr(),
             a: a.as_ptr(),
-            lda,
         };
-        lay.for_each_tap(part.channels.clone(), &mut t);
+        part.for_each_tap(&mut t);
         // SAFETY: the token proves AVX2; the stores stay within the bounds
         // asserted above (and `row` holds 8V values).
         unsafe {
@@ -230,6 +215,28 @@ impl Micro for Avx2 {
                 }
             }
         }
+    }
+}
+
+impl Micro for Avx2 {
+    const LANES: usize = 8;
+    const MR: usize = MR;
+
+    #[inline(always)]
+    fn tile<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        q0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { self.tile_at::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip) }
     }
 
     blocked::tile_any!([6, 4, 2], Tiling::Pixels | Tiling::Rows => tile);

@@ -14,73 +14,54 @@ use std::arch::x86_64::{
     _mm512_storeu_ps,
 };
 
-use super::avx2::Avx2;
-use super::blocked::{self, Micro, Part, Tiling};
+use super::blocked::{self, Micro, Part, Taps, Tiling};
 use super::layout::{Layout, Tap};
-use super::Geometry;
+use crate::cpu;
 
 /// Pixels per vector.
 const LANES: usize = 16;
 
-/// Proof that the CPU has AVX-512F, and AVX2 and FMA for the layers whose
-/// rows of pixels are narrower than a 16-wide vector: only
-/// [`Avx512::detect`] makes one.
+/// Output channels per full tile.
+const MR: usize = 8;
+
+/// The AVX-512 micro-kernel, with the token that proves the CPU has it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Avx512(Avx2);
+pub(crate) struct Avx512(pub cpu::Avx512);
 
 impl Avx512 {
-    /// The token, if this CPU supports AVX-512F, AVX2 and FMA (the standard
-    /// library caches the detection).
-    #[inline]
-    pub fn detect() -> Option<Avx512> {
-        Avx2::detect()
-            .filter(|_| is_x86_feature_detected!("avx512f"))
-            .map(Avx512)
-    }
-
-    /// [`blocked::rows`] compiled with AVX-512F enabled, or with AVX2 where
-    /// the computed pixels are fewer than one 16-wide vector and cannot be
-    /// taken two rows at a time.
+    /// [`blocked::rows`] compiled with AVX-512F enabled.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn rows<G: Geometry>(
+    pub fn rows(
         self,
-        g: G,
+        lay: &Layout,
         k0: usize,
         k1: usize,
         xt: &[f32],
-        weight: &[f32],
+        filters: (&[f32], Taps<'_>),
         bias: &[f32],
         relu: bool,
         out: &mut [f32],
     ) {
-        if g.layout()
-            .is_some_and(|lay| lay.nq >= LANES || lay.pairs(LANES))
-        {
-            // SAFETY: an `Avx512` exists only if the CPU supports AVX-512F.
-            unsafe { rows_avx512(self, g, k0, k1, xt, weight, bias, relu, out) }
-        } else {
-            self.0.rows(g, k0, k1, xt, weight, bias, relu, out);
-        }
+        // SAFETY: the token proves AVX-512F, AVX2 and FMA.
+        unsafe { rows_avx512(self, lay, k0, k1, xt, filters, bias, relu, out) }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn rows_avx512<G: Geometry>(
+fn rows_avx512(
     u: Avx512,
-    g: G,
+    lay: &Layout,
     k0: usize,
     k1: usize,
     xt: &[f32],
-    weight: &[f32],
+    filters: (&[f32], Taps<'_>),
     bias: &[f32],
     relu: bool,
     out: &mut [f32],
 ) {
-    if let Some(lay) = g.layout() {
-        blocked::rows(u, &lay, k0, k1, xt, weight, bias, relu, out);
-    }
+    blocked::rows(u, lay, k0, k1, xt, filters, bias, relu, out);
 }
 
 /// How a tile's vectors read the input (the `LOAD` of [`Acc`]).
@@ -109,9 +90,8 @@ struct Acc<const M: usize, const V: usize, const LOAD: u8> {
     acc: [[__m512; V]; M],
     /// The tile's first pixel (first row's, when paired) in the input.
     x: *const f32,
-    /// The first filter of the tile.
+    /// The tile's packed filters: tap `t` of channel `i` at `t·MR + i`.
     a: *const f32,
-    lda: usize,
     /// When paired: the input's row stride and the lanes of a row's pixels
     /// in the low half.
     wq: usize,
@@ -130,7 +110,7 @@ impl<const M: usize, const V: usize, const LOAD: u8> Tap for Acc<M, V, LOAD> {
     fn tap(&mut self, ai: usize, bi: usize) {
         // SAFETY: `Acc` exists only inside `Avx512::tile_at` and `pair`,
         // which hold the token (AVX-512F) and have checked that the lanes
-        // each vector reads from `x + bi` (see `load`) and `a + i·lda + ai`
+        // each vector reads from `x + bi` (see `load`) and `a + ai·MR + i`
         // (i < M) are in bounds for every tap of its layout.
         unsafe {
             let mut xv = [_mm512_setzero_ps(); V];
@@ -158,7 +138,7 @@ impl<const M: usize, const V: usize, const LOAD: u8> Tap for Acc<M, V, LOAD> {
                 };
             }
             for (i, acc) in self.acc.iter_mut().enumerate() {
-                let w = _mm512_set1_ps(*self.a.add(i * self.lda + ai));
+                let w = _mm512_set1_ps(*self.a.add(ai * MR + i));
                 for (s, &xv) in acc.iter_mut().zip(&xv) {
                     *s = _mm512_fmadd_ps(w, xv, *s);
                 }
@@ -188,11 +168,13 @@ impl Avx512 {
     /// says (`RUN` from pixel `q0`; the others at `off`, `split`, `third`
     /// and `gap`, with `q0` 0) and written to `out` at `i·ldo + o0 + LANES·v`,
     /// except the first `skip` of those pixels; otherwise as
-    /// [`Micro::tile`]. Inlined into each layer in release, where the
-    /// layout's constants fold into the taps; in debug builds one copy per
-    /// tile size, which keeps the test build fast.
+    /// [`Micro::tile`]. A function of its own for each kind and size of
+    /// tile, not inlined into the loop over tiles: one function holding
+    /// every tile took LLVM minutes to optimise, and a call per tile costs
+    /// nothing beside its taps.
     #[allow(clippy::too_many_arguments)]
-    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
     fn tile_at<const M: usize, const V: usize, const LOAD: u8>(
         self,
         lay: &Layout,
@@ -221,10 +203,10 @@ impl Avx512 {
                 .map_or(0, |end| end + LANES),
         };
         // Bounds of every access below: taps read xt[q0 + b .. q0 + b + reach]
-        // with b < tap_end, filters a[i·lda + t] with i < M and t < lda, and
+        // with b < tap_end, filters a[t·MR + i] with i < M and t < lda, and
         // the tile writes out[i·ldo + o0 .. i·ldo + o0 + 16V].
         assert!(q0 + lay.tap_end + reach - 1 <= xt.len());
-        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!(M <= MR && (lda - 1) * MR + M <= a.len() && M <= bias.len());
         assert!((M - 1) * ldo + o0 + LANES * V <= out.len());
         assert!(V <= blocked::NV && skip < LANES * V);
         // SAFETY: the token proves AVX-512F; the loads of stored sums stay
@@ -246,7 +228,6 @@ impl Avx512 {
             acc,
             x: xt[q0..].as_ptr(),
             a: a.as_ptr(),
-            lda,
             wq: 0,
             lo: 0,
             off,
@@ -254,7 +235,7 @@ impl Avx512 {
             third,
             gap,
         };
-        lay.for_each_tap(part.channels.clone(), &mut t);
+        part.for_each_tap(&mut t);
         // Vector v stores its lanes at or past `skip`.
         let masks: [u16; V] = std::array::from_fn(|v| {
             let from = skip.saturating_sub(LANES * v);
@@ -323,18 +304,21 @@ impl Avx512 {
         // tile's `LOAD`.
         macro_rules! tile {
             ($load:expr) => {
-                self.tile_at::<M, V, { $load }>(
-                    lay,
-                    part,
-                    xt,
-                    0,
-                    (off, split, third),
-                    a,
-                    bias,
-                    out,
-                    (d0, ldo),
-                    skip,
-                )
+                // SAFETY: the token proves AVX-512F, AVX2 and FMA.
+                unsafe {
+                    self.tile_at::<M, V, { $load }>(
+                        lay,
+                        part,
+                        xt,
+                        0,
+                        (off, split, third),
+                        a,
+                        bias,
+                        out,
+                        (d0, ldo),
+                        skip,
+                    )
+                }
             };
         }
         if ow < LANES {
@@ -349,10 +333,11 @@ impl Avx512 {
     }
 
     /// A tile of `M` channels × `2V` rows of paired rows from row `r0`
-    /// (see [`Micro::PAIRS`]).
+    /// (see [`Micro::PAIRS`]); a function of its own as [`Avx512::tile_at`].
     #[allow(clippy::too_many_arguments)]
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    fn pair<const M: usize, const V: usize>(
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn pair_at<const M: usize, const V: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -372,7 +357,7 @@ impl Avx512 {
         // out[i·ldo + (r0 + r)·wq ..][..ow]; filters as in `tile`.
         assert!(ow <= LANES / 2 && skip < 2 * V && V <= blocked::NV);
         assert!(last + lay.tap_end - 1 + ow <= xt.len());
-        assert!(M * lda <= a.len() && M <= bias.len());
+        assert!(M <= MR && (lda - 1) * MR + M <= a.len() && M <= bias.len());
         assert!((M - 1) * ldo + last + ow <= out.len());
         let lo: __mmask16 = (1 << ow) - 1;
         let rows = |v: usize| {
@@ -380,10 +365,9 @@ impl Avx512 {
             keep(2 * v, lo) | keep(2 * v + 1, lo << (LANES / 2))
         };
         let mut t = Acc::<M, V, { load::PAIRS }> {
-            acc: [[unsafe { _mm512_setzero_ps() }; V]; M],
+            acc: [[_mm512_setzero_ps(); V]; M],
             x: xt[r0 * wq..].as_ptr(),
             a: a.as_ptr(),
-            lda,
             wq,
             lo,
             off: [0; V],
@@ -404,7 +388,7 @@ impl Avx512 {
                 }
             }
         }
-        lay.for_each_tap(part.channels.clone(), &mut t);
+        part.for_each_tap(&mut t);
         // SAFETY: as for the loads; the masks keep the stores within the
         // rows' OW values, and leave out the first `skip` rows.
         unsafe {
@@ -426,9 +410,30 @@ impl Avx512 {
     }
 }
 
+impl Avx512 {
+    /// [`Avx512::pair_at`], for [`Micro::tile_any`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pair<const M: usize, const V: usize>(
+        self,
+        lay: &Layout,
+        part: &Part,
+        xt: &[f32],
+        r0: usize,
+        a: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldo: usize,
+        skip: usize,
+    ) {
+        // SAFETY: the token proves AVX-512F, AVX2 and FMA.
+        unsafe { self.pair_at::<M, V>(lay, part, xt, r0, a, bias, out, ldo, skip) }
+    }
+}
+
 impl Micro for Avx512 {
     const LANES: usize = LANES;
-    const MR: usize = 8;
+    const MR: usize = MR;
     const PAIRS: bool = true;
     const DENSE: bool = true;
 
@@ -446,7 +451,11 @@ impl Micro for Avx512 {
         skip: usize,
     ) {
         let none = ([0; V], [0; V], [0; V]);
-        self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, (q0, ldo), skip);
+        let at = (q0, ldo);
+        // SAFETY: the token proves AVX-512F, AVX2 and FMA.
+        unsafe {
+            self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, at, skip)
+        }
     }
 
     blocked::tile_any!(

@@ -13,7 +13,7 @@
 //! or, where the micro-kernel can (AVX-512, rows over half a vector),
 //! over the output's numbering (oy·OW + ox), written in place.
 
-use super::layout::{row_tiles, Layout, Tap};
+use super::layout::{copy_row, row_tiles, Layout, Tap};
 use crate::kernels::Act;
 
 /// Vectors of pixels per register tile, at most: with AVX2, 6 × 2
@@ -35,22 +35,51 @@ const CHUNK_FLOATS: usize = 16384;
 /// Register tiles per block of pixels.
 const BLOCK_TILES: usize = 4;
 
+/// The taps of one input channel, in the order the filters are packed:
+/// each tap's offset into the channel's planes (see
+/// [`Layout::channel_taps`]), and how far apart channels are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Taps<'a> {
+    pub offsets: &'a [usize],
+    pub stride: usize,
+}
+
 /// Which input channels one pass over a tile accumulates.
 #[derive(Debug, Clone)]
-pub(crate) struct Part {
+pub(crate) struct Part<'a> {
     /// The input channels.
     pub channels: std::ops::Range<usize>,
     /// The first pass: start from the bias rather than the stored sums.
     pub first: bool,
     /// The last pass, with ReLU fused: clamp the stored sums at 0.
     pub relu: bool,
+    /// Where a channel's taps read.
+    pub taps: Taps<'a>,
+}
+
+impl Part<'_> {
+    /// Calls `f.tap(a, b)` for every tap of the part's channels, in the
+    /// order the filters are packed: `a` counts the taps from the first
+    /// channel's first, `b` is the tap's offset into the (transformed)
+    /// input, relative to the pixel. One flat loop per channel over a table
+    /// of offsets, which the tiles run as fast as fully unrolled taps.
+    #[inline(always)]
+    pub fn for_each_tap(&self, f: &mut impl Tap) {
+        let n = self.taps.offsets.len();
+        for ci in self.channels.clone() {
+            let (a0, b0) = (ci * n, ci * self.taps.stride);
+            for (t, &b) in self.taps.offsets.iter().enumerate() {
+                f.tap(a0 + t, b0 + b);
+            }
+        }
+    }
 }
 
 /// One register tile of output, accumulated over the filter taps of some
 /// input channels.
 ///
-/// `a` holds the filters of the tile's `M` ≤ [`Micro::MR`] output channels
-/// (row `i` starts at `i·lda`), `bias` their biases; `xt` is the input and
+/// `a` holds the packed filters of the tile's `M` ≤ [`Micro::MR`] output
+/// channels: tap `t` of channel `i` at `t·MR + i`; `bias` their biases; `xt` is the input and
 /// `q0` the tile's first pixel; the `M` rows of `LANES·V` outputs go to
 /// `out` at `i·ldo + q0` (and are read from there after the first pass),
 /// except the first `skip` pixels of each row: the last tile of a row of
@@ -212,8 +241,10 @@ fn tiling<U: Micro>(lay: &Layout) -> Tiling {
 /// `(k − k0)·nq`, or `(k − k0)·OH·OW` if [`dense`]), bias and ReLU
 /// included; other activations are left to [`finish`].
 ///
-/// `xt` is the input as the layout reads it, `weight` and `bias` the whole
-/// layer's.
+/// `xt` is the input as the layout reads it, `filters` the whole layer's
+/// packed in groups of [`Micro::MR`] (filter `g·MR + j`, tap `t` at
+/// `(g·taps + t)·MR + j`, the taps of each channel in the order of
+/// `taps`), `bias` the whole layer's. `k0` is a multiple of `MR`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn rows<U: Micro>(
@@ -222,12 +253,16 @@ pub(crate) fn rows<U: Micro>(
     k0: usize,
     k1: usize,
     xt: &[f32],
-    weight: &[f32],
+    (filters, taps): (&[f32], Taps<'_>),
     bias: &[f32],
     relu: bool,
     out: &mut [f32],
 ) {
     let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
+    let mr = U::MR;
+    // The tile of channels from k: its group's filters, from its place in
+    // the group (tiles narrower than MR come only at the end).
+    let tile_filters = |k: usize| &filters[(k / mr) * mr * lda + k % mr..];
     let nq = lay.nq;
     let lanes = U::LANES;
     let tiling = tiling::<U>(lay);
@@ -246,7 +281,10 @@ pub(crate) fn rows<U: Micro>(
     .min(NV);
     if nv == 0 {
         for q in 0..nq {
-            pixel(lay, xt, q, k0, k1, weight, bias, relu, out);
+            for k in k0..k1 {
+                let o = &mut out[(k - k0) * nq + q];
+                *o = pixel(lay, taps, xt, q, tile_filters(k), mr, bias[k], relu);
+            }
         }
         return;
     }
@@ -286,11 +324,12 @@ pub(crate) fn rows<U: Micro>(
                 channels: c0..c1,
                 first: c0 == 0,
                 relu: relu && c1 == c,
+                taps,
             };
             let mut k = k0;
             while k < k1 {
                 let mr = tile_height(k1 - k, U::MR);
-                let a = &weight[k * lda..];
+                let a = tile_filters(k);
                 let b = &bias[k..];
                 let o = &mut out[(k - k0) * ldo..];
                 // One expansion of the tile sizes for each kind of tile
@@ -398,32 +437,37 @@ fn units_in_steps(
     })
 }
 
-/// One pixel of channels `k0..k1`, for rows of pixels narrower than a
-/// vector.
+/// One pixel of one output channel, for rows of pixels narrower than a
+/// vector: `a` the channel's packed filter (tap `t` at `t·stride`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pixel(
     lay: &Layout,
+    taps: Taps<'_>,
     xt: &[f32],
     q: usize,
-    k0: usize,
-    k1: usize,
-    weight: &[f32],
-    bias: &[f32],
+    a: &[f32],
+    stride: usize,
+    bias: f32,
     relu: bool,
-    out: &mut [f32],
-) {
-    let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
-    for k in k0..k1 {
-        let a = &weight[k * lda..(k + 1) * lda];
-        let mut dot = Dot {
-            sum: bias[k],
-            a,
-            x: &xt[q..],
-        };
-        lay.for_each_tap(0..lay.shape.c, &mut dot);
-        let sum = dot.sum;
-        out[(k - k0) * lay.nq + q] = if relu { Act::Relu.apply(sum) } else { sum };
+) -> f32 {
+    let mut dot = Dot {
+        sum: bias,
+        a,
+        stride,
+        x: &xt[q..],
+    };
+    let part = Part {
+        channels: 0..lay.shape.c,
+        first: true,
+        relu,
+        taps,
+    };
+    part.for_each_tap(&mut dot);
+    if relu {
+        Act::Relu.apply(dot.sum)
+    } else {
+        dot.sum
     }
 }
 
@@ -431,23 +475,21 @@ fn pixel(
 struct Dot<'a> {
     sum: f32,
     a: &'a [f32],
+    stride: usize,
     x: &'a [f32],
 }
 
 impl Tap for Dot<'_> {
     #[inline(always)]
     fn tap(&mut self, a: usize, b: usize) {
-        self.sum += self.a[a] * self.x[b];
+        self.sum += self.a[a * self.stride] * self.x[b];
     }
 }
 
 /// Copies the valid pixels of a wide output to `y` and applies the
 /// activations that the tiles did not.
 pub(crate) fn finish(lay: &Layout, wide: Option<&[f32]>, y: &mut [f32], act: Act) {
-    let late = match act {
-        Act::Identity | Act::Relu => None,
-        act => Some(act),
-    };
+    let late = late(act);
     let (oh, ow) = (lay.oh, lay.ow);
     let len = lay.shape.k * oh * ow;
     match wide {
@@ -459,7 +501,7 @@ pub(crate) fn finish(lay: &Layout, wide: Option<&[f32]>, y: &mut [f32], act: Act
                 for (oy, row) in yk.chunks_exact_mut(ow).enumerate() {
                     let src = &wk[oy * lay.wq..oy * lay.wq + ow];
                     match late {
-                        None => row.copy_from_slice(src),
+                        None => copy_row(row, src),
                         Some(act) => {
                             for (d, &s) in row.iter_mut().zip(src) {
                                 *d = act.apply(s);
@@ -469,12 +511,24 @@ pub(crate) fn finish(lay: &Layout, wide: Option<&[f32]>, y: &mut [f32], act: Act
                 }
             }
         }
-        None => {
-            if let Some(act) = late {
-                for v in &mut y[..len] {
-                    *v = act.apply(*v);
-                }
-            }
+        None => finish_in_place(len, y, act),
+    }
+}
+
+/// The activation the tiles leave to [`finish`]: all but ReLU.
+fn late(act: Act) -> Option<Act> {
+    match act {
+        Act::Identity | Act::Relu => None,
+        act => Some(act),
+    }
+}
+
+/// Applies to the first `len` values of `y` the activation the tiles did
+/// not ([`late`]).
+pub(crate) fn finish_in_place(len: usize, y: &mut [f32], act: Act) {
+    if let Some(act) = late(act) {
+        for v in &mut y[..len] {
+            *v = act.apply(*v);
         }
     }
 }

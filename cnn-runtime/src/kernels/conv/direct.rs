@@ -15,7 +15,6 @@ pub(crate) fn conv(
     act: Act,
     row: &mut [f32],
 ) {
-    let Some([oh, ow]) = shape.out() else { return };
     let ConvShape {
         c,
         h,
@@ -24,6 +23,7 @@ pub(crate) fn conv(
         f: [fh, fw],
         s: [sh, sw],
         p: [ph, pw],
+        o: [oh, ow],
     } = shape;
     let row = &mut row[..ow];
     for ki in 0..k {

@@ -23,10 +23,10 @@
 //! of the networks), 3-channel layers of 9 × 9 filters as fast or faster,
 //! and 7 × 7 or smaller, or rows of 16 or 32 pixels, as fast or slower.
 
-use super::layout::ConvShape;
+use super::layout::{tri, ConvShape};
 
 /// Filters per vector.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// Consecutive output pixels per tile (the last tile of a row may have
 /// fewer).
@@ -41,17 +41,17 @@ const TILE_GROUPS: usize = 3;
 pub const MIN_TAPS: usize = 240;
 
 /// Whether a layer takes this path on a CPU with AVX-512, where it pays:
-/// sizes whose scratch fits `usize`, output rows wider than a tile but not a multiple of 16 pixels
-/// (in the blocked kernel, some of its vectors would gather two rows
-/// through masks; rows of at most 8 have a layout of their own there), at
-/// least [`MIN_TAPS`] taps per filter, and more than one vector of filters
-/// (a tile of one broadcasts a value per product, and its loads would
-/// bound it).
-#[inline(always)]
-pub fn applies(shape: &ConvShape) -> bool {
-    Geom::new(*shape).is_some_and(|g| {
-        g.ow > TILE_PIXELS && g.ow % LANES != 0 && g.s.k > LANES && g.taps >= MIN_TAPS
-    })
+/// output rows wider than a tile but not a multiple of 16 pixels (in the
+/// blocked kernel, some of its vectors would gather two rows through
+/// masks; rows of at most 8 have a layout of their own there), at least
+/// [`MIN_TAPS`] taps per filter, and more than one vector of filters (a
+/// tile of one broadcasts a value per product, and its loads would bound
+/// it).
+pub const fn applies(shape: &ConvShape) -> bool {
+    match Geom::new(*shape) {
+        Some(g) => g.ow > TILE_PIXELS && g.ow % LANES != 0 && g.s.k > LANES && g.taps >= MIN_TAPS,
+        None => false,
+    }
 }
 
 /// The sizes this path works with.
@@ -67,32 +67,33 @@ struct Geom {
     taps: usize,
     /// Vectors of 16 filters, ⌈K/16⌉.
     groups: usize,
-    /// Scratch: the padded input (if padded) and the packed filters.
+    /// Scratch: the padded input, if the layer is padded.
     padded_len: usize,
-    packed_len: usize,
 }
 
 impl Geom {
-    /// The sizes of `s`, or `None` if the filter does not fit or a length
-    /// overflows `usize`.
-    #[inline(always)]
-    fn new(s: ConvShape) -> Option<Geom> {
-        let [oh, ow] = s.out()?;
-        // `out` checked that the padded sizes fit.
+    /// The sizes of `s`, or `None` if the shape does not fit, its rows are
+    /// narrower than a tile, or a length overflows `usize`.
+    const fn new(s: ConvShape) -> Option<Geom> {
+        if !s.fits() || s.o[1] < TILE_PIXELS {
+            return None;
+        }
+        let [oh, ow] = s.o;
+        // `fits` checked that the padded sizes fit.
         let hp = s.h + 2 * s.p[0];
         let wp = s.w + 2 * s.p[1];
-        let taps = s.c.checked_mul(s.f[0])?.checked_mul(s.f[1])?;
+        let taps = tri!(s.taps());
         let groups = s.k.div_ceil(LANES);
-        let padded_len = if s.p == [0, 0] {
+        let padded_len = if s.p[0] == 0 && s.p[1] == 0 {
             0
         } else {
-            s.c.checked_mul(hp)?.checked_mul(wp)?
+            tri!(tri!(s.c.checked_mul(hp)).checked_mul(wp))
         };
-        let packed_len = groups.checked_mul(taps)?.checked_mul(LANES)?;
-        // The input, output and filters are slices: their lengths fit.
-        s.c.checked_mul(s.h.checked_mul(s.w)?)?;
-        s.k.checked_mul(oh.checked_mul(ow)?)?;
-        padded_len.checked_add(packed_len)?;
+        // The input, output and packed filters are slices: their lengths
+        // fit.
+        tri!(s.c.checked_mul(tri!(s.h.checked_mul(s.w))));
+        tri!(s.k.checked_mul(tri!(oh.checked_mul(ow))));
+        tri!(tri!(groups.checked_mul(taps)).checked_mul(LANES));
         Some(Geom {
             s,
             oh,
@@ -102,15 +103,17 @@ impl Geom {
             taps,
             groups,
             padded_len,
-            packed_len,
         })
     }
 }
 
-/// Scratch of this path, in f32s: the zero-padded input (if the layer is
-/// padded) and the filters packed 16 to a vector, ⌈K/16⌉·16·C·FH·FW.
-pub fn scratch_len(shape: ConvShape) -> usize {
-    Geom::new(shape).map_or(0, |g| g.padded_len + g.packed_len)
+/// Scratch of this path, in f32s: the zero-padded input if the layer is
+/// padded; `None` if the path does not take the layer (see [`Geom::new`]).
+pub const fn scratch_len(shape: &ConvShape) -> Option<usize> {
+    match Geom::new(*shape) {
+        Some(g) => Some(g.padded_len),
+        None => None,
+    }
 }
 
 /// Copies `x` into `xp` with the layer's zero padding around each plane.
@@ -142,115 +145,51 @@ mod avx512 {
     use std::arch::x86_64::{
         __m512, _mm512_castpd_ps, _mm512_castps_pd, _mm512_fmadd_ps, _mm512_loadu_ps,
         _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_permutex2var_ps,
-        _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_shuffle_f32x4,
-        _mm512_storeu_ps, _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd,
-        _mm512_unpacklo_ps,
+        _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_unpackhi_pd,
+        _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
     };
 
-    use super::super::Geometry;
-    use super::{pad, Geom, LANES, TILE_GROUPS, TILE_PIXELS};
+    use super::{pad, ConvShape, Geom, LANES, TILE_GROUPS, TILE_PIXELS};
+    use crate::cpu::Avx512;
 
     /// The convolution of `x` into `y` (channel planes of OH·OW), bias and
-    /// ReLU included when `relu`; false if a slice is too short. Two threads
-    /// share the groups of filters when `split`.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F.
+    /// ReLU included when `relu`, with the filters packed 16 to a vector
+    /// (tap t of filter 16·grp + i at `(grp·taps + t)·16 + i`). Two threads
+    /// share the groups of filters when `split`. The caller has checked
+    /// the slices' lengths against the shape, the scratch against
+    /// [`scratch_len`](super::scratch_len); a shape the path does not take
+    /// does nothing.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(crate) fn conv<G: Geometry>(
-        geometry: G,
+    pub(crate) fn conv(
+        token: Avx512,
+        s: &ConvShape,
         split: bool,
         x: &[f32],
-        weight: &[f32],
+        packed: &[f32],
         bias: &[f32],
         y: &mut [f32],
         relu: bool,
         scratch: &mut [f32],
-    ) -> bool {
-        let Some(g) = geometry.layout().and_then(|lay| Geom::new(lay.shape)) else {
-            return false;
-        };
-        let s = g.s;
-        if g.ow < TILE_PIXELS
-            || x.len() < s.c * s.h * s.w
-            || weight.len() < s.k * g.taps
-            || bias.len() < s.k
-            || y.len() < s.k * g.oh * g.ow
-            || scratch.len() < g.padded_len + g.packed_len
-        {
-            return false;
-        }
-        let (padded, packed) = scratch.split_at_mut(g.padded_len);
-        let packed = &mut packed[..g.packed_len];
+    ) {
+        let Some(g) = Geom::new(*s) else { return };
         let xp: &[f32] = if s.p == [0, 0] {
             x
         } else {
+            let padded = &mut scratch[..g.padded_len];
             pad(&g, x, padded);
             padded
         };
-        // SAFETY: the CPU supports AVX-512F (this function's contract).
-        unsafe { pack(&g, weight, packed) };
-        let packed: &[f32] = packed;
         let plane = g.oh * g.ow;
         if split && g.groups > 1 {
             let half = g.groups.div_ceil(2);
             let (y0, y1) = y[..s.k * plane].split_at_mut(half * LANES * plane);
             rayon::join(
-                || groups(geometry, 0..half, xp, packed, bias, relu, y0),
-                || groups(geometry, half..g.groups, xp, packed, bias, relu, y1),
+                || groups(token, &g, 0..half, xp, packed, bias, relu, y0),
+                || groups(token, &g, half..g.groups, xp, packed, bias, relu, y1),
             );
         } else {
             let y = &mut y[..s.k * plane];
-            groups(geometry, 0..g.groups, xp, packed, bias, relu, y);
-        }
-        true
-    }
-
-    /// Packs the filters 16 to a vector: `packed[(grp·taps + t)·16 + i]` is tap
-    /// t of filter 16·grp + i, or 0 past the last filter.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F.
-    #[inline(always)]
-    unsafe fn pack(g: &Geom, weight: &[f32], packed: &mut [f32]) {
-        let k = g.s.k;
-        for grp in 0..g.groups {
-            let filters = (k - grp * LANES).min(LANES);
-            let src = &weight[grp * LANES * g.taps..];
-            let dst = &mut packed[grp * g.taps * LANES..][..g.taps * LANES];
-            let mut t = 0;
-            while t < g.taps {
-                let n = (g.taps - t).min(LANES);
-                pack_block(&src[t..], g.taps, filters, n, &mut dst[t * LANES..]);
-                t += n;
-            }
-        }
-    }
-
-    /// Packs taps `..taps` of `filters` filters (row i of `src` at `i·lds`),
-    /// both at most 16: `dst[t·16 + i]` is tap t of filter i, 0 from
-    /// `filters` on. One 16 × 16 transpose in registers.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F.
-    #[inline(always)]
-    unsafe fn pack_block(src: &[f32], lds: usize, filters: usize, taps: usize, dst: &mut [f32]) {
-        assert!(filters <= LANES && taps <= LANES);
-        assert!(filters == 0 || (filters - 1) * lds + taps <= src.len());
-        assert!(taps * LANES <= dst.len());
-        let mask = ((1u32 << taps) - 1) as u16;
-        // SAFETY: the CPU supports AVX-512F (this function's contract);
-        // row i's first `taps` values are in bounds, as are `dst`'s first
-        // `taps` vectors (asserted).
-        unsafe {
-            let mut r = [_mm512_setzero_ps(); LANES];
-            for (i, r) in r.iter_mut().enumerate().take(filters) {
-                *r = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(i * lds));
-            }
-            for (t, v) in transpose16(r).iter().enumerate().take(taps) {
-                _mm512_storeu_ps(dst.as_mut_ptr().add(t * LANES), *v);
-            }
+            groups(token, &g, 0..g.groups, xp, packed, bias, relu, y);
         }
     }
 
@@ -283,43 +222,12 @@ mod avx512 {
         }
     }
 
-    /// The 16 × 16 transpose of `r`: lane j of vector i becomes lane i of
-    /// vector j. [`columns_of_fours`], then 128-bit lanes across vectors in
-    /// two steps.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F.
-    #[inline(always)]
-    unsafe fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
-        // SAFETY: the CPU supports AVX-512F (this function's contract).
-        let b = unsafe { columns_of_fours(r) };
-        let mut c = [_mm512_setzero_ps(); LANES];
-        for m in 0..4 {
-            for i in 0..2 {
-                let (p, q) = (b[8 * i + m], b[8 * i + 4 + m]);
-                c[8 * i + m] = _mm512_shuffle_f32x4::<0x88>(p, q);
-                c[8 * i + 4 + m] = _mm512_shuffle_f32x4::<0xdd>(p, q);
-            }
-        }
-        let mut t = [_mm512_setzero_ps(); LANES];
-        for m in 0..4 {
-            for h in 0..2 {
-                let (p, q) = (c[4 * h + m], c[8 + 4 * h + m]);
-                t[m + 4 * h] = _mm512_shuffle_f32x4::<0x88>(p, q);
-                t[m + 4 * h + 8] = _mm512_shuffle_f32x4::<0xdd>(p, q);
-            }
-        }
-        t
-    }
-
     /// Output channels of groups `grps` (written to `y`, which starts at the
     /// first group's first channel), tile by tile along each output row.
-    /// Generic over the layer's geometry, so that its sizes fold into the
-    /// tiles.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn groups<G: Geometry>(
-        geometry: G,
+    fn groups(
+        token: Avx512,
+        g: &Geom,
         grps: std::ops::Range<usize>,
         xp: &[f32],
         packed: &[f32],
@@ -327,18 +235,14 @@ mod avx512 {
         relu: bool,
         y: &mut [f32],
     ) {
-        let Some(g) = geometry.layout().and_then(|lay| Geom::new(lay.shape)) else {
-            return;
-        };
-        let g = &g;
+        let _ = token;
         let k0 = grps.start * LANES;
         let (full, rest) = (g.ow / TILE_PIXELS, g.ow % TILE_PIXELS);
         // A tile of groups `grp ..` × `$p` pixels from `ox0` of row `oy`, of
         // $n groups as the groups left ask.
         macro_rules! tile {
             ($n:expr, $p:literal, $at:expr) => {
-                // SAFETY: the CPU supports AVX-512F (this function's target
-                // features).
+                // SAFETY: the token proves AVX-512F, AVX2 and FMA.
                 unsafe {
                     match $n {
                         3 => tile::<3, $p>(g, xp, packed, bias, relu, $at, y, k0),
@@ -380,12 +284,14 @@ mod avx512 {
 
     /// One tile: filter groups `grp .. grp + N` × pixels `ox0 .. ox0 + P`
     /// (P ≤ 8) of output row `oy`, written to the filters' planes in `y`,
-    /// whose first plane is filter `k0`'s.
+    /// whose first plane is filter `k0`'s. A function of its own for each
+    /// size of tile, not inlined into the loop over tiles.
     ///
     /// # Safety
-    /// The CPU supports AVX-512F.
+    /// The CPU supports AVX-512F, AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn tile<const N: usize, const P: usize>(
         g: &Geom,
         xp: &[f32],

@@ -6,10 +6,10 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use super::layout::ConvShape;
 use crate::kernels::Act;
 
-/// Scratch of [`conv`], in f32s: the C·FH·FW × OH·OW column matrix.
-pub(crate) fn scratch_len(shape: ConvShape) -> usize {
-    let [oh, ow] = shape.out().unwrap_or([0, 0]);
-    shape.c * shape.f[0] * shape.f[1] * oh * ow
+/// Scratch of [`conv`], in f32s: the column matrix (see
+/// [`cols_len`](crate::kernels::cols_len)).
+pub(crate) const fn scratch_len(shape: &ConvShape) -> usize {
+    crate::kernels::cols_len(shape.c, shape.f, shape.o)
 }
 
 /// `y = act(W · cols + b)`; returns false if a slice is too short.
@@ -22,9 +22,6 @@ pub(crate) fn conv(
     act: Act,
     scratch: &mut [f32],
 ) -> bool {
-    let Some([oh, ow]) = shape.out() else {
-        return false;
-    };
     let ConvShape {
         c,
         h,
@@ -33,6 +30,7 @@ pub(crate) fn conv(
         f: [fh, fw],
         s: [sh, sw],
         p: [ph, pw],
+        o: [oh, ow],
     } = shape;
     let (depth, n) = (c * fh * fw, oh * ow);
     let Some(cols) = scratch.get_mut(..depth * n) else {

@@ -23,7 +23,11 @@
 
 use std::ops::Range;
 
-/// The dimensions of one convolution layer, as plain values.
+use crate::cpu::{Active, Avx2, Avx512};
+
+/// The dimensions of one convolution layer, as plain values: what the
+/// expansion of `network!` writes for each conv layer, and what every
+/// convolution kernel takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
     /// Input channels.
@@ -40,31 +44,59 @@ pub struct ConvShape {
     pub s: [usize; 2],
     /// Zero padding along height and width.
     pub p: [usize; 2],
+    /// Output height and width, as the layer's shape arithmetic computed
+    /// them (`cnn-spec`; the kernels only check that they fit, see
+    /// [`ConvShape::fits`]).
+    pub o: [usize; 2],
+}
+
+/// `Some` of the expression, or `None` from the enclosing `const fn` (where
+/// `?` is not available).
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return None,
+        }
+    };
+}
+pub(crate) use tri;
+
+/// The smaller of two sizes, in const context.
+pub(crate) const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 impl ConvShape {
-    /// Output height and width, `(H − F + 2P)/S + 1`; `None` if the filter
-    /// does not fit the padded input or a size is zero.
-    #[inline(always)]
-    pub fn out(&self) -> Option<[usize; 2]> {
-        let dim = |n: usize, f: usize, s: usize, p: usize| {
-            let padded = n.checked_add(p.checked_mul(2)?)?;
-            if n == 0 || f == 0 || s == 0 || f > padded {
-                return None;
-            }
-            Some((padded - f) / s + 1)
-        };
-        Some([
-            dim(self.h, self.f[0], self.s[0], self.p[0])?,
-            dim(self.w, self.f[1], self.s[1], self.p[1])?,
-        ])
+    /// Whether the shape is one a convolution has: every size positive and
+    /// [`window_fits`](crate::kernels::window_fits) on both axes.
+    pub const fn fits(&self) -> bool {
+        use crate::kernels::window_fits as axis;
+        self.c > 0
+            && self.k > 0
+            && axis(self.h, self.f[0], self.s[0], self.p[0], self.o[0])
+            && axis(self.w, self.f[1], self.s[1], self.p[1], self.o[1])
     }
 
-    /// Multiply-accumulates of the layer.
-    #[inline(always)]
-    pub fn macs(&self) -> usize {
-        let [oh, ow] = self.out().unwrap_or([0, 0]);
-        self.k * oh * ow * self.c * self.f[0] * self.f[1]
+    /// Multiply-accumulates of the layer, K·OH·OW·C·FH·FW (saturating).
+    pub const fn macs(&self) -> usize {
+        let mut macs = 1usize;
+        let factors = [self.k, self.o[0], self.o[1], self.c, self.f[0], self.f[1]];
+        let mut i = 0;
+        while i < factors.len() {
+            macs = macs.saturating_mul(factors[i]);
+            i += 1;
+        }
+        macs
+    }
+
+    /// Filter taps per filter, C·FH·FW.
+    pub(crate) const fn taps(&self) -> Option<usize> {
+        tri!(self.c.checked_mul(self.f[0])).checked_mul(self.f[1])
     }
 }
 
@@ -97,6 +129,10 @@ fn split_columns(
 ) {
     let rows = planes.chunks_exact_mut(plane).map(|p| &mut p[at..at + wq]);
     for (px, row) in rows.take(npw).enumerate() {
+        if sw == 1 {
+            copy_row(row, &padded[px..]);
+            continue;
+        }
         for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
             *v = *s;
         }
@@ -109,7 +145,12 @@ fn split_columns(
 /// `src` go straight from it through [`deinterleave`]; the padded ends one
 /// value at a time.
 #[inline(always)]
-fn split_padded<const N: usize>(src: &[f32], pw: usize, mut rows: [&mut [f32]; N]) {
+fn split_padded<const N: usize>(
+    src: &[f32],
+    pw: usize,
+    mut rows: [&mut [f32]; N],
+    avx2: Option<Avx2>,
+) {
     let wq = rows.iter().map(|r| r.len()).min().unwrap_or(0);
     let block = 8 * N;
     // Blocks lo..hi of the padded row lie inside `src`.
@@ -117,7 +158,11 @@ fn split_padded<const N: usize>(src: &[f32], pw: usize, mut rows: [&mut [f32]; N
     let hi = ((pw + src.len()) / block).min(wq / 8).max(lo);
     if hi > lo {
         let values = &src[lo * block - pw..hi * block - pw];
-        deinterleave(values, rows.each_mut().map(|r| &mut r[8 * lo..8 * hi]));
+        deinterleave(
+            values,
+            rows.each_mut().map(|r| &mut r[8 * lo..8 * hi]),
+            avx2,
+        );
     }
     let value = |i: usize| i.checked_sub(pw).and_then(|j| src.get(j)).copied();
     for (px, row) in rows.iter_mut().enumerate() {
@@ -134,16 +179,18 @@ fn split_padded<const N: usize>(src: &[f32], pw: usize, mut rows: [&mut [f32]; N
 }
 
 /// `rows[px][j] = values[j·N + px]` for N = 2 or 4 and every j below the
-/// rows' length: with AVX2 (detected at run time) eight values per row at a
+/// rows' length: with AVX2 (given its token) eight values per row at a
 /// time, through shuffles, and the rest one by one.
 #[inline(always)]
-fn deinterleave<const N: usize>(values: &[f32], mut rows: [&mut [f32]; N]) {
+fn deinterleave<const N: usize>(values: &[f32], mut rows: [&mut [f32]; N], avx2: Option<Avx2>) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
+    if avx2.is_some() {
+        // SAFETY: the token proves AVX2.
         done = unsafe { deinterleave_avx2(values, &mut rows) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = avx2;
     for (px, row) in rows.iter_mut().enumerate() {
         for (j, v) in row.iter_mut().enumerate().skip(done) {
             *v = values[j * N + px];
@@ -208,6 +255,111 @@ fn deinterleave_avx2<const N: usize>(values: &[f32], rows: &mut [&mut [f32]; N])
         }
     }
     8 * blocks
+}
+
+/// Copies `src` into `dst` (the shorter's length) in blocks of constant
+/// length: rows are short, and `copy_from_slice` of a length known only at
+/// run time is a call to `memcpy`, which cost B3 a few per cent in calls.
+#[inline(always)]
+pub(crate) fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let len = dst.len().min(src.len());
+    let (mut dst, mut src) = (&mut dst[..len], &src[..len]);
+    while dst.len() >= 16 {
+        let (d, rest) = dst.split_at_mut(16);
+        d.copy_from_slice(&src[..16]);
+        (dst, src) = (rest, &src[16..]);
+    }
+    for n in [8, 4, 2, 1] {
+        if dst.len() >= n {
+            let (d, rest) = dst.split_at_mut(n);
+            d.copy_from_slice(&src[..n]);
+            (dst, src) = (rest, &src[n..]);
+        }
+    }
+}
+
+/// Sets `dst` to zero in blocks of constant length, as [`copy_row`].
+#[inline(always)]
+pub(crate) fn zero_row(mut dst: &mut [f32]) {
+    while dst.len() >= 16 {
+        let (d, rest) = dst.split_at_mut(16);
+        d.copy_from_slice(&[0.0; 16]);
+        dst = rest;
+    }
+    for n in [8, 4, 2, 1] {
+        if dst.len() >= n {
+            let (d, rest) = dst.split_at_mut(n);
+            d.copy_from_slice(&[0.0; 8][..n]);
+            dst = rest;
+        }
+    }
+}
+
+/// One channel's plane at stride 1 (see [`Layout::transform`]): row `iq`
+/// of `plane` (rows of `wq`) holds input row `iq − ph` of `channel` (rows
+/// of `w`), its columns from `first` at columns `lo..hi` and zeros around;
+/// rows outside the input are zero. Masked vectors of 16, whose masks are
+/// the same for every row and are worked out once.
+///
+/// # Panics
+/// If a row's columns do not fit (`lo ≤ hi ≤ wq`, `first + hi − lo ≤ w`)
+/// or `channel` holds fewer than `h` rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn pad_plane_avx512(
+    plane: &mut [f32],
+    wq: usize,
+    channel: &[f32],
+    (h, w, ph): (usize, usize, usize),
+    (lo, hi, first): (usize, usize, usize),
+) {
+    use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_maskz_loadu_ps};
+    /// Vectors of a row whose masks are kept: rows up to 256 values.
+    const KEPT: usize = 16;
+    assert!(lo <= hi && hi <= wq && first + (hi - lo) <= w && channel.len() >= h * w);
+    let lanes = |from: usize, to: usize| -> u16 {
+        let below = |n: usize| if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
+        below(to) & !below(from)
+    };
+    // Vector v of a row: the lanes it loads (columns lo..hi) and stores.
+    let masks = |v: usize| {
+        let j = 16 * v;
+        (
+            lanes(lo.saturating_sub(j), hi.saturating_sub(j)),
+            lanes(0, wq - j),
+        )
+    };
+    let vectors = wq.div_ceil(16);
+    let mut kept = [(0u16, 0u16); KEPT];
+    for (v, m) in kept.iter_mut().enumerate().take(vectors) {
+        *m = masks(v);
+    }
+    let kept = &kept[..vectors.min(KEPT)];
+    for (iq, row) in plane.chunks_exact_mut(wq).enumerate() {
+        let iy = iq.wrapping_sub(ph);
+        // Lane j of the row reads `base + j`: only lanes in lo..hi are
+        // read, input columns first .. first + hi − lo of row iy.
+        let (base, inside) = if iy < h {
+            (
+                channel[iy * w + first..].as_ptr().wrapping_sub(lo),
+                u16::MAX,
+            )
+        } else {
+            (std::ptr::null(), 0)
+        };
+        let far = (kept.len()..vectors).map(|v| (v, masks(v)));
+        for (v, (load, store)) in kept.iter().copied().enumerate().chain(far) {
+            // SAFETY: the CPU has AVX-512F (this function's target
+            // feature). The loaded lanes read input row iy < h (no lane
+            // otherwise), columns within it as asserted; masked-off lanes
+            // are not read. The stored lanes lie below the row's end.
+            unsafe {
+                let x = _mm512_maskz_loadu_ps(load & inside, base.wrapping_add(16 * v));
+                _mm512_mask_storeu_ps(row.as_mut_ptr().add(16 * v), store, x);
+            }
+        }
+    }
 }
 
 /// What a kernel does with one filter tap. A trait rather than a closure so
@@ -281,25 +433,23 @@ pub(crate) fn row_tiles(ow: usize, lanes: usize) -> impl Iterator<Item = (usize,
 /// transformed anyway, its filters are wider than one column, and its
 /// output rows are at most [`SHIFT_MAX_OW`] pixels, at least
 /// [`SHIFT_MIN_PIXELS`] in all.
-#[inline(always)]
-fn shifted(transform: bool, fw: usize, oh: usize, ow: usize) -> bool {
+const fn shifted(transform: bool, fw: usize, oh: usize, ow: usize) -> bool {
     transform && fw > 1 && ow <= SHIFT_MAX_OW && oh.saturating_mul(ow) >= SHIFT_MIN_PIXELS
 }
 
 impl Layout {
-    /// The layout of `shape`, or `None` if the shape is empty, the filter
-    /// does not fit or a length overflows `usize`.
-    #[inline(always)]
-    pub fn new(shape: ConvShape) -> Option<Layout> {
-        let [oh, ow] = shape.out()?;
-        if shape.c == 0 || shape.k == 0 {
+    /// The layout of `shape`, or `None` if the shape does not
+    /// [fit](ConvShape::fits) or a length overflows `usize`.
+    pub const fn new(shape: ConvShape) -> Option<Layout> {
+        if !shape.fits() {
             return None;
         }
+        let [oh, ow] = shape.o;
         let [sh, sw] = shape.s;
         let [fh, fw] = shape.f;
-        let transform = sh != 1 || sw != 1 || shape.p != [0, 0];
+        let transform = sh != 1 || sw != 1 || shape.p[0] != 0 || shape.p[1] != 0;
         let shifted = shifted(transform, fw, oh, ow);
-        // `out` checked that the padded sizes fit.
+        // `fits` checked that the padded sizes fit.
         let (hq, wq) = if transform {
             (
                 (shape.h + 2 * shape.p[0]).div_ceil(sh),
@@ -312,28 +462,33 @@ impl Layout {
         } else {
             (shape.h, shape.w)
         };
-        let phases = [sh.min(fh), if shifted { fw } else { sw.min(fw) }];
-        let plane = hq.checked_mul(wq)?;
-        let per_channel = plane.checked_mul(phases[0] * phases[1])?;
-        let xt_len = if transform {
-            shape.c.checked_mul(per_channel)?
-        } else {
-            0
-        };
-        let nq = (oh - 1).checked_mul(wq)?.checked_add(ow)?;
+        let phases = [min(sh, fh), if shifted { fw } else { min(sw, fw) }];
+        let plane = tri!(hq.checked_mul(wq));
+        let per_channel = tri!(plane.checked_mul(phases[0] * phases[1]));
+        // Without a transform this is the input's length, which must fit
+        // as well (tap offsets are computed within it).
+        let planes_len = tri!(shape.c.checked_mul(per_channel));
+        let xt_len = if transform { planes_len } else { 0 };
+        let nq = tri!(tri!((oh - 1).checked_mul(wq)).checked_add(ow));
         // The scratch, transformed input and wide output, must fit too.
-        shape.k.checked_mul(nq)?.checked_add(xt_len)?;
+        tri!(tri!(shape.k.checked_mul(nq)).checked_add(xt_len));
         // The last tap of the last channel reads furthest; which phase that
         // is depends on the filter, so take the largest over phases.
         let mut tap_end = 0;
-        for py in 0..phases[0] {
-            for px in 0..phases[1] {
+        let mut py = 0;
+        while py < phases[0] {
+            let mut px = 0;
+            while px < phases[1] {
                 let nky = (fh - py).div_ceil(sh);
                 let nkx = if shifted { 1 } else { (fw - px).div_ceil(sw) };
                 let plane_at = ((shape.c - 1) * phases[0] + py) * phases[1] + px;
                 let at = plane_at * plane + (nky - 1) * wq + nkx;
-                tap_end = tap_end.max(at);
+                if at > tap_end {
+                    tap_end = at;
+                }
+                px += 1;
             }
+            py += 1;
         }
         Some(Layout {
             shape,
@@ -377,7 +532,7 @@ impl Layout {
     /// (of at most `lanes/2` pixels) waste fewer lanes than tiles across
     /// rows of WQ computed pixels: OW/(lanes/2) against OW/WQ.
     #[inline(always)]
-    pub fn pairs(&self, lanes: usize) -> bool {
+    pub const fn pairs(&self, lanes: usize) -> bool {
         self.ow <= lanes / 2 && self.wq > lanes / 2 && self.oh >= 2
     }
 
@@ -386,22 +541,42 @@ impl Layout {
     /// wider than half a vector, so that a vector runs over two row ends at
     /// most, and more than a vector of pixels.
     #[inline(always)]
-    pub fn dense(&self, lanes: usize) -> bool {
+    pub const fn dense(&self, lanes: usize) -> bool {
         2 * self.ow > lanes && self.wq > self.ow && self.nq >= lanes
     }
 
     /// Scratch the blocked kernel needs, in f32s: the transformed input and
     /// the wide output.
     #[inline(always)]
-    pub fn scratch_len(&self) -> usize {
+    pub const fn scratch_len(&self) -> usize {
         self.xt_len + if self.wide { self.shape.k * self.nq } else { 0 }
+    }
+
+    /// Every tap of one input channel, in the order [`Layout::for_each_tap`]
+    /// takes them: its index in the channel's FH·FW filter values and its
+    /// offset into the channel's planes. The blocked kernel packs the
+    /// filters in this order and reads the offsets from this table.
+    pub fn channel_taps(&self) -> Vec<(usize, usize)> {
+        struct Record(Vec<(usize, usize)>);
+        impl Tap for Record {
+            fn tap(&mut self, a: usize, b: usize) {
+                self.0.push((a, b));
+            }
+        }
+        let mut record = Record(Vec::new());
+        self.for_each_tap(0..1, &mut record);
+        record.0
+    }
+
+    /// How far apart two input channels' planes are.
+    pub const fn channel_stride(&self) -> usize {
+        self.phases[0] * self.phases[1] * self.plane
     }
 
     /// Calls `f.tap(a, b)` for every filter tap of input channels `channels`,
     /// where `a` is the tap's index in a filter (C×FH×FW) and `b` its offset
     /// into the (transformed) input, relative to the pixel. Taps of one plane come together, so that
     /// consecutive reads stay close.
-    #[inline(always)]
     pub fn for_each_tap(&self, channels: Range<usize>, f: &mut impl Tap) {
         let ConvShape {
             f: [fh, fw],
@@ -449,10 +624,61 @@ impl Layout {
         }
     }
 
-    /// Writes the transformed input: zero-padded phase planes. Each input
-    /// row is read once, into the row of every column phase it feeds.
+    /// [`Layout::transform`] at stride 1: each channel's one plane (or, shifted,
+    /// one per filter column) holds the padded input, plane px shifted left
+    /// by px columns. Row by row, a zeroed left edge, a copy and a zeroed
+    /// right edge (with AVX-512, masked vectors), with nothing worked out
+    /// per row but the row.
     #[inline(always)]
-    pub fn transform(&self, x: &[f32], xt: &mut [f32]) {
+    fn transform_unit_stride(&self, x: &[f32], xt: &mut [f32], avx512: Option<Avx512>) {
+        let ConvShape {
+            c,
+            h,
+            w,
+            p: [ph, pw],
+            ..
+        } = self.shape;
+        let (wq, plane, npw) = (self.wq, self.plane, self.phases[1]);
+        let channels = xt[..self.xt_len].chunks_exact_mut(npw * plane);
+        for (channel, planes) in x.chunks_exact(h * w).take(c).zip(channels) {
+            for (px, planes) in planes.chunks_exact_mut(plane).enumerate() {
+                // Column jq reads input column jq + px − PW: inside the row
+                // for jq in lo..hi.
+                let lo = pw.saturating_sub(px).min(wq);
+                let hi = (w + pw).saturating_sub(px).clamp(lo, wq);
+                let first = lo + px - pw;
+                #[cfg(target_arch = "x86_64")]
+                if avx512.is_some() {
+                    // SAFETY: the token proves AVX-512F.
+                    unsafe { pad_plane_avx512(planes, wq, channel, (h, w, ph), (lo, hi, first)) };
+                    continue;
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = avx512;
+                for (iq, row) in planes.chunks_exact_mut(wq).enumerate() {
+                    let iy = iq.wrapping_sub(ph);
+                    if iy >= h {
+                        zero_row(row);
+                        continue;
+                    }
+                    let (left, rest) = row.split_at_mut(lo);
+                    let (mid, right) = rest.split_at_mut(hi - lo);
+                    zero_row(left);
+                    copy_row(mid, &channel[iy * w + first..]);
+                    zero_row(right);
+                }
+            }
+        }
+    }
+
+    /// Writes the transformed input: zero-padded phase planes. Each input
+    /// row is read once, into the row of every column phase it feeds; with
+    /// AVX2's token, rows split into two or four phases go through its
+    /// shuffles, and with AVX-512's, rows at stride 1 are written a masked
+    /// vector at a time.
+    #[inline(always)]
+    pub fn transform(&self, x: &[f32], xt: &mut [f32], tokens: Active) {
+        let avx2 = tokens.avx2;
         let ConvShape {
             c,
             h,
@@ -463,6 +689,9 @@ impl Layout {
         } = self.shape;
         let (hq, wq, plane) = (self.hq, self.wq, self.plane);
         let [nph, npw] = self.phases;
+        if sh == 1 && sw == 1 {
+            return self.transform_unit_stride(x, xt, tokens.avx512);
+        }
         // Padded column jq·SW + px is input column jq·SW + px − PW: the
         // columns jq in lo..hi of phase px fall inside the row.
         let cols = |px: usize| {
@@ -470,16 +699,16 @@ impl Layout {
             let hi = (w + pw).saturating_sub(px).div_ceil(sw).clamp(lo, wq);
             (lo, hi)
         };
-        // With column strides, the values of a padded input row that the
-        // column planes read, (WQ − 1)·SW + their number, kept on the
-        // stack if they fit.
+        // With column strides, or shifted (a plane per filter column), the
+        // values of a padded input row that the column planes read,
+        // (WQ − 1)·SW + their number, kept on the stack if they fit.
         let mut row_buf = [0.0f32; PADDED_ROW_MAX];
         let mut padded = match wq
             .saturating_sub(1)
             .checked_mul(sw)
             .and_then(|n| n.checked_add(npw))
         {
-            Some(n) if sw > 1 && n <= PADDED_ROW_MAX => Some(&mut row_buf[..n]),
+            Some(n) if (sw > 1 || self.shifted) && n <= PADDED_ROW_MAX => Some(&mut row_buf[..n]),
             _ => None,
         };
         let channels = xt[..self.xt_len].chunks_exact_mut(nph * npw * plane);
@@ -495,9 +724,9 @@ impl Layout {
                         let mut rows = rows.map(|p| &mut p[iq * wq..(iq + 1) * wq]);
                         if let (Some(r0), Some(r1)) = (rows.next(), rows.next()) {
                             if sw == 2 {
-                                split_padded(src, pw, [r0, r1]);
+                                split_padded(src, pw, [r0, r1], avx2);
                             } else if let (Some(r2), Some(r3)) = (rows.next(), rows.next()) {
-                                split_padded(src, pw, [r0, r1, r2, r3]);
+                                split_padded(src, pw, [r0, r1, r2, r3], avx2);
                             }
                         }
                         continue;
@@ -508,31 +737,31 @@ impl Layout {
                         let src = &channel[iy * w..(iy + 1) * w];
                         let a = pw.min(padded.len());
                         let b = (pw + w).min(padded.len());
-                        padded[..a].fill(0.0);
-                        padded[a..b].copy_from_slice(&src[..b - a]);
-                        padded[b..].fill(0.0);
+                        zero_row(&mut padded[..a]);
+                        copy_row(&mut padded[a..b], &src[..b - a]);
+                        zero_row(&mut padded[b..]);
                         split_columns(padded, (sw, npw, wq), phases, plane, iq * wq);
                         continue;
                     }
                     for px in 0..npw {
                         let row = &mut phases[px * plane + iq * wq..][..wq];
                         if iy >= h {
-                            row.fill(0.0);
+                            zero_row(row);
                             continue;
                         }
                         let src = &channel[iy * w..(iy + 1) * w];
                         let (lo, hi) = cols(px);
                         let (left, rest) = row.split_at_mut(lo);
                         let (mid, right) = rest.split_at_mut(hi - lo);
-                        left.fill(0.0);
-                        right.fill(0.0);
+                        zero_row(left);
+                        zero_row(right);
                         if mid.is_empty() {
                             continue;
                         }
                         // lo·SW ≥ PW − px, so this does not underflow.
                         let first = lo * sw + px - pw;
                         if sw == 1 {
-                            mid.copy_from_slice(&src[first..first + mid.len()]);
+                            copy_row(mid, &src[first..first + mid.len()]);
                         } else {
                             for (v, s) in mid.iter_mut().zip(src[first..].chunks(sw)) {
                                 *v = s[0];

@@ -1,24 +1,29 @@
-//! Convolution kernels.
+//! Convolution kernels, compiled once here for every layer shape.
 //!
-//! The main path ([`conv_gemm`]) is a blocked implicit GEMM: the input is
-//! zero-padded and split into stride phases in scratch (see `layout`), then
-//! register tiles of output channels × pixels accumulate over every filter
-//! tap straight from it, a block of pixels and an L1-sized chunk of input
-//! channels at a time. The micro-kernel is chosen at run time: AVX-512
-//! (8 channels × 32 pixels), AVX2 + FMA (6 × 16, its full tile in assembly;
-//! also AVX-512's for rows narrower than 16 pixels), or a portable one. Large
-//! layers split their output channels in two with `rayon::join` when they
-//! run on a thread of a rayon pool that has more than one thread (see
-//! [`PARALLEL_MIN_MACS`]). With AVX-512, layers whose output rows are not
-//! a multiple of 16 pixels and whose filters have many taps take a kernel
-//! with filters rather than pixels in its vectors instead (see
-//! `filter_lanes`), split across threads by filters alike.
-//! [`conv_pointwise`] is the same
-//! kernel on the input as it is. [`conv_direct`] needs no scratch; an
-//! im2col + sgemm path is kept for comparison.
+//! A layer is described by a [`ConvShape`] (its sizes, run-time values) and
+//! computed by the kernel [`ConvKernel::choose`] picks for it and the
+//! instruction set in use. The filters are packed for that kernel once, into
+//! a [`PackedConv`], when the parameters are set; every pass then runs
+//! [`PackedConv::run`].
 //!
-//! Every path has a `#[doc(hidden)]` entry with run-time shapes so that the
-//! tests can drive each one over random layers.
+//! The main path is a blocked implicit GEMM: the input is zero-padded and
+//! split into stride phases in scratch (see `layout`), then register tiles
+//! of output channels × pixels accumulate over every filter tap straight
+//! from it, a block of pixels and an L1-sized chunk of input channels at a
+//! time. The tile's micro-kernel is AVX-512 (8 channels × 32 pixels),
+//! AVX2 + FMA (6 × 16, its full tile in assembly) or portable; the filters
+//! are packed so that a tap's values for the tile's channels are
+//! consecutive. With AVX-512, layers whose output rows are not a multiple
+//! of 16 pixels and whose filters have many taps take a kernel with filters
+//! rather than pixels in its vectors instead (see `filter_lanes`). 1×1
+//! layers with stride 1 and no padding run the blocked kernel on the input
+//! as it is, without scratch, or with fewer than [`POINTWISE_MIN_PIXELS`]
+//! pixels a GEMV per pixel. Large layers split their output channels in two
+//! with `rayon::join` when they run on a thread of a rayon pool that has
+//! more than one thread (see [`PARALLEL_MIN_MACS`]).
+//!
+//! Direct loops and im2col + sgemm are kept for comparison
+//! ([`conv_direct_with`], [`conv_im2col_with`]).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -31,12 +36,16 @@ mod im2col;
 mod layout;
 mod portable;
 
+use std::fmt;
+
 pub use layout::ConvShape;
 
-use layout::Layout;
+use blocked::Taps;
+use layout::{tri, Layout};
 use portable::Portable;
 
 use super::Act;
+use crate::cpu::{Active, Avx2, Avx512, Isa};
 
 /// Multiply-accumulates from which a layer's output channels are split
 /// across two threads: when the layer runs on a thread of a rayon pool that
@@ -45,89 +54,354 @@ use super::Act;
 /// rayon allocate now and then, and a single-image pass allocates nothing.
 pub const PARALLEL_MIN_MACS: usize = 4_000_000;
 
-/// Pixels from which [`conv_pointwise`] uses the blocked path: one vector.
+/// Pixels from which a 1×1 layer uses the blocked kernel: one vector.
 pub const POINTWISE_MIN_PIXELS: usize = 8;
 
-/// Which micro-kernel the blocked path uses.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConvPath {
-    /// The fastest this CPU supports.
-    Auto,
-    /// AVX2 + FMA (x86-64 only).
-    Avx2,
-    /// AVX-512F, with AVX2 + FMA for rows narrower than 16 pixels (x86-64
-    /// only).
-    Avx512,
-    /// Plain Rust, vectorised by the compiler for the build target.
-    Portable,
-    /// AVX-512F with vectors of filters rather than pixels (x86-64 only;
-    /// output rows of at least 8 pixels). `Auto` takes it for layers whose
-    /// rows are not a multiple of 16 pixels and whose filters have many
-    /// taps.
+/// Pixels per AVX-512 vector of the blocked kernel.
+const AVX512_LANES: usize = 16;
+
+/// The kernel that computes a convolution layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvKernel {
+    /// The blocked register-tile kernel, its micro-kernel compiled for the
+    /// instruction set: AVX-512 (tiles of 8 filters × 32 pixels), AVX2 + FMA
+    /// or portable (6 × 16).
+    Blocked(Isa),
+    /// AVX-512 with 16 filters in each vector rather than 16 pixels.
     FilterLanes,
+    /// A 1×1 layer (stride 1, no padding) on fewer than
+    /// [`POINTWISE_MIN_PIXELS`] pixels: a GEMV per pixel.
+    Narrow,
 }
 
-/// A layer's shape as compile-time constants, for the blocked path to fold.
-pub(crate) trait Geometry: Copy + Send + Sync {
-    fn layout(self) -> Option<Layout>;
+/// Whether a layer is 1×1 with stride 1 and no padding: its input is its
+/// own column matrix.
+const fn pointwise(shape: &ConvShape) -> bool {
+    shape.f[0] == 1
+        && shape.f[1] == 1
+        && shape.s[0] == 1
+        && shape.s[1] == 1
+        && shape.p[0] == 0
+        && shape.p[1] == 0
 }
 
-#[derive(Clone, Copy)]
-struct Fixed<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const PH: usize,
-    const PW: usize,
->;
+/// A 1×1 layer's pixels as one row of H·W (the blocked kernel then tiles
+/// across the rows without a gap); other layers as they are.
+const fn normalised(shape: &ConvShape) -> ConvShape {
+    if !pointwise(shape) {
+        return *shape;
+    }
+    let pixels = shape.h.saturating_mul(shape.w);
+    ConvShape {
+        h: 1,
+        w: pixels,
+        o: [1, pixels],
+        ..*shape
+    }
+}
 
-impl<
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        const K: usize,
-        const FH: usize,
-        const FW: usize,
-        const SH: usize,
-        const SW: usize,
-        const PH: usize,
-        const PW: usize,
-    > Geometry for Fixed<C, H, W, K, FH, FW, SH, SW, PH, PW>
-{
-    #[inline(always)]
-    fn layout(self) -> Option<Layout> {
-        Layout::new(ConvShape {
-            c: C,
-            h: H,
-            w: W,
-            k: K,
-            f: [FH, FW],
-            s: [SH, SW],
-            p: [PH, PW],
+impl ConvKernel {
+    /// The kernel a layer of `shape` runs when `isa` is the widest
+    /// instruction set in use: the one place this rule is written.
+    ///
+    /// - 1×1 layers (stride 1, no padding) on fewer than
+    ///   [`POINTWISE_MIN_PIXELS`] pixels: [`Narrow`](ConvKernel::Narrow);
+    ///   on more, the blocked tile on the input as it is, one row of H·W
+    ///   pixels.
+    /// - AVX-512: filters in the lanes where that kernel pays (not 1×1; output rows
+    ///   wider than 8 pixels but not a multiple of 16, at least 240 taps per
+    ///   filter, more than 16 filters); otherwise the blocked AVX-512 tile,
+    ///   or the AVX2 one when the layer computes fewer pixels than one
+    ///   16-wide vector and its rows cannot go two to a vector.
+    /// - AVX2 and portable: the blocked tile of that set.
+    pub const fn choose(shape: &ConvShape, isa: Isa) -> ConvKernel {
+        let pointwise = pointwise(shape);
+        if pointwise && shape.h.saturating_mul(shape.w) < POINTWISE_MIN_PIXELS {
+            return ConvKernel::Narrow;
+        }
+        match isa {
+            Isa::Avx512 if !pointwise && filter_lanes::applies(shape) => ConvKernel::FilterLanes,
+            Isa::Avx512 => match Layout::new(normalised(shape)) {
+                Some(lay) if lay.nq < AVX512_LANES && !lay.pairs(AVX512_LANES) => {
+                    ConvKernel::Blocked(Isa::Avx2)
+                }
+                _ => ConvKernel::Blocked(Isa::Avx512),
+            },
+            isa => ConvKernel::Blocked(isa),
+        }
+    }
+
+    /// The instruction set the kernel is compiled for.
+    pub const fn isa(self) -> Isa {
+        match self {
+            ConvKernel::Blocked(isa) => isa,
+            ConvKernel::FilterLanes => Isa::Avx512,
+            ConvKernel::Narrow => Isa::Portable,
+        }
+    }
+
+    /// Filters per group of the packed filters: the tile's filters, whose
+    /// values of one tap are consecutive.
+    const fn group(self) -> usize {
+        match self {
+            ConvKernel::Blocked(Isa::Avx512) => avx512_tile_filters(),
+            ConvKernel::Blocked(_) => 6,
+            ConvKernel::FilterLanes => filter_lanes::LANES,
+            ConvKernel::Narrow => 1,
+        }
+    }
+
+    /// Scratch of the kernel for a layer, in f32s; `None` if the shape does
+    /// not fit or the length overflows `usize`. The blocked kernel needs
+    /// the zero-padded, phase-split input (unless the layer has stride 1
+    /// and no padding) and, when its rows are computed wider than the
+    /// output's, the K × ((OH − 1)·WQ + OW) values before the copy-out (see
+    /// `layout`); filters in the lanes need the zero-padded input if the
+    /// layer is padded; the GEMV per pixel needs none.
+    pub const fn scratch_len(self, shape: &ConvShape) -> Option<usize> {
+        match self {
+            ConvKernel::Blocked(_) => match Layout::new(normalised(shape)) {
+                Some(lay) => Some(lay.scratch_len()),
+                None => None,
+            },
+            ConvKernel::FilterLanes => filter_lanes::scratch_len(shape),
+            ConvKernel::Narrow => {
+                if shape.fits() && pointwise(shape) {
+                    Some(0)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The AVX-512 tile's filters (its MR), known off x86-64 too.
+const fn avx512_tile_filters() -> usize {
+    8
+}
+
+/// Scratch, in f32s, that a layer needs whatever the instruction set, so
+/// that a network's workspace does not depend on the machine: the largest
+/// [`ConvKernel::scratch_len`] of the kernels [`ConvKernel::choose`] gives
+/// on every [`Isa`]. Saturates at `usize::MAX` for a shape that does not
+/// fit or overflows.
+pub const fn conv_scratch(shape: &ConvShape) -> usize {
+    let mut len = 0;
+    let mut i = 0;
+    while i < Isa::ALL.len() {
+        match ConvKernel::choose(shape, Isa::ALL[i]).scratch_len(shape) {
+            Some(n) if n > len => len = n,
+            Some(_) => {}
+            None => return usize::MAX,
+        }
+        i += 1;
+    }
+    len
+}
+
+/// Why a convolution cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvError {
+    /// This CPU lacks the instruction set the kernel is compiled for.
+    Unsupported(Isa),
+    /// The shape is not one a convolution has (see [`ConvShape::fits`]), or
+    /// its lengths overflow `usize`.
+    Shape,
+    /// The kernel does not take layers of this shape: filters in the lanes
+    /// need output rows of at least 8 pixels, the GEMV per pixel a 1×1
+    /// layer with stride 1 and no padding.
+    Unsuited(ConvKernel),
+    /// A slice is shorter than the layer needs.
+    Short {
+        /// Which slice: `"input"`, `"filters"`, `"bias"`, `"output"` or
+        /// `"scratch"`.
+        what: &'static str,
+        /// Values the layer needs.
+        need: usize,
+        /// Values given.
+        got: usize,
+    },
+}
+
+impl fmt::Display for ConvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvError::Unsupported(isa) => {
+                write!(f, "this CPU does not support the {} kernels", isa.name())
+            }
+            ConvError::Shape => f.write_str("not the shape of a convolution"),
+            ConvError::Unsuited(kernel) => {
+                write!(f, "the {kernel:?} kernel does not take this layer")
+            }
+            ConvError::Short { what, need, got } => {
+                write!(f, "the {what} holds {got} values, the layer needs {need}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConvError {}
+
+/// `Err(Short)` unless `slice` holds at least `need` values.
+fn check(what: &'static str, got: usize, need: usize) -> Result<(), ConvError> {
+    if got < need {
+        Err(ConvError::Short { what, need, got })
+    } else {
+        Ok(())
+    }
+}
+
+/// A layer's filters packed for its kernel: made once per set of weights,
+/// then run on every pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedConv {
+    /// The layer, 1×1 layers as one row of pixels.
+    shape: ConvShape,
+    kernel: ConvKernel,
+    /// Groups of [`ConvKernel::group`] filters, a tap's values of a group
+    /// consecutive: filter `g·G + j`, tap `t` at `(g·taps + t)·G + j`, zero
+    /// past the last filter. For the blocked kernel, each channel's taps
+    /// are in the order of `offsets`; otherwise in the filter's.
+    filters: Vec<f32>,
+    /// For the blocked kernel, each tap of a channel's offset into its
+    /// planes (see [`Layout::channel_taps`]).
+    offsets: Vec<usize>,
+    /// For the blocked kernel, the layer's layout.
+    layout: Option<Layout>,
+    /// The kernel's scratch, in f32s.
+    scratch_len: usize,
+}
+
+impl PackedConv {
+    /// Packs `weight` (K×C×FH×FW, PyTorch's layout) for `kernel`.
+    ///
+    /// # Errors
+    /// The shape does not fit, the CPU lacks the kernel's instruction set,
+    /// or `weight` is shorter than K·C·FH·FW.
+    pub fn new(shape: ConvShape, kernel: ConvKernel, weight: &[f32]) -> Result<Self, ConvError> {
+        if direct_lens(&shape).is_none() {
+            return Err(ConvError::Shape);
+        }
+        let shape = normalised(&shape);
+        let scratch_len = kernel
+            .scratch_len(&shape)
+            .ok_or(ConvError::Unsuited(kernel))?;
+        if !kernel.isa().supported() {
+            return Err(ConvError::Unsupported(kernel.isa()));
+        }
+        let taps = shape.taps().ok_or(ConvError::Shape)?;
+        let len = shape.k.checked_mul(taps).ok_or(ConvError::Shape)?;
+        check("filters", weight.len(), len)?;
+        let layout = match kernel {
+            ConvKernel::Blocked(_) => Some(Layout::new(shape).ok_or(ConvError::Shape)?),
+            _ => None,
+        };
+        let (order, offsets): (Vec<usize>, Vec<usize>) = match layout {
+            Some(lay) => lay.channel_taps().into_iter().unzip(),
+            None => ((0..shape.f[0] * shape.f[1]).collect(), Vec::new()),
+        };
+        let filters = pack(&weight[..len], shape.k, &order, kernel.group());
+        Ok(PackedConv {
+            shape,
+            kernel,
+            filters,
+            offsets,
+            layout,
+            scratch_len,
         })
     }
-}
 
-/// A shape known only at run time.
-#[derive(Clone, Copy)]
-struct Dynamic(ConvShape);
+    /// The kernel the filters are packed for.
+    pub fn kernel(&self) -> ConvKernel {
+        self.kernel
+    }
 
-impl Geometry for Dynamic {
-    #[inline(always)]
-    fn layout(self) -> Option<Layout> {
-        Layout::new(self.0)
+    /// Scratch [`PackedConv::run`] needs, in f32s.
+    pub fn scratch_len(&self) -> usize {
+        self.scratch_len
+    }
+
+    /// The convolution of `x` (C×H×W) into `y` (K×OH×OW), bias and `act`
+    /// applied; with `split`, the output channels are shared with another
+    /// thread of the current rayon pool.
+    ///
+    /// # Errors
+    /// A slice is shorter than the layer needs (the scratch than
+    /// [`PackedConv::scratch_len`]), or the CPU lacks the kernel's
+    /// instruction set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        y: &mut [f32],
+        act: Act,
+        scratch: &mut [f32],
+        split: bool,
+    ) -> Result<(), ConvError> {
+        let s = &self.shape;
+        let [oh, ow] = s.o;
+        check("input", x.len(), s.c * s.h * s.w)?;
+        check("bias", bias.len(), s.k)?;
+        check("output", y.len(), s.k * oh * ow)?;
+        check("scratch", scratch.len(), self.scratch_len())?;
+        let relu = act == Act::Relu;
+        match self.kernel {
+            ConvKernel::Narrow => {
+                narrow(s.c, s.w, s.k, x, &self.filters, bias, y, act);
+                Ok(())
+            }
+            ConvKernel::FilterLanes => {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(token) = Avx512::detect() {
+                    filter_lanes::conv(token, s, split, x, &self.filters, bias, y, relu, scratch);
+                    blocked::finish_in_place(s.k * oh * ow, y, act);
+                    return Ok(());
+                }
+                Err(ConvError::Unsupported(Isa::Avx512))
+            }
+            ConvKernel::Blocked(isa) => {
+                let tiles = Tiles::of(isa).ok_or(ConvError::Unsupported(isa))?;
+                let lay = self.layout.as_ref().ok_or(ConvError::Shape)?;
+                let taps = Taps {
+                    offsets: &self.offsets,
+                    stride: lay.channel_stride(),
+                };
+                let filters = (&self.filters[..], taps);
+                run_blocked(lay, tiles, split, x, filters, bias, y, act, scratch);
+                Ok(())
+            }
+        }
     }
 }
 
-/// A micro-kernel chosen for this CPU.
+/// Packs `weight` (K filters of C channels of `order.len()` taps) into
+/// groups of `group` filters, each channel's taps in `order` (of their
+/// indices in the channel's filter): filter `g·group + j`, tap `t` of
+/// channel `c` at `(g·C·T + c·T + t)·group + j`, the filters past K zero.
+fn pack(weight: &[f32], k: usize, order: &[usize], group: usize) -> Vec<f32> {
+    let per_channel = order.len();
+    let taps = weight.len() / k.max(1);
+    let groups = k.div_ceil(group);
+    let mut packed = vec![0.0; groups * group * taps];
+    for (g, dst) in packed.chunks_exact_mut(group * taps).enumerate() {
+        let filters = weight.chunks_exact(taps).skip(g * group).take(group);
+        for (j, filter) in filters.enumerate() {
+            for (c, channel) in filter.chunks_exact(per_channel).enumerate() {
+                for (t, &from) in order.iter().enumerate() {
+                    dst[(c * per_channel + t) * group + j] = channel[from];
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// A micro-kernel of the blocked path, with the token its instruction set
+/// needs.
 #[derive(Clone, Copy)]
-enum Kernel {
+enum Tiles {
     #[cfg(target_arch = "x86_64")]
     Avx2(avx2::Avx2),
     #[cfg(target_arch = "x86_64")]
@@ -135,25 +409,17 @@ enum Kernel {
     Portable,
 }
 
-impl Kernel {
-    fn pick(path: ConvPath) -> Option<Kernel> {
-        match path {
+impl Tiles {
+    /// The micro-kernel of `isa`, if the CPU has it.
+    fn of(isa: Isa) -> Option<Tiles> {
+        match isa {
             #[cfg(target_arch = "x86_64")]
-            ConvPath::Auto => Some(
-                Kernel::pick(ConvPath::Avx512)
-                    .or_else(|| Kernel::pick(ConvPath::Avx2))
-                    .unwrap_or(Kernel::Portable),
-            ),
+            Isa::Avx512 => Avx512::detect().map(|t| Tiles::Avx512(avx512::Avx512(t))),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Avx2::detect().map(|t| Tiles::Avx2(avx2::Avx2(t))),
             #[cfg(not(target_arch = "x86_64"))]
-            ConvPath::Auto => Some(Kernel::Portable),
-            #[cfg(target_arch = "x86_64")]
-            ConvPath::Avx2 => avx2::Avx2::detect().map(Kernel::Avx2),
-            #[cfg(target_arch = "x86_64")]
-            ConvPath::Avx512 => avx512::Avx512::detect().map(Kernel::Avx512),
-            #[cfg(not(target_arch = "x86_64"))]
-            ConvPath::Avx2 | ConvPath::Avx512 => None,
-            ConvPath::Portable => Some(Kernel::Portable),
-            ConvPath::FilterLanes => None,
+            Isa::Avx512 | Isa::Avx2 => None,
+            Isa::Portable => Some(Tiles::Portable),
         }
     }
 
@@ -162,395 +428,146 @@ impl Kernel {
         use blocked::Micro;
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2(_) => avx2::Avx2::MR,
+            Tiles::Avx2(_) => avx2::Avx2::MR,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512(_) => avx512::Avx512::MR,
-            Kernel::Portable => Portable::MR,
+            Tiles::Avx512(_) => avx512::Avx512::MR,
+            Tiles::Portable => Portable::MR,
         }
     }
 
-    /// Whether [`Kernel::rows`] writes the layer's output as it is (rows of
+    /// Whether [`Tiles::rows`] writes the layer's output as it is (rows of
     /// OH·OW) rather than rows of NQ pixels (see [`blocked::dense`]).
     fn dense(self, lay: &Layout) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2(_) => blocked::dense::<avx2::Avx2>(lay),
+            Tiles::Avx2(_) => blocked::dense::<avx2::Avx2>(lay),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512(_) => blocked::dense::<avx512::Avx512>(lay),
-            Kernel::Portable => blocked::dense::<Portable>(lay),
+            Tiles::Avx512(_) => blocked::dense::<avx512::Avx512>(lay),
+            Tiles::Portable => blocked::dense::<Portable>(lay),
+        }
+    }
+
+    /// The tokens the input's transform may use.
+    fn tokens(self) -> Active {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx2(t) => Active {
+                avx2: Some(t.0),
+                avx512: None,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx512(t) => Active {
+                avx2: Some(t.0.avx2()),
+                avx512: Some(t.0),
+            },
+            Tiles::Portable => Active {
+                avx2: None,
+                avx512: None,
+            },
         }
     }
 
     /// Output channels `k0..k1` into `out`.
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn rows<G: Geometry>(
+    fn rows(
         self,
-        g: G,
+        lay: &Layout,
         k0: usize,
         k1: usize,
         xt: &[f32],
-        weight: &[f32],
+        filters: (&[f32], Taps<'_>),
         bias: &[f32],
         relu: bool,
         out: &mut [f32],
     ) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2(t) => t.rows(g, k0, k1, xt, weight, bias, relu, out),
+            Tiles::Avx2(t) => t.rows(lay, k0, k1, xt, filters, bias, relu, out),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512(t) => t.rows(g, k0, k1, xt, weight, bias, relu, out),
-            Kernel::Portable => {
-                if let Some(lay) = g.layout() {
-                    blocked::rows(Portable, &lay, k0, k1, xt, weight, bias, relu, out);
-                }
-            }
+            Tiles::Avx512(t) => t.rows(lay, k0, k1, xt, filters, bias, relu, out),
+            Tiles::Portable => blocked::rows(Portable, lay, k0, k1, xt, filters, bias, relu, out),
         }
     }
 }
 
-/// The layer through `path`: with filters in the lanes where asked, or
-/// for `Auto` where [`filter_lanes::applies`] and the CPU has AVX-512;
-/// otherwise the blocked path on `path`'s micro-kernel. False if the
-/// kernel is unavailable or a slice is too short.
+/// The blocked path on a layer whose slices have been checked.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn convolve<G: Geometry>(
-    g: G,
-    path: ConvPath,
+fn run_blocked(
+    lay: &Layout,
+    tiles: Tiles,
     split: bool,
     x: &[f32],
-    weight: &[f32],
+    filters: (&[f32], Taps<'_>),
     bias: &[f32],
     y: &mut [f32],
     act: Act,
     scratch: &mut [f32],
-) -> bool {
-    let Some(lay) = g.layout() else { return false };
-    let lanes = match path {
-        ConvPath::FilterLanes => true,
-        ConvPath::Auto => filter_lanes::applies(&lay.shape),
-        _ => false,
-    };
-    #[cfg(target_arch = "x86_64")]
-    if let (true, Some(_)) = (lanes, avx512::Avx512::detect()) {
-        let relu = act == Act::Relu;
-        // SAFETY: the CPU has AVX-512F (detected).
-        let done = unsafe { filter_lanes::conv(g, split, x, weight, bias, y, relu, scratch) };
-        if done {
-            blocked::finish(&lay, None, y, act);
-        }
-        return done;
-    }
-    if path == ConvPath::FilterLanes {
-        return false;
-    }
-    Kernel::pick(path)
-        .is_some_and(|kernel| blocked(g, kernel, split, x, weight, bias, y, act, scratch))
-}
-
-/// The blocked path; false if the kernel is unavailable or a slice is too
-/// short.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn blocked<G: Geometry>(
-    g: G,
-    kernel: Kernel,
-    split: bool,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-    scratch: &mut [f32],
-) -> bool {
-    let Some(lay) = g.layout() else { return false };
+) {
     let s = lay.shape;
-    let lda = s.c * s.f[0] * s.f[1];
-    if x.len() < s.c * s.h * s.w
-        || weight.len() < s.k * lda
-        || bias.len() < s.k
-        || y.len() < s.k * lay.oh * lay.ow
-        || scratch.len() < lay.scratch_len()
-    {
-        return false;
-    }
     let (xt, wide) = scratch.split_at_mut(lay.xt_len);
     let xt: &[f32] = if lay.transform {
-        transform(g, kernel, x, xt);
+        transform(lay, tiles, x, xt);
         xt
     } else {
         x
     };
     let relu = act == Act::Relu;
-    let dense = kernel.dense(&lay);
+    let dense = tiles.dense(lay);
     let ldo = if dense { lay.oh * lay.ow } else { lay.nq };
     let compute = |out: &mut [f32]| {
-        let mr = kernel.mr();
+        let mr = tiles.mr();
         if split && s.k > mr {
             // Split at a multiple of the tile height.
             let k_half = (s.k / mr).div_ceil(2) * mr;
             let (first, second) = out.split_at_mut(k_half * ldo);
             rayon::join(
-                || kernel.rows(g, 0, k_half, xt, weight, bias, relu, first),
-                || kernel.rows(g, k_half, s.k, xt, weight, bias, relu, second),
+                || tiles.rows(lay, 0, k_half, xt, filters, bias, relu, first),
+                || tiles.rows(lay, k_half, s.k, xt, filters, bias, relu, second),
             );
         } else {
-            kernel.rows(g, 0, s.k, xt, weight, bias, relu, out);
+            tiles.rows(lay, 0, s.k, xt, filters, bias, relu, out);
         }
     };
     if lay.wide && !dense {
         let wide = &mut wide[..s.k * lay.nq];
         compute(wide);
-        blocked::finish(&lay, Some(wide), y, act);
+        blocked::finish(lay, Some(wide), y, act);
     } else {
         compute(&mut y[..s.k * ldo]);
-        blocked::finish(&lay, None, y, act);
+        blocked::finish(lay, None, y, act);
     }
-    true
 }
 
-/// [`Layout::transform`], compiled with AVX-512 when the kernel has it, so
-/// that the copies of rows whose length is a constant are moves of whole
-/// vectors rather than calls to `memcpy`.
-#[inline(always)]
-fn transform<G: Geometry>(g: G, kernel: Kernel, x: &[f32], xt: &mut [f32]) {
+/// [`Layout::transform`], compiled with AVX-512 when the micro-kernel has
+/// it, so that the copies of rows become vector moves.
+fn transform(lay: &Layout, tiles: Tiles, x: &[f32], xt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Kernel::Avx512(_) = kernel {
-        // SAFETY: a `Kernel::Avx512` exists only on a CPU with AVX-512F.
-        unsafe { transform_avx512(g, x, xt) };
+    if let Tiles::Avx512(_) = tiles {
+        // SAFETY: the token proves AVX-512F, AVX2 and FMA.
+        unsafe { transform_avx512(lay, x, xt, tiles.tokens()) };
         return;
     }
-    let _ = kernel;
-    if let Some(lay) = g.layout() {
-        lay.transform(x, xt);
-    }
+    lay.transform(x, xt, tiles.tokens());
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn transform_avx512<G: Geometry>(g: G, x: &[f32], xt: &mut [f32]) {
-    if let Some(lay) = g.layout() {
-        lay.transform(x, xt);
-    }
+fn transform_avx512(lay: &Layout, x: &[f32], xt: &mut [f32], tokens: Active) {
+    lay.transform(x, xt, tokens);
 }
 
 /// Whether a layer of `macs` multiply-accumulates is split across threads:
 /// large enough, and on a worker of a pool with another thread to help.
-fn split_pays(macs: usize) -> bool {
+pub fn split_pays(macs: usize) -> bool {
     macs >= PARALLEL_MIN_MACS
         && rayon::current_thread_index().is_some()
         && rayon::current_num_threads() > 1
 }
 
-/// Scratch length, in f32s, of [`conv_gemm`] for a layer: the zero-padded,
-/// phase-split input (unless the layer has stride 1 and no padding) and,
-/// when output rows are computed wider than OW (`⌈(W + 2PW)/SW⌉ ≠ OW`), the
-/// K × ((OH − 1)·⌈(W + 2PW)/SW⌉ + OW) values computed before the copy-out;
-/// for a layer that AVX-512 computes with filters in the lanes, at least
-/// that kernel's scratch (the filters packed 16 to a vector, and the
-/// zero-padded input if the layer is padded), whatever this CPU has, so
-/// that the size does not depend on the machine.
-pub fn conv_gemm_scratch(shape: ConvShape) -> usize {
-    let blocked = Layout::new(shape).map_or(0, |lay| lay.scratch_len());
-    if filter_lanes::applies(&shape) {
-        blocked.max(filter_lanes::scratch_len(shape))
-    } else {
-        blocked
-    }
-}
-
-/// Scratch length of [`conv_blocked_with`] on [`ConvPath::FilterLanes`]
-/// (for tests and benchmarks): the zero-padded input, if the layer is
-/// padded, and the filters packed 16 to a vector.
-#[doc(hidden)]
-pub fn conv_filter_lanes_scratch(shape: ConvShape) -> usize {
-    filter_lanes::scratch_len(shape)
-}
-
-/// Direct convolution of a C×H×W volume by K filters FH×FW (stride SH×SW,
-/// padding PH×PW) into K×OH×OW, with `act` applied; needs no scratch.
-///
-/// # Panics
-/// If a slice is shorter than its shape or OH×OW does not match.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn conv_direct<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const PH: usize,
-    const PW: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    let shape = ConvShape {
-        c: C,
-        h: H,
-        w: W,
-        k: K,
-        f: [FH, FW],
-        s: [SH, SW],
-        p: [PH, PW],
-    };
-    assert_eq!(shape.out(), Some([OH, OW]), "conv_direct: output size");
-    let mut row = [0.0; OW];
-    direct::conv(
-        shape,
-        &x[..C * H * W],
-        &weight[..K * C * FH * FW],
-        &bias[..K],
-        &mut y[..K * OH * OW],
-        act,
-        &mut row,
-    );
-}
-
-/// Convolution of a C×H×W volume by K filters FH×FW (stride SH×SW, padding
-/// PH×PW) into K×OH×OW, with `act` applied: the blocked implicit GEMM, or
-/// with AVX-512 on layers whose rows are not a multiple of 16 pixels and
-/// whose filters have many taps, the kernel with filters in the lanes;
-/// with `scratch` of at least [`conv_gemm_scratch`] f32s.
-///
-/// # Panics
-/// If a slice is shorter than its shape or the scratch than
-/// [`conv_gemm_scratch`], or OH×OW does not match.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn conv_gemm<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const PH: usize,
-    const PW: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-    scratch: &mut [f32],
-) {
-    let g = Fixed::<C, H, W, K, FH, FW, SH, SW, PH, PW>;
-    let shape = ConvShape {
-        c: C,
-        h: H,
-        w: W,
-        k: K,
-        f: [FH, FW],
-        s: [SH, SW],
-        p: [PH, PW],
-    };
-    assert_eq!(shape.out(), Some([OH, OW]), "conv_gemm: output size");
-    let done = convolve(
-        g,
-        ConvPath::Auto,
-        split_pays(shape.macs()),
-        x,
-        weight,
-        bias,
-        y,
-        act,
-        scratch,
-    );
-    assert!(done, "conv_gemm: a slice is shorter than the layer needs");
-}
-
-/// 1×1 convolution with stride 1 and no padding: `y = act(W·x + b)` with W
-/// K×C, x C×HW, y K×HW. The blocked path on the input as it is, one row of
-/// HW pixels, so it needs no scratch and allocates nothing; fewer than
-/// [`POINTWISE_MIN_PIXELS`] pixels, which the blocked path would take one
-/// at a time, go to a GEMV (one pixel) or a plain sum per pixel, also
-/// without scratch.
-///
-/// # Panics
-/// If a slice is shorter than its shape.
-#[inline]
-pub fn conv_pointwise<const C: usize, const HW: usize, const K: usize>(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) {
-    let g = Fixed::<C, 1, HW, K, 1, 1, 1, 1, 0, 0>;
-    let done = pointwise(g, split_pays(C * HW * K), x, weight, bias, y, act);
-    assert!(
-        done,
-        "conv_pointwise: a slice is shorter than the layer needs"
-    );
-}
-
-/// [`conv_pointwise`] with run-time sizes (for tests and benchmarks); false
-/// if a slice is too short.
-#[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub fn conv_pointwise_with(
-    c: usize,
-    hw: usize,
-    k: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) -> bool {
-    let shape = ConvShape {
-        c,
-        h: 1,
-        w: hw,
-        k,
-        f: [1, 1],
-        s: [1, 1],
-        p: [0, 0],
-    };
-    pointwise(Dynamic(shape), false, x, weight, bias, y, act)
-}
-
-/// A 1×1 layer on a row of pixels (the blocked path, or [`narrow`] for rows
-/// narrower than [`POINTWISE_MIN_PIXELS`]); false if a slice is too short.
-#[inline(always)]
-fn pointwise<G: Geometry>(
-    g: G,
-    split: bool,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    act: Act,
-) -> bool {
-    let Some(ConvShape { c, w: hw, k, .. }) = g.layout().map(|lay| lay.shape) else {
-        return false;
-    };
-    if hw < POINTWISE_MIN_PIXELS {
-        return narrow(c, hw, k, x, weight, bias, y, act);
-    }
-    let kernel = Kernel::pick(ConvPath::Auto).unwrap_or(Kernel::Portable);
-    blocked(g, kernel, split, x, weight, bias, y, act, &mut [])
-}
-
 /// A 1×1 layer on fewer than [`POINTWISE_MIN_PIXELS`] pixels, too few for
 /// a vector of them: a GEMV (the fc kernel) per pixel, on a copy of the
 /// pixel's channels kept on the stack, or with more than [`NARROW_MAX_C`]
-/// channels a plain sum per pixel. False if a slice is too short.
+/// channels a plain sum per pixel. The slices have been checked.
 #[allow(clippy::too_many_arguments)]
 fn narrow(
     c: usize,
@@ -561,17 +578,10 @@ fn narrow(
     bias: &[f32],
     y: &mut [f32],
     act: Act,
-) -> bool {
-    let (Some(x), Some(weight), Some(bias), Some(y)) = (
-        x.get(..c * hw),
-        weight.get(..k * c),
-        bias.get(..k),
-        y.get_mut(..k * hw),
-    ) else {
-        return false;
-    };
+) {
+    let (x, weight, bias, y) = (&x[..c * hw], &weight[..k * c], &bias[..k], &mut y[..k * hw]);
     if hw == 1 {
-        super::dense::fc_core(1, c, k, x, weight, bias, y, act);
+        super::dense::fc(1, c, k, x, weight, bias, y, act);
     } else if c <= NARROW_MAX_C {
         let mut column = [0.0f32; NARROW_MAX_C];
         let mut sums = [0.0f32; NARROW_K_CHUNK];
@@ -586,7 +596,7 @@ fn narrow(
             let outs = y.chunks_mut(NARROW_K_CHUNK * hw);
             for ((filters, bias), out) in filters.zip(outs) {
                 let sums = &mut sums[..bias.len()];
-                super::dense::fc_core(1, c, bias.len(), column, filters, bias, sums, act);
+                super::dense::fc(1, c, bias.len(), column, filters, bias, sums, act);
                 for (o, &v) in out.chunks_exact_mut(hw).zip(sums.iter()) {
                     o[p] = v;
                 }
@@ -605,7 +615,6 @@ fn narrow(
             }
         }
     }
-    true
 }
 
 /// Channels up to which [`narrow`] copies a pixel's channels to the stack
@@ -615,17 +624,16 @@ const NARROW_MAX_C: usize = 2048;
 /// Filters per GEMV in [`narrow`]: the sums of one pixel on the stack.
 const NARROW_K_CHUNK: usize = 256;
 
-/// The blocked path with a run-time shape, a forced micro-kernel and a
-/// forced two-way split over output channels (for tests and benchmarks);
-/// [`ConvPath::FilterLanes`] runs the kernel with filters in the lanes
-/// instead, with scratch of [`conv_filter_lanes_scratch`], and `Auto`
-/// chooses as [`conv_gemm`] does. Returns false if the kernel is
-/// unavailable on this CPU or a slice is too short.
+/// A layer through a given kernel, packing its filters first (for tests
+/// and benchmarks, which force each kernel; a network packs once).
+///
+/// # Errors
+/// As [`PackedConv::new`] and [`PackedConv::run`].
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub fn conv_blocked_with(
+pub fn conv_with(
     shape: ConvShape,
-    path: ConvPath,
+    kernel: ConvKernel,
     split: bool,
     x: &[f32],
     weight: &[f32],
@@ -633,21 +641,14 @@ pub fn conv_blocked_with(
     y: &mut [f32],
     act: Act,
     scratch: &mut [f32],
-) -> bool {
-    convolve(
-        Dynamic(shape),
-        path,
-        split,
-        x,
-        weight,
-        bias,
-        y,
-        act,
-        scratch,
-    )
+) -> Result<(), ConvError> {
+    PackedConv::new(shape, kernel, weight)?.run(x, bias, y, act, scratch, split)
 }
 
-/// [`conv_direct`] with a run-time shape (for tests and benchmarks).
+/// Direct convolution, without scratch (for tests and benchmarks).
+///
+/// # Errors
+/// The shape does not fit or a slice is too short.
 #[doc(hidden)]
 pub fn conv_direct_with(
     shape: ConvShape,
@@ -656,19 +657,40 @@ pub fn conv_direct_with(
     bias: &[f32],
     y: &mut [f32],
     act: Act,
-) {
-    let Some([_, ow]) = shape.out() else { return };
-    direct::conv(shape, x, weight, bias, y, act, &mut vec![0.0; ow]);
+) -> Result<(), ConvError> {
+    let lens = direct_lens(&shape).ok_or(ConvError::Shape)?;
+    check("input", x.len(), lens[0])?;
+    check("filters", weight.len(), lens[1])?;
+    check("bias", bias.len(), shape.k)?;
+    check("output", y.len(), lens[2])?;
+    direct::conv(shape, x, weight, bias, y, act, &mut vec![0.0; shape.o[1]]);
+    Ok(())
 }
 
-/// Scratch length of [`conv_im2col_with`].
+/// The input's, the filters' and the output's lengths, if they fit.
+const fn direct_lens(shape: &ConvShape) -> Option<[usize; 3]> {
+    if !shape.fits() {
+        return None;
+    }
+    let input = tri!(shape.c.checked_mul(tri!(shape.h.checked_mul(shape.w))));
+    let filters = tri!(shape.k.checked_mul(tri!(shape.taps())));
+    let output = tri!(shape
+        .k
+        .checked_mul(tri!(shape.o[0].checked_mul(shape.o[1]))));
+    Some([input, filters, output])
+}
+
+/// Scratch of [`conv_im2col_with`]: the C·FH·FW × OH·OW column matrix
+/// (saturating).
 #[doc(hidden)]
-pub fn conv_im2col_scratch(shape: ConvShape) -> usize {
+pub const fn conv_im2col_scratch(shape: &ConvShape) -> usize {
     im2col::scratch_len(shape)
 }
 
-/// im2col + sgemm (for tests and benchmarks); false if a slice is too
-/// short.
+/// im2col + sgemm (for tests and benchmarks).
+///
+/// # Errors
+/// The shape does not fit or a slice is too short.
 #[doc(hidden)]
 pub fn conv_im2col_with(
     shape: ConvShape,
@@ -678,6 +700,13 @@ pub fn conv_im2col_with(
     y: &mut [f32],
     act: Act,
     scratch: &mut [f32],
-) -> bool {
-    im2col::conv(shape, x, weight, bias, y, act, scratch)
+) -> Result<(), ConvError> {
+    let lens = direct_lens(&shape).ok_or(ConvError::Shape)?;
+    check("input", x.len(), lens[0])?;
+    check("filters", weight.len(), lens[1])?;
+    check("bias", bias.len(), shape.k)?;
+    check("output", y.len(), lens[2])?;
+    check("scratch", scratch.len(), conv_im2col_scratch(&shape))?;
+    im2col::conv(shape, x, weight, bias, y, act, scratch);
+    Ok(())
 }

@@ -4,6 +4,9 @@
 use super::blocked::{self, Micro, Part, Tiling};
 use super::layout::{Layout, Tap};
 
+/// Output channels per full tile.
+const MR: usize = 6;
+
 /// The portable micro-kernel, available everywhere.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Portable;
@@ -13,9 +16,8 @@ struct Acc<'a, const M: usize, const V: usize> {
     acc: [[[f32; 8]; V]; M],
     /// The input from the tile's first pixel.
     x: &'a [f32],
-    /// The tile's filters.
+    /// The tile's packed filters: tap `t` of channel `i` at `t·MR + i`.
     a: &'a [f32],
-    lda: usize,
 }
 
 impl<const M: usize, const V: usize> Tap for Acc<'_, M, V> {
@@ -23,7 +25,7 @@ impl<const M: usize, const V: usize> Tap for Acc<'_, M, V> {
     fn tap(&mut self, ai: usize, bi: usize) {
         let x = &self.x[bi..bi + 8 * V];
         for (i, acc) in self.acc.iter_mut().enumerate() {
-            let w = self.a[i * self.lda + ai];
+            let w = self.a[ai * MR + i];
             for (accv, xv) in acc.iter_mut().zip(x.chunks_exact(8)) {
                 for (s, &x) in accv.iter_mut().zip(xv) {
                     *s += w * x;
@@ -35,12 +37,10 @@ impl<const M: usize, const V: usize> Tap for Acc<'_, M, V> {
 
 impl Micro for Portable {
     const LANES: usize = 8;
-    const MR: usize = 6;
+    const MR: usize = MR;
 
-    // Inlined into each layer in release, where the layout's constants fold
-    // into the taps; in debug builds one copy per tile size, which keeps
-    // the test build fast.
-    #[cfg_attr(not(debug_assertions), inline(always))]
+    // A function of its own for each size of tile (see the AVX2 tile).
+    #[inline(never)]
     fn tile<const M: usize, const V: usize>(
         self,
         lay: &Layout,
@@ -54,13 +54,12 @@ impl Micro for Portable {
         skip: usize,
     ) {
         let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
-        let a = &a[..M * lda];
+        let a = &a[..(lda - 1) * MR + M];
         let xt = &xt[q0..lay.tap_end + q0 + 8 * V - 1];
         let mut t = Acc::<M, V> {
             acc: [[[0.0; 8]; V]; M],
             x: xt,
             a,
-            lda,
         };
         for (i, (acc, &b)) in t.acc.iter_mut().zip(bias).enumerate() {
             for (v, acc) in acc.iter_mut().enumerate() {
@@ -72,7 +71,7 @@ impl Micro for Portable {
                 };
             }
         }
-        lay.for_each_tap(part.channels.clone(), &mut t);
+        part.for_each_tap(&mut t);
         for (i, acc) in t.acc.iter().enumerate() {
             let row = &mut out[i * ldo + q0..i * ldo + q0 + 8 * V];
             for (j, (d, &s)) in row.iter_mut().zip(acc.as_flattened()).enumerate() {

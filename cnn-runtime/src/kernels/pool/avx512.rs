@@ -13,6 +13,7 @@ use std::arch::x86_64::{
 };
 
 use super::{Reduce, Window};
+use crate::cpu::Avx512;
 
 /// Output columns per vector.
 const LANES: usize = 16;
@@ -23,40 +24,24 @@ pub(super) fn takes(win: &Window) -> bool {
     win.s[1] == 2 && matches!(win.f[1], 2 | 3) && win.p == [0, 0]
 }
 
-/// Whether the CPU has AVX-512F (the standard library caches the
-/// detection).
-pub(super) fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
+/// [`core`], compiled with AVX-512F, which the token proves.
+pub(super) fn pool<R: Reduce>(token: Avx512, win: Window, x: &[f32], y: &mut [f32]) {
+    let _ = token;
+    // SAFETY: the token proves AVX-512F.
+    unsafe { pool_avx512::<R>(win, x, y) }
 }
 
-/// [`core`] with every size constant.
-///
-/// # Safety
-/// The CPU has AVX-512F.
+/// [`core`] with the window's size constant for the common windows (2 × 2
+/// and 3 × 3: the rows a vector folds, and whether a third column is
+/// read, fold away), and its height a value otherwise.
 #[target_feature(enable = "avx512f")]
-pub(super) fn pool<
-    R: Reduce,
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
->(
-    x: &[f32],
-    y: &mut [f32],
-) {
-    core::<R>(super::window::<C, H, W, FH, FW, SH, SW>(), x, y);
-}
-
-/// [`core`] with the sizes as values.
-///
-/// # Safety
-/// The CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) fn pool_with<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
-    core::<R>(win, x, y);
+fn pool_avx512<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
+    match win.f {
+        [2, 2] => core::<R, 2, 2>(win, x, y),
+        [3, 3] => core::<R, 3, 3>(win, x, y),
+        [_, 2] => core::<R, 0, 2>(win, x, y),
+        _ => core::<R, 0, 3>(win, x, y),
+    }
 }
 
 /// Lanes `0..n` of a vector.
@@ -91,14 +76,16 @@ fn fold<R: Reduce>(a: __m512, b: __m512) -> __m512 {
 /// [`takes`] takes; the mean's scale applied.
 ///
 /// # Panics
-/// If the windows are not ones [`takes`] takes, or `x` or `y` is shorter
-/// than its volume.
+/// If the windows are not ones [`takes`] takes or do not fit the input,
+/// or `x` or `y` is shorter than its volume.
+/// `FH` is the window's height, or 0 for one known at run time; `FW` its
+/// width.
 #[inline(always)]
-fn core<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
-    assert!(takes(&win));
+fn core<R: Reduce, const FH: usize, const FW: usize>(win: Window, x: &[f32], y: &mut [f32]) {
+    assert!(takes(&win) && win.fits() && win.f[1] == FW && (FH == 0 || win.f[0] == FH));
     let [oh, ow] = win.out();
     let (h, w) = (win.h, win.w);
-    let ([fh, fw], sh) = (win.f, win.s[0]);
+    let (fh, fw, sh) = (if FH == 0 { win.f[0] } else { FH }, FW, win.s[0]);
     let (x, y) = (&x[..win.c * h * w], &mut y[..win.c * oh * ow]);
     if oh == 0 || ow == 0 {
         return;

@@ -1,14 +1,13 @@
 //! Max and average pooling over F×F windows with stride S, no padding.
 //!
-//! The cores take the shapes as plain values and are `#[inline(always)]`: the
-//! const-generic entry points the macro calls pass constants, so after
-//! inlining every length and trip count is known, the bounds checks fold
-//! away and the loops vectorise. Each output row folds the input rows its
-//! windows cover into one row on the stack (contiguous), then each window
-//! along that row (interleaved loads for strides 2 and 3). On AVX-512,
-//! windows two or three columns wide at column stride 2 go to [`avx512`].
+//! The shapes are run-time values. Each output row folds the input rows its
+//! windows cover into one row on the stack (contiguous, so it vectorises),
+//! then each window along that row. On AVX-512, windows two or three
+//! columns wide at column stride 2 go to [`avx512`], compiled with the
+//! common window sizes constant.
 
 use super::reference::Window;
+use crate::cpu::{Active, Isa, Unsupported};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -109,7 +108,7 @@ const POOL_ROW_MAX: usize = 1024;
 /// If `x` or `y` is shorter than the volumes (the generated code passes
 /// slices of exactly the right length).
 #[inline(always)]
-pub fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
+fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
     pool_rows(win, x, y, max_nan);
 }
 
@@ -121,7 +120,7 @@ pub fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
 /// # Panics
 /// If `x` or `y` is shorter than the volumes.
 #[inline(always)]
-pub fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
+fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
     pool_rows(win, x, y, |acc, v| acc + v);
     let [oh, ow] = win.out();
     let scale = 1.0 / (win.f[0] * win.f[1]) as f32;
@@ -130,71 +129,50 @@ pub fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Max (`max`) or average pooling with the shapes as values through the
-/// AVX-512 kernel; false, leaving `y` as it was, if the CPU lacks AVX-512F
-/// or the windows are not ones that kernel takes. Only the kernel tests
-/// (which include this file) call it, so that they reach that kernel on
-/// every shape.
+/// Max pooling over the windows of `win` (no padding): `x` C×H×W → `y`
+/// C×OH×OW. A window containing NaN yields NaN.
 ///
 /// # Panics
-/// If `x` or `y` is shorter than the volumes.
-#[cfg(target_arch = "x86_64")]
-#[allow(dead_code)]
-pub fn pool_avx512_core(max: bool, win: Window, x: &[f32], y: &mut [f32]) -> bool {
-    if !avx512::takes(&win) || !avx512::available() {
-        return false;
-    }
-    // SAFETY: the CPU has AVX-512F.
-    unsafe {
-        if max {
-            avx512::pool_with::<Max>(win, x, y);
-        } else {
-            avx512::pool_with::<Avg>(win, x, y);
-        }
-    }
-    true
+/// If `x` or `y` is shorter than the volumes (the plan gives slices of the
+/// right length).
+pub fn max_pool(win: Window, x: &[f32], y: &mut [f32]) {
+    pool::<Max>(Active::get(), win, x, y);
 }
 
-/// Max pooling over FH×FW windows with stride SH×SW, no padding:
-/// `x` C×H×W → `y` C×OH×OW. A window containing NaN yields NaN.
-#[inline]
-pub fn max_pool<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    x: &[f32],
-    y: &mut [f32],
-) {
-    debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
-    pool::<Max, C, H, W, FH, FW, SH, SW>(x, y);
+/// Average pooling over the windows of `win` (no padding): `x` C×H×W → `y`
+/// C×OH×OW.
+///
+/// # Panics
+/// As [`max_pool`].
+pub fn avg_pool(win: Window, x: &[f32], y: &mut [f32]) {
+    pool::<Avg>(Active::get(), win, x, y);
 }
 
-/// Average pooling over FH×FW windows with stride SH×SW, no padding:
-/// `x` C×H×W → `y` C×OH×OW.
-#[inline]
-pub fn avg_pool<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const OH: usize,
-    const OW: usize,
->(
+/// Max (`max`) or average pooling as with `isa` in use (for tests and
+/// benchmarks, which force each instruction set).
+///
+/// # Errors
+/// The CPU lacks `isa`.
+///
+/// # Panics
+/// As [`max_pool`].
+#[doc(hidden)]
+pub fn pool_with(
+    isa: Isa,
+    max: bool,
+    win: Window,
     x: &[f32],
     y: &mut [f32],
-) {
-    debug_assert_eq!(window::<C, H, W, FH, FW, SH, SW>().out(), [OH, OW]);
-    pool::<Avg, C, H, W, FH, FW, SH, SW>(x, y);
+) -> Result<(), Unsupported> {
+    if !isa.supported() {
+        return Err(Unsupported(isa));
+    }
+    if max {
+        pool::<Max>(Active::of(isa), win, x, y);
+    } else {
+        pool::<Avg>(Active::of(isa), win, x, y);
+    }
+    Ok(())
 }
 
 /// A pooling reduction, as a type so that [`pool`] monomorphises over it.
@@ -223,73 +201,27 @@ impl Reduce for Avg {
     }
 }
 
-/// Runs `R` with every size constant: through [`avx512`] when the CPU has
-/// it and the windows suit it, else compiled for AVX2 when the CPU has that
-/// (chosen at run time, as the dense kernels are): for the x86-64 baseline
-/// the strided window reads stay scalar, with AVX2's wider vectors and
-/// permutes they vectorise.
-#[inline(always)]
-fn pool<
-    R: Reduce,
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
->(
-    x: &[f32],
-    y: &mut [f32],
-) {
+/// Runs `R` through [`avx512`] when `tokens` have AVX-512 and the windows
+/// suit it, else compiled for AVX2 when they have that: for the x86-64
+/// baseline the strided window reads stay scalar, with AVX2's wider
+/// vectors and permutes they vectorise.
+fn pool<R: Reduce>(tokens: Active, win: Window, x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx512::takes(&window::<C, H, W, FH, FW, SH, SW>()) && avx512::available() {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { avx512::pool::<R, C, H, W, FH, FW, SH, SW>(x, y) };
+    if let Some(token) = tokens.avx512.filter(|_| avx512::takes(&win)) {
+        return avx512::pool::<R>(token, win, x, y);
     }
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe { pool_avx2::<R, C, H, W, FH, FW, SH, SW>(x, y) };
+    if tokens.avx2.is_some() {
+        // SAFETY: the token proves AVX2.
+        return unsafe { pool_avx2::<R>(win, x, y) };
     }
-    R::core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
+    let _ = tokens;
+    R::core(win, x, y);
 }
 
 /// [`pool`] under AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn pool_avx2<
-    R: Reduce,
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
->(
-    x: &[f32],
-    y: &mut [f32],
-) {
-    R::core(window::<C, H, W, FH, FW, SH, SW>(), x, y);
-}
-
-#[inline(always)]
-const fn window<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
->() -> Window {
-    Window {
-        c: C,
-        h: H,
-        w: W,
-        f: [FH, FW],
-        s: [SH, SW],
-        p: [0, 0],
-    }
+fn pool_avx2<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
+    R::core(win, x, y);
 }

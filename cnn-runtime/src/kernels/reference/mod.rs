@@ -25,14 +25,27 @@ pub struct Window {
     pub s: [usize; 2],
     /// Zero padding along height and width.
     pub p: [usize; 2],
+    /// Output height and width, as the layer's shape arithmetic computed
+    /// them (`cnn-spec`).
+    pub o: [usize; 2],
 }
 
 impl Window {
-    /// Output height and width: `(H − F + 2P)/S + 1`.
+    /// Output height and width.
     pub fn out(&self) -> [usize; 2] {
-        [
-            (self.h + 2 * self.p[0] - self.f[0]) / self.s[0] + 1,
-            (self.w + 2 * self.p[1] - self.f[1]) / self.s[1] + 1,
-        ]
+        self.o
+    }
+
+    /// Whether every window lies inside the padded input
+    /// ([`window_fits`](crate::kernels::window_fits) on both axes), every
+    /// size is positive, and the volumes' lengths fit `usize`.
+    pub fn fits(&self) -> bool {
+        use crate::kernels::window_fits as axis;
+        let len = |dims: [usize; 3]| dims.into_iter().try_fold(1usize, usize::checked_mul);
+        self.c > 0
+            && axis(self.h, self.f[0], self.s[0], self.p[0], self.o[0])
+            && axis(self.w, self.f[1], self.s[1], self.p[1], self.o[1])
+            && len([self.c, self.h, self.w]).is_some()
+            && len([self.c, self.o[0], self.o[1]]).is_some()
     }
 }

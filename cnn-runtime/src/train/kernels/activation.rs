@@ -4,10 +4,9 @@
 
 use crate::kernels::Act;
 
-/// `y = act(x)` over `len` values (`n` images of LEN values each).
-#[inline]
-pub fn activate<const LEN: usize>(n: usize, act: Act, x: &[f32], y: &mut [f32]) {
-    for (out, &v) in y[..n * LEN].iter_mut().zip(&x[..n * LEN]) {
+/// `y = act(x)` over `len` values.
+pub fn activate_with(len: usize, act: Act, x: &[f32], y: &mut [f32]) {
+    for (out, &v) in y[..len].iter_mut().zip(&x[..len]) {
         *out = act.apply(v);
     }
 }
@@ -37,24 +36,14 @@ pub fn activate_backward_with(len: usize, act: Act, y: &[f32], dy: &[f32], dx: &
     }
 }
 
-/// [`activate_backward_with`] over `n` images of LEN values.
-#[inline]
-pub fn activate_backward<const LEN: usize>(
-    n: usize,
-    act: Act,
-    y: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-) {
-    activate_backward_with(n * LEN, act, y, dy, dx);
-}
-
-/// Softmax over each image's LEN values, shifted by the maximum.
-#[inline]
-pub fn softmax<const LEN: usize>(n: usize, x: &[f32], y: &mut [f32]) {
-    for (xb, yb) in x[..n * LEN]
-        .chunks_exact(LEN)
-        .zip(y[..n * LEN].chunks_exact_mut(LEN))
+/// Softmax over each of `n` images' `len` values, shifted by the maximum.
+pub fn softmax_with(len: usize, n: usize, x: &[f32], y: &mut [f32]) {
+    if len == 0 {
+        return;
+    }
+    for (xb, yb) in x[..n * len]
+        .chunks_exact(len)
+        .zip(y[..n * len].chunks_exact_mut(len))
     {
         let max = xb.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
@@ -73,6 +62,9 @@ pub fn softmax<const LEN: usize>(n: usize, x: &[f32], y: &mut [f32]) {
 /// `dx = y ⊙ (dy − ⟨dy, y⟩)` per image.
 #[inline(always)]
 pub fn softmax_backward_with(len: usize, n: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if len == 0 {
+        return;
+    }
     for ((yb, dyb), dxb) in y[..n * len]
         .chunks_exact(len)
         .zip(dy[..n * len].chunks_exact(len))
@@ -83,10 +75,4 @@ pub fn softmax_backward_with(len: usize, n: usize, y: &[f32], dy: &[f32], dx: &m
             *g = y * (d - dot);
         }
     }
-}
-
-/// [`softmax_backward_with`] with the length a compile-time constant.
-#[inline]
-pub fn softmax_backward<const LEN: usize>(n: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    softmax_backward_with(LEN, n, y, dy, dx);
 }

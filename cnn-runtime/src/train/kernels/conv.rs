@@ -4,12 +4,10 @@
 
 use super::{gemm, Mat, Window};
 
-/// Length, in f32s, of the im2col scratch a convolution over `win` needs:
-/// `C·FH·FW · OH·OW` (one image at a time).
-pub const fn conv_cols_len(win: Window) -> usize {
-    let oh = (win.h + 2 * win.p[0] - win.f[0]) / win.s[0] + 1;
-    let ow = (win.w + 2 * win.p[1] - win.f[1]) / win.s[1] + 1;
-    win.c * win.f[0] * win.f[1] * oh * ow
+/// Length, in f32s, of the im2col scratch a convolution over `win` needs
+/// (one image at a time; see [`cols_len`](crate::kernels::cols_len)).
+pub const fn conv_cols_len(win: &Window) -> usize {
+    crate::kernels::cols_len(win.c, win.f, win.o)
 }
 
 /// Whether the convolution is 1×1 with stride 1 and no padding: then the
@@ -190,82 +188,6 @@ pub fn conv_backward_with(
     }
 }
 
-/// [`conv_forward_with`] with every size a compile-time constant.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn conv_forward<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const PH: usize,
-    const PW: usize,
->(
-    n: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    cols: &mut [f32],
-) {
-    let win = window::<C, H, W, FH, FW, SH, SW, PH, PW>();
-    conv_forward_with(win, K, n, x, weight, bias, y, cols);
-}
-
-/// [`conv_backward_with`] with every size a compile-time constant.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn conv_backward<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const PH: usize,
-    const PW: usize,
->(
-    n: usize,
-    x: &[f32],
-    dy: &[f32],
-    weight: &[f32],
-    dweight: &mut [f32],
-    dbias: &mut [f32],
-    dx: Option<&mut [f32]>,
-    cols: &mut [f32],
-) {
-    let win = window::<C, H, W, FH, FW, SH, SW, PH, PW>();
-    conv_backward_with(win, K, n, x, dy, weight, dweight, dbias, dx, cols);
-}
-
-#[inline(always)]
-const fn window<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const FH: usize,
-    const FW: usize,
-    const SH: usize,
-    const SW: usize,
-    const PH: usize,
-    const PW: usize,
->() -> Window {
-    Window {
-        c: C,
-        h: H,
-        w: W,
-        f: [FH, FW],
-        s: [SH, SW],
-        p: [PH, PW],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +212,7 @@ mod tests {
                 f: [3, 2],
                 s: [2, 1],
                 p: [1, 0],
+                o: [4, 5],
             },
             Window {
                 c: 3,
@@ -298,6 +221,7 @@ mod tests {
                 f: [1, 1],
                 s: [1, 1],
                 p: [0, 0],
+                o: [4, 4],
             },
             Window {
                 c: 1,
@@ -306,6 +230,7 @@ mod tests {
                 f: [5, 5],
                 s: [1, 1],
                 p: [2, 2],
+                o: [5, 5],
             },
         ] {
             let k = 3;
@@ -314,7 +239,7 @@ mod tests {
             let w = values(k * win.c * win.f[0] * win.f[1], 2);
             let b = values(k, 3);
             let mut y = vec![0.0; 2 * k * oh * ow];
-            let mut cols = vec![0.0; conv_cols_len(win)];
+            let mut cols = vec![0.0; conv_cols_len(&win)];
             conv_forward_with(win, k, 2, &x, &w, &b, &mut y, &mut cols);
             let in_len = win.c * win.h * win.w;
             for img in 0..2 {

@@ -76,30 +76,3 @@ pub fn fc_backward_with(
         );
     }
 }
-
-/// [`fc_forward_with`] with every size a compile-time constant.
-#[inline]
-pub fn fc_forward<const IN: usize, const N: usize>(
-    n: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-) {
-    fc_forward_with(IN, N, n, x, weight, bias, y);
-}
-
-/// [`fc_backward_with`] with every size a compile-time constant.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn fc_backward<const IN: usize, const N: usize>(
-    n: usize,
-    x: &[f32],
-    dy: &[f32],
-    weight: &[f32],
-    dweight: &mut [f32],
-    dbias: &mut [f32],
-    dx: Option<&mut [f32]>,
-) {
-    fc_backward_with(IN, N, n, x, dy, weight, dweight, dbias, dx);
-}

@@ -2,12 +2,10 @@
 //! backward pass needs, and the backward kernels themselves.
 //!
 //! Every kernel works on a chunk of `n` images laid out one after the other
-//! (`n × C×H×W`, row-major). Each has an `#[inline(always)]` core named
-//! `…_with` that takes the shapes as plain values (tests drive it with random
-//! shapes), and a const-generic entry point that generated code calls, so
-//! that every size is a compile-time constant after monomorphisation. The
-//! GEMM-shaped work (fully connected layers, convolutions after im2col) runs
-//! on `matrixmultiply::sgemm`.
+//! (`n × C×H×W`, row-major) and takes the shapes as plain values; the
+//! training pass (`pass`) calls them layer by layer. The GEMM-shaped work
+//! (fully connected layers, convolutions after im2col) runs on
+//! `matrixmultiply::sgemm`.
 //!
 //! Backward kernels *add* parameter gradients into the given buffers (a
 //! chunk accumulates over its images) and *overwrite* the input gradient.
@@ -17,18 +15,11 @@ mod conv;
 mod dense;
 mod pool;
 
-pub use activation::{
-    activate, activate_backward, activate_backward_with, softmax, softmax_backward,
-    softmax_backward_with,
-};
-pub use conv::{
-    col2im_with, conv_backward, conv_backward_with, conv_cols_len, conv_forward, conv_forward_with,
-    im2col_with,
-};
-pub use dense::{fc_backward, fc_backward_with, fc_forward, fc_forward_with};
+pub use activation::{activate_backward_with, activate_with, softmax_backward_with, softmax_with};
+pub use conv::{col2im_with, conv_backward_with, conv_cols_len, conv_forward_with, im2col_with};
+pub use dense::{fc_backward_with, fc_forward_with};
 pub use pool::{
-    avg_pool_backward, avg_pool_backward_with, avg_pool_forward, avg_pool_forward_with,
-    max_pool_backward, max_pool_backward_with, max_pool_forward, max_pool_forward_with,
+    avg_pool_backward_with, avg_pool_forward_with, max_pool_backward_with, max_pool_forward_with,
 };
 
 pub use crate::kernels::reference::Window;

@@ -125,39 +125,3 @@ pub fn avg_pool_backward_with(win: Window, n: usize, dy: &[f32], dx: &mut [f32])
         });
     }
 }
-
-macro_rules! const_entry {
-    ($(#[$doc:meta])* $name:ident => $core:ident($($arg:ident: $ty:ty),*)) => {
-        $(#[$doc])*
-        #[inline]
-        pub fn $name<
-            const C: usize,
-            const H: usize,
-            const W: usize,
-            const FH: usize,
-            const FW: usize,
-            const SH: usize,
-            const SW: usize,
-        >(n: usize, $($arg: $ty),*) {
-            let win = Window { c: C, h: H, w: W, f: [FH, FW], s: [SH, SW], p: [0, 0] };
-            $core(win, n, $($arg),*);
-        }
-    };
-}
-
-const_entry!(
-    /// [`max_pool_forward_with`] with every size a compile-time constant.
-    max_pool_forward => max_pool_forward_with(x: &[f32], y: &mut [f32])
-);
-const_entry!(
-    /// [`max_pool_backward_with`] with every size a compile-time constant.
-    max_pool_backward => max_pool_backward_with(x: &[f32], dy: &[f32], dx: &mut [f32])
-);
-const_entry!(
-    /// [`avg_pool_forward_with`] with every size a compile-time constant.
-    avg_pool_forward => avg_pool_forward_with(x: &[f32], y: &mut [f32])
-);
-const_entry!(
-    /// [`avg_pool_backward_with`] with every size a compile-time constant.
-    avg_pool_backward => avg_pool_backward_with(dy: &[f32], dx: &mut [f32])
-);
