@@ -145,10 +145,11 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    /// The tokens of [`Isa::active`].
+    /// The tokens of [`Isa::active`] (worked out once).
     #[inline]
     pub fn get() -> Active {
-        Active::of(Isa::active())
+        static ACTIVE: OnceLock<Active> = OnceLock::new();
+        *ACTIVE.get_or_init(|| Active::of(Isa::active()))
     }
 
     /// The tokens of `isa`, those this CPU has.

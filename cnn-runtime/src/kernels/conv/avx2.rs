@@ -152,7 +152,7 @@ impl Avx2 {
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     #[target_feature(enable = "avx2,fma")]
-    fn tile_at<const M: usize, const V: usize>(
+    fn tile_at<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -192,7 +192,7 @@ impl Avx2 {
             x: xt[q0..].as_ptr(),
             a: a.as_ptr(),
         };
-        part.for_each_tap(&mut t);
+        part.for_each_tap::<T>(&mut t);
         // SAFETY: the token proves AVX2; the stores stay within the bounds
         // asserted above (and `row` holds 8V values).
         unsafe {
@@ -223,7 +223,7 @@ impl Micro for Avx2 {
     const MR: usize = MR;
 
     #[inline(always)]
-    fn tile<const M: usize, const V: usize>(
+    fn tile<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -236,7 +236,7 @@ impl Micro for Avx2 {
         skip: usize,
     ) {
         // SAFETY: the token proves AVX2 and FMA.
-        unsafe { self.tile_at::<M, V>(lay, part, xt, q0, a, bias, out, ldo, skip) }
+        unsafe { self.tile_at::<M, V, T>(lay, part, xt, q0, a, bias, out, ldo, skip) }
     }
 
     blocked::tile_any!([6, 4, 2], Tiling::Pixels | Tiling::Rows => tile);

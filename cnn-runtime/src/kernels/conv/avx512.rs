@@ -175,7 +175,7 @@ impl Avx512 {
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn tile_at<const M: usize, const V: usize, const LOAD: u8>(
+    fn tile_at<const M: usize, const V: usize, const LOAD: u8, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -235,7 +235,7 @@ impl Avx512 {
             third,
             gap,
         };
-        part.for_each_tap(&mut t);
+        part.for_each_tap::<T>(&mut t);
         // Vector v stores its lanes at or past `skip`.
         let masks: [u16; V] = std::array::from_fn(|v| {
             let from = skip.saturating_sub(LANES * v);
@@ -271,7 +271,7 @@ impl Avx512 {
     /// under 16 pixels, from the row after, twice as far).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn dense<const M: usize, const V: usize>(
+    fn dense<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -289,7 +289,7 @@ impl Avx512 {
         let mut third = [0; V];
         for v in 0..V {
             let d = d0 + LANES * v;
-            let (oy, ox) = (d / ow, d % ow);
+            let (oy, ox) = lay.ow_div.div_rem(d);
             off[v] = oy * wq + ox;
             // Lanes up to the row's end, and from the end of the next.
             let (end, next_end) = (ow - ox, 2 * ow - ox);
@@ -306,7 +306,7 @@ impl Avx512 {
             ($load:expr) => {
                 // SAFETY: the token proves AVX-512F, AVX2 and FMA.
                 unsafe {
-                    self.tile_at::<M, V, { $load }>(
+                    self.tile_at::<M, V, { $load }, T>(
                         lay,
                         part,
                         xt,
@@ -337,7 +337,7 @@ impl Avx512 {
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn pair_at<const M: usize, const V: usize>(
+    fn pair_at<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -388,7 +388,7 @@ impl Avx512 {
                 }
             }
         }
-        part.for_each_tap(&mut t);
+        part.for_each_tap::<T>(&mut t);
         // SAFETY: as for the loads; the masks keep the stores within the
         // rows' OW values, and leave out the first `skip` rows.
         unsafe {
@@ -414,7 +414,7 @@ impl Avx512 {
     /// [`Avx512::pair_at`], for [`Micro::tile_any`].
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn pair<const M: usize, const V: usize>(
+    fn pair<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -427,7 +427,7 @@ impl Avx512 {
         skip: usize,
     ) {
         // SAFETY: the token proves AVX-512F, AVX2 and FMA.
-        unsafe { self.pair_at::<M, V>(lay, part, xt, r0, a, bias, out, ldo, skip) }
+        unsafe { self.pair_at::<M, V, T>(lay, part, xt, r0, a, bias, out, ldo, skip) }
     }
 }
 
@@ -438,7 +438,7 @@ impl Micro for Avx512 {
     const DENSE: bool = true;
 
     #[inline(always)]
-    fn tile<const M: usize, const V: usize>(
+    fn tile<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -454,7 +454,7 @@ impl Micro for Avx512 {
         let at = (q0, ldo);
         // SAFETY: the token proves AVX-512F, AVX2 and FMA.
         unsafe {
-            self.tile_at::<M, V, { load::RUN }>(lay, part, xt, q0, none, a, bias, out, at, skip)
+            self.tile_at::<M, V, { load::RUN }, T>(lay, part, xt, q0, none, a, bias, out, at, skip)
         }
     }
 

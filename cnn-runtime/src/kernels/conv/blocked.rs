@@ -63,9 +63,23 @@ impl Part<'_> {
     /// channel's first, `b` is the tap's offset into the (transformed)
     /// input, relative to the pixel. One flat loop per channel over a table
     /// of offsets, which the tiles run as fast as fully unrolled taps.
+    ///
+    /// `T` is the number of taps per channel where it is one of those
+    /// [`with_taps`] lists (the loop over a channel's taps then unrolls,
+    /// which layers of few channels need to keep up with their loads), or
+    /// 0.
     #[inline(always)]
-    pub fn for_each_tap(&self, f: &mut impl Tap) {
+    pub fn for_each_tap<const T: usize>(&self, f: &mut impl Tap) {
         let n = self.taps.offsets.len();
+        if let (true, Ok(offsets)) = (T != 0, <&[usize; T]>::try_from(self.taps.offsets)) {
+            for ci in self.channels.clone() {
+                let (a0, b0) = (ci * T, ci * self.taps.stride);
+                for (t, &b) in offsets.iter().enumerate() {
+                    f.tap(a0 + t, b0 + b);
+                }
+            }
+            return;
+        }
         for ci in self.channels.clone() {
             let (a0, b0) = (ci * n, ci * self.taps.stride);
             for (t, &b) in self.taps.offsets.iter().enumerate() {
@@ -91,9 +105,10 @@ pub(crate) trait Micro: Copy {
     /// Output channels per full tile.
     const MR: usize;
 
-    /// Computes one tile of `M` channels × `LANES·V` pixels.
+    /// Computes one tile of `M` channels × `LANES·V` pixels (`T` as in
+    /// [`Part::for_each_tap`]).
     #[allow(clippy::too_many_arguments)]
-    fn tile<const M: usize, const V: usize>(
+    fn tile<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -179,6 +194,30 @@ macro_rules! with_tile {
 }
 pub(crate) use with_tile;
 
+/// Runs `$body` with `$t` bound to the number of taps per channel `$n` for
+/// which the tiles are compiled with the loop over a channel's taps
+/// unrolled, 9 and 25 (3 × 3 and 5 × 5 filters at stride 1), else to 0
+/// (see [`Part::for_each_tap`]).
+macro_rules! with_taps {
+    ($n:expr, |$t:ident| $body:expr) => {
+        match $n {
+            9 => {
+                const $t: usize = 9;
+                $body
+            }
+            25 => {
+                const $t: usize = 25;
+                $body
+            }
+            _ => {
+                const $t: usize = 0;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_taps;
+
 /// Implements [`Micro::tile_any`]: for each listed kind of tile, a match
 /// over the listed tile heights calling that kind's tile method
 /// `$tile::<M, V>`. Kinds not listed are never chosen (see
@@ -204,8 +243,10 @@ macro_rules! tile_any {
             #[allow(unreachable_patterns)]
             match tiling {
                 $(
-                    $kind => $crate::kernels::conv::blocked::with_tile!(m, v, $heights, |M, V| self
-                        .$tile::<M, V>(lay, part, xt, at, a, bias, out, ldo, skip)),
+                    $kind => $crate::kernels::conv::blocked::with_tile!(m, v, $heights, |M, V| {
+                        $crate::kernels::conv::blocked::with_taps!(part.taps.offsets.len(), |T| self
+                            .$tile::<M, V, T>(lay, part, xt, at, a, bias, out, ldo, skip))
+                    }),
                 )+
                 _ => {}
             }
@@ -463,7 +504,7 @@ fn pixel(
         relu,
         taps,
     };
-    part.for_each_tap(&mut dot);
+    part.for_each_tap::<0>(&mut dot);
     if relu {
         Act::Relu.apply(dot.sum)
     } else {

@@ -23,6 +23,8 @@
 //! of the networks), 3-channel layers of 9 × 9 filters as fast or faster,
 //! and 7 × 7 or smaller, or rows of 16 or 32 pixels, as fast or slower.
 
+#[cfg(target_arch = "x86_64")]
+use super::layout::{copy_row, zero_row};
 use super::layout::{tri, ConvShape};
 
 /// Filters per vector.
@@ -129,9 +131,9 @@ fn pad(g: &Geom, x: &[f32], xp: &mut [f32]) {
             .chunks_exact(w)
             .zip(dst[ph * g.wp..].chunks_exact_mut(g.wp))
         {
-            d[..pw].fill(0.0);
-            d[pw..pw + w].copy_from_slice(s);
-            d[pw + w..].fill(0.0);
+            zero_row(&mut d[..pw]);
+            copy_row(&mut d[pw..pw + w], s);
+            zero_row(&mut d[pw + w..]);
         }
     }
 }

@@ -41,7 +41,7 @@ impl Micro for Portable {
 
     // A function of its own for each size of tile (see the AVX2 tile).
     #[inline(never)]
-    fn tile<const M: usize, const V: usize>(
+    fn tile<const M: usize, const V: usize, const T: usize>(
         self,
         lay: &Layout,
         part: &Part,
@@ -71,7 +71,7 @@ impl Micro for Portable {
                 };
             }
         }
-        part.for_each_tap(&mut t);
+        part.for_each_tap::<T>(&mut t);
         for (i, acc) in t.acc.iter().enumerate() {
             let row = &mut out[i * ldo + q0..i * ldo + q0 + 8 * V];
             for (j, (d, &s)) in row.iter_mut().zip(acc.as_flattened()).enumerate() {
