@@ -23,6 +23,8 @@ Options:
                       recommends,
                           [profile.dev.package.cnn-runtime]
                           opt-level = 3
+                          debug-assertions = false
+                          overflow-checks = false
                       (they only change dev builds)
     --dir DIR         build in DIR (created if missing) and keep it afterwards;
                       DIR/target is deleted first, so the dependency build
@@ -199,7 +201,13 @@ def cargo_toml(repo, profile_line, own_workspace):
         "debug = 0",
     ]
     if profile_line:
-        lines += ["", "[profile.dev.package.cnn-runtime]", "opt-level = 3"]
+        lines += [
+            "",
+            "[profile.dev.package.cnn-runtime]",
+            "opt-level = 3",
+            "debug-assertions = false",
+            "overflow-checks = false",
+        ]
     if own_workspace:
         # Only when DIR lies under another Cargo.toml: stops cargo from
         # looking for a workspace above it. Changes nothing in the build.
@@ -364,7 +372,8 @@ def print_report(args, info, toolchain, repo, results, runner, crate, target):
           + (f", {dirty} file(s) changed in the working tree (built as they are)" if dirty else "")
           + ".")
     print(f"User's Cargo.toml {'with' if args.profile_line else 'without'} "
-          "[profile.dev.package.cnn-runtime] opt-level = 3; "
+          "[profile.dev.package.cnn-runtime] opt-level = 3, no debug assertions "
+          "or overflow checks; "
           f"forward: fastest of {FORWARD_RUNS} after a warm-up. Wall-clock times.")
     print()
     print("| network | profile | deps build s | network incremental build s (min) | every build s | forward ms |")
@@ -412,8 +421,9 @@ def parse_args():
                         "from the empty variant's state (default: 2); the table shows "
                         "the minimum and lists every value")
     p.add_argument("--profile-line", action="store_true",
-                   help="add '[profile.dev.package.cnn-runtime] opt-level = 3' to the "
-                        "user's Cargo.toml (affects dev builds only)")
+                   help="add '[profile.dev.package.cnn-runtime]' with opt-level = 3 and "
+                        "no debug assertions or overflow checks to the user's "
+                        "Cargo.toml (affects dev builds only)")
     p.add_argument("--dir", type=Path, metavar="DIR",
                    help="work in DIR (created if missing) and keep it; DIR/target is "
                         "deleted first so the dependency build is from scratch "
