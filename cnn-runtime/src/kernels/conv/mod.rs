@@ -658,13 +658,25 @@ pub fn conv_direct_with(
     y: &mut [f32],
     act: Act,
 ) -> Result<(), ConvError> {
-    let lens = direct_lens(&shape).ok_or(ConvError::Shape)?;
-    check("input", x.len(), lens[0])?;
-    check("filters", weight.len(), lens[1])?;
-    check("bias", bias.len(), shape.k)?;
-    check("output", y.len(), lens[2])?;
+    check_slices(&shape, x, weight, bias, y)?;
     direct::conv(shape, x, weight, bias, y, act, &mut vec![0.0; shape.o[1]]);
     Ok(())
+}
+
+/// `Err` unless the shape fits and the slices hold the layer's input,
+/// filters, bias and output.
+fn check_slices(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &[f32],
+) -> Result<(), ConvError> {
+    let [input, filters, output] = direct_lens(shape).ok_or(ConvError::Shape)?;
+    check("input", x.len(), input)?;
+    check("filters", weight.len(), filters)?;
+    check("bias", bias.len(), shape.k)?;
+    check("output", y.len(), output)
 }
 
 /// The input's, the filters' and the output's lengths, if they fit.
@@ -701,11 +713,7 @@ pub fn conv_im2col_with(
     act: Act,
     scratch: &mut [f32],
 ) -> Result<(), ConvError> {
-    let lens = direct_lens(&shape).ok_or(ConvError::Shape)?;
-    check("input", x.len(), lens[0])?;
-    check("filters", weight.len(), lens[1])?;
-    check("bias", bias.len(), shape.k)?;
-    check("output", y.len(), lens[2])?;
+    check_slices(&shape, x, weight, bias, y)?;
     check("scratch", scratch.len(), conv_im2col_scratch(&shape))?;
     im2col::conv(shape, x, weight, bias, y, act, scratch);
     Ok(())
