@@ -23,16 +23,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 fn conv(c: usize, h: usize, w: usize, k: usize, f: usize, s: usize, p: usize) -> ConvShape {
     let o = window_out(h, f, s, p).expect("the benchmark layers fit");
-    ConvShape {
-        c,
-        h,
-        w,
-        k,
-        f: [f, f],
-        s: [s, s],
-        p: [p, p],
-        o: [o, o],
-    }
+    ConvShape::plain(c, [h, w], k, [f, f], [s, s], [p, p], [o, o])
 }
 
 fn layers() -> [(&'static str, ConvShape); 11] {
@@ -128,7 +119,7 @@ impl Path {
             Path::Chosen => ConvKernel::choose(&s, Isa::active()),
             Path::Im2col | Path::Direct => return Some(None),
         };
-        PackedConv::new(s, kernel, weight).ok().map(Some)
+        PackedConv::new(s, kernel, weight, None).ok().map(Some)
     }
 
     /// Runs the layer.
@@ -142,9 +133,9 @@ impl Path {
         } = d;
         let split = matches!(self, Path::Kernel(_, true));
         let done = match (self, packed) {
-            (_, Some(packed)) => packed.run(x, bias, y, Act::Relu, scratch, split),
-            (Path::Im2col, _) => conv_im2col_with(s, x, weight, bias, y, Act::Relu, scratch),
-            _ => conv_direct_with(s, x, weight, bias, y, Act::Relu),
+            (_, Some(packed)) => packed.run(x, y, Act::Relu, scratch, split),
+            (Path::Im2col, _) => conv_im2col_with(s, x, weight, Some(bias), y, Act::Relu, scratch),
+            _ => conv_direct_with(s, x, weight, Some(bias), y, Act::Relu),
         };
         done.expect("the layer runs");
     }

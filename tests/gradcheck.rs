@@ -334,7 +334,7 @@ proptest! {
 
         let conv = |x: &[f32], weight: &[f32], bias: &[f32]| {
             let mut y = vec![0.0; out_len];
-            reference::conv2d(win, k, x, weight, bias, &mut y, Act::Identity);
+            reference::conv2d(win.conv(k), x, weight, Some(bias), &mut y, Act::Identity);
             y
         };
         let zeros_in = vec![0.0; in_len];

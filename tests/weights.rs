@@ -65,10 +65,13 @@ fn raw(header: &str, data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The bytes `save_safetensors` writes (through a temporary file).
+/// The bytes `save_safetensors` writes (through a temporary file of its
+/// own: tests run in parallel, several on one network).
 fn saved<N: Network>(net: &N) -> Vec<u8> {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
-        "cnn-weights-{}-{}.safetensors",
+        "cnn-weights-{}-{}-{call}.safetensors",
         N::NAME,
         std::process::id()
     ));

@@ -378,7 +378,7 @@ fn step_tokens(network: &Network, step: &Step) -> TokenStream {
                 Conv {
                     layer: #index,
                     shape: #private::kernels::ConvShape {
-                        c: #c, h: #h, w: #w, k: #k, f: #f, s: #s, p: #p, o: #o,
+                        c: #c, h: #h, w: #w, k: #k, f: #f, s: #s, p: #p, d: [1, 1], g: 1, o: #o,
                     },
                     act: #act,
                 }
@@ -456,7 +456,7 @@ mod tests {
         let text = quote!(#file).to_string();
         // The plan as data: the conv with its sizes and fused ReLU, from the
         // input into the first buffer; the model's parameter count.
-        let conv = "c : 3 , h : 32 , w : 32 , k : 10 , f : [5 , 5] , s : [1 , 1] , p : [2 , 2] , o : [32 , 32]";
+        let conv = "c : 3 , h : 32 , w : 32 , k : 10 , f : [5 , 5] , s : [1 , 1] , p : [2 , 2] , d : [1 , 1] , g : 1 , o : [32 , 32]";
         assert!(text.contains(conv), "{text}");
         assert!(text.contains("Act :: Relu"));
         assert!(text.contains("src : :: cnn :: __private :: plan :: Buf :: Input , dst : :: cnn :: __private :: plan :: Buf :: Arena (0)"));

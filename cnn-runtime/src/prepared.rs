@@ -40,9 +40,9 @@ impl Prepared {
         for (i, step) in plan.steps.iter().enumerate() {
             let packed = match step.op {
                 Op::Conv { layer, shape, .. } => {
-                    let (weight, _) = prepared.tensors(params, layer)?;
+                    let (weight, bias) = prepared.tensors(params, layer)?;
                     let kernel = ConvKernel::choose(&shape, isa);
-                    let packed = PackedConv::new(shape, kernel, weight)
+                    let packed = PackedConv::new(shape, kernel, weight, Some(bias))
                         .map_err(|source| Error::Kernel { step: i, source })?;
                     Some(packed)
                 }

@@ -49,7 +49,8 @@ pub fn forward(layers: &[LayerInfo], params: &Parameters, x: &[f32]) -> Vec<f32>
                     o,
                 };
                 let (weight, bias) = (tensor("weight"), tensor("bias"));
-                reference::conv2d(win, k, &volume, weight, bias, &mut out, Act::Identity);
+                let shape = win.conv(k);
+                reference::conv2d(shape, &volume, weight, Some(bias), &mut out, Act::Identity);
             }
             LayerKind::MaxPool { f, s } => {
                 let win = Window {

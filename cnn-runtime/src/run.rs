@@ -148,8 +148,7 @@ fn run_steps(
                 let (src, dst) = bufs.io(step, in_len, out_len)?;
                 dst.copy_from_slice(src);
             }
-            Op::Conv { layer, shape, act } => {
-                let (_, bias) = prepared.tensors(params, layer)?;
+            Op::Conv { shape, act, .. } => {
                 let packed = prepared
                     .conv(first + i)
                     .ok_or_else(|| plan_error(format!("step {} has no filters", first + i)))?;
@@ -157,7 +156,7 @@ fn run_steps(
                 let (src, dst) = bufs.io(step, in_len, out_len)?;
                 for (x, y) in src.chunks_exact(in_len).zip(dst.chunks_exact_mut(out_len)) {
                     packed
-                        .run(x, bias, y, act, scratch, split)
+                        .run(x, y, act, scratch, split)
                         .map_err(|source| Error::Kernel {
                             step: first + i,
                             source,

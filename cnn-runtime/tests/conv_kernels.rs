@@ -44,23 +44,15 @@ impl Case {
             w,
             k,
             f: [fh, fw],
+            g,
             ..
         } = shape;
         let [oh, ow] = shape.o;
         let x = values(seed, c * h * w);
-        let weight = values(seed + 1, k * c * fh * fw);
+        let weight = values(seed + 1, k * (c / g) * fh * fw);
         let bias = values(seed + 2, k);
         let mut expected = vec![0.0; k * oh * ow];
-        let win = reference::Window {
-            c,
-            h,
-            w,
-            f: shape.f,
-            s: shape.s,
-            p: shape.p,
-            o: shape.o,
-        };
-        reference::conv2d(win, k, &x, &weight, &bias, &mut expected, act);
+        reference::conv2d(shape, &x, &weight, Some(&bias), &mut expected, act);
         Case {
             shape,
             x,
@@ -114,16 +106,15 @@ type Filter = (usize, usize, usize, usize, usize, usize);
 fn layer((c, h, w, k): Volume, (fh, fw, sh, sw, ph, pw): Filter) -> Option<ConvShape> {
     let oh = window_out_floor(h, fh, sh, ph).ok()?;
     let ow = window_out_floor(w, fw, sw, pw).ok()?;
-    Some(ConvShape {
+    Some(ConvShape::plain(
         c,
-        h,
-        w,
+        [h, w],
         k,
-        f: [fh, fw],
-        s: [sh, sw],
-        p: [ph, pw],
-        o: [oh, ow],
-    })
+        [fh, fw],
+        [sh, sw],
+        [ph, pw],
+        [oh, ow],
+    ))
 }
 
 /// The layer of a volume and a filter that fits.
@@ -284,7 +275,7 @@ const KERNELS: [ConvKernel; 5] = [
 fn run_kernel(case: &Case, kernel: ConvKernel, split: bool) -> Option<Vec<f32>> {
     let mut y = case.output();
     let n = case.expected.len();
-    let packed = match PackedConv::new(case.shape, kernel, &case.weight) {
+    let packed = match PackedConv::new(case.shape, kernel, &case.weight, Some(&case.bias)) {
         Ok(packed) => packed,
         Err(ConvError::Unsupported(isa)) => {
             assert!(!isa.supported(), "{kernel:?} refused a supported set");
@@ -301,14 +292,7 @@ fn run_kernel(case: &Case, kernel: ConvKernel, split: bool) -> Option<Vec<f32>> 
         Err(e) => panic!("{kernel:?} on {:?}: {e}", case.shape),
     };
     let mut scratch = vec![f32::NAN; packed.scratch_len()];
-    let result = packed.run(
-        &case.x,
-        &case.bias,
-        &mut y[..n],
-        case.act,
-        &mut scratch,
-        split,
-    );
+    let result = packed.run(&case.x, &mut y[..n], case.act, &mut scratch, split);
     result.unwrap_or_else(|e| panic!("{kernel:?} on {:?}: {e}", case.shape));
     Some(y)
 }
@@ -316,7 +300,7 @@ fn run_kernel(case: &Case, kernel: ConvKernel, split: bool) -> Option<Vec<f32>> 
 fn every_path(case: &Case) -> Result<(), TestCaseError> {
     let n = case.expected.len();
     let mut y = case.output();
-    let (x, w, b) = (&case.x, &case.weight, &case.bias);
+    let (x, w, b) = (&case.x, &case.weight, Some(&case.bias[..]));
     conv_direct_with(case.shape, x, w, b, &mut y[..n], case.act).map_err(fail)?;
     case.check("direct", &y)?;
 
@@ -446,7 +430,7 @@ fn unsupported_sets_and_short_slices_are_told_apart() {
     let case = Case::new(fit((2, 6, 6, 3), (3, 3, 2, 2, 1, 1)), Act::Identity, 3);
     for isa in Isa::ALL {
         let kernel = ConvKernel::Blocked(isa);
-        let got = PackedConv::new(case.shape, kernel, &case.weight).map(|_| ());
+        let got = PackedConv::new(case.shape, kernel, &case.weight, Some(&case.bias)).map(|_| ());
         if isa.supported() {
             assert_eq!(got, Ok(()));
         } else {
@@ -454,11 +438,12 @@ fn unsupported_sets_and_short_slices_are_told_apart() {
         }
     }
     let kernel = ConvKernel::choose(&case.shape, Isa::active());
-    let packed = PackedConv::new(case.shape, kernel, &case.weight).expect("packs");
+    let packed =
+        PackedConv::new(case.shape, kernel, &case.weight, Some(&case.bias)).expect("packs");
     let mut y = case.output();
     let need = packed.scratch_len();
     let mut scratch = vec![0.0; need - 1];
-    let got = packed.run(&case.x, &case.bias, &mut y, case.act, &mut scratch, false);
+    let got = packed.run(&case.x, &mut y, case.act, &mut scratch, false);
     assert_eq!(
         got,
         Err(ConvError::Short {
@@ -467,7 +452,7 @@ fn unsupported_sets_and_short_slices_are_told_apart() {
             got: need - 1
         })
     );
-    let got = PackedConv::new(case.shape, kernel, &case.weight[1..]).map(|_| ());
+    let got = PackedConv::new(case.shape, kernel, &case.weight[1..], Some(&case.bias)).map(|_| ());
     assert!(matches!(
         got,
         Err(ConvError::Short {
@@ -476,7 +461,7 @@ fn unsupported_sets_and_short_slices_are_told_apart() {
         })
     ));
     // Kernels of their own refuse the layers they do not take.
-    let got = PackedConv::new(case.shape, ConvKernel::Narrow, &case.weight).map(|_| ());
+    let got = PackedConv::new(case.shape, ConvKernel::Narrow, &case.weight, None).map(|_| ());
     assert_eq!(got, Err(ConvError::Unsuited(ConvKernel::Narrow)));
 }
 
@@ -589,18 +574,10 @@ fn short_rows_take_a_plane_per_filter_column() {
 /// scratch saturates (which the network's compile-time check rejects).
 #[test]
 fn overflowing_sizes_are_refused() {
-    let shape = ConvShape {
-        c: 1,
-        h: 1,
-        w: 1,
-        k: 1,
-        f: [1, 1],
-        s: [1, 1],
-        p: [1 << 31, 1 << 31],
-        o: [(1 << 32) + 1, (1 << 32) + 1],
-    };
+    let big = 1 << 31;
+    let shape = ConvShape::plain(1, [1, 1], 1, [1, 1], [1, 1], [big, big], [2 * big + 1; 2]);
     assert_eq!(conv_scratch(&shape), usize::MAX);
-    let (x, w, b) = ([1.0], [1.0], [0.0]);
+    let (x, w, b) = ([1.0], [1.0], Some(&[0.0][..]));
     let mut y = [0.0; 4];
     for kernel in KERNELS {
         let got = conv_with(
@@ -609,7 +586,7 @@ fn overflowing_sizes_are_refused() {
             false,
             &x,
             &w,
-            &b,
+            b,
             &mut y,
             Act::Identity,
             &mut [],
@@ -627,7 +604,7 @@ fn overflowing_sizes_are_refused() {
         false,
         &[0.0; 16],
         &[0.0; 9],
-        &b,
+        b,
         &mut y,
         Act::Identity,
         &mut [],

@@ -77,7 +77,7 @@ impl Geom {
     /// The sizes of `s`, or `None` if the shape does not fit, its rows are
     /// narrower than a tile, or a length overflows `usize`.
     const fn new(s: ConvShape) -> Option<Geom> {
-        if !s.fits() || s.o[1] < TILE_PIXELS {
+        if !s.fits() || !s.is_plain() || s.o[1] < TILE_PIXELS {
             return None;
         }
         let [oh, ow] = s.o;

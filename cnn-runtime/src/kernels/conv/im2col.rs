@@ -31,6 +31,7 @@ pub(crate) fn conv(
         s: [sh, sw],
         p: [ph, pw],
         o: [oh, ow],
+        ..
     } = shape;
     let (depth, n) = (c * fh * fw, oh * ow);
     let Some(cols) = scratch.get_mut(..depth * n) else {

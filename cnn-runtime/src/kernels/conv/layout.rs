@@ -44,6 +44,13 @@ pub struct ConvShape {
     pub s: [usize; 2],
     /// Zero padding along height and width.
     pub p: [usize; 2],
+    /// Dilation along height and width: the taps of a filter are `d`
+    /// apart in the input (1: adjacent).
+    pub d: [usize; 2],
+    /// Groups: the channels and filters split into `g` groups of C/G and
+    /// K/G, each filter seeing its group's channels only (1: every
+    /// channel; C: depthwise).
+    pub g: usize,
     /// Output height and width, as the layer's shape arithmetic computed
     /// them (`cnn-spec`; the kernels only check that they fit, see
     /// [`ConvShape::fits`]).
@@ -72,20 +79,72 @@ pub(crate) const fn min(a: usize, b: usize) -> usize {
 }
 
 impl ConvShape {
-    /// Whether the shape is one a convolution has: every size positive and
-    /// [`window_fits`](crate::kernels::window_fits) on both axes.
-    pub const fn fits(&self) -> bool {
-        use crate::kernels::window_fits as axis;
-        self.c > 0
-            && self.k > 0
-            && axis(self.h, self.f[0], self.s[0], self.p[0], self.o[0])
-            && axis(self.w, self.f[1], self.s[1], self.p[1], self.o[1])
+    /// A layer without dilation or groups, as most are.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn plain(
+        c: usize,
+        [h, w]: [usize; 2],
+        k: usize,
+        f: [usize; 2],
+        s: [usize; 2],
+        p: [usize; 2],
+        o: [usize; 2],
+    ) -> ConvShape {
+        ConvShape {
+            c,
+            h,
+            w,
+            k,
+            f,
+            s,
+            p,
+            d: [1, 1],
+            g: 1,
+            o,
+        }
     }
 
-    /// Multiply-accumulates of the layer, K·OH·OW·C·FH·FW (saturating).
+    /// Whether the shape is one a convolution has: every size positive,
+    /// the groups dividing the channels and the filters, and
+    /// [`window_fits`](crate::kernels::window_fits) on both axes for the
+    /// filter's extent, D·(F − 1) + 1.
+    pub const fn fits(&self) -> bool {
+        use crate::kernels::window_fits as axis;
+        let (Some(eh), Some(ew)) = (self.extent(0), self.extent(1)) else {
+            return false;
+        };
+        self.c > 0
+            && self.k > 0
+            && self.g > 0
+            && self.c.is_multiple_of(self.g)
+            && self.k.is_multiple_of(self.g)
+            && axis(self.h, eh, self.s[0], self.p[0], self.o[0])
+            && axis(self.w, ew, self.s[1], self.p[1], self.o[1])
+    }
+
+    /// The input rows (`axis` 0) or columns (1) one filter spans,
+    /// D·(F − 1) + 1; `None` for a zero size or an overflow.
+    pub const fn extent(&self, axis: usize) -> Option<usize> {
+        let (f, d) = (self.f[axis], self.d[axis]);
+        if f == 0 || d == 0 {
+            return None;
+        }
+        tri!(d.checked_mul(f - 1)).checked_add(1)
+    }
+
+    /// Whether the layer has neither dilation nor groups.
+    pub const fn is_plain(&self) -> bool {
+        self.d[0] == 1 && self.d[1] == 1 && self.g == 1
+    }
+
+    /// Multiply-accumulates of the layer, K·OH·OW·(C/G)·FH·FW (saturating).
     pub const fn macs(&self) -> usize {
         let mut macs = 1usize;
-        let factors = [self.k, self.o[0], self.o[1], self.c, self.f[0], self.f[1]];
+        let channels = match self.c.checked_div(self.g) {
+            Some(channels) => channels,
+            None => 0,
+        };
+        let factors = [self.k, self.o[0], self.o[1], channels, self.f[0], self.f[1]];
         let mut i = 0;
         while i < factors.len() {
             macs = macs.saturating_mul(factors[i]);
@@ -94,9 +153,9 @@ impl ConvShape {
         macs
     }
 
-    /// Filter taps per filter, C·FH·FW.
+    /// Filter taps per filter, (C/G)·FH·FW.
     pub(crate) const fn taps(&self) -> Option<usize> {
-        tri!(self.c.checked_mul(self.f[0])).checked_mul(self.f[1])
+        tri!(tri!(self.c.checked_div(self.g)).checked_mul(self.f[0])).checked_mul(self.f[1])
     }
 }
 
@@ -314,7 +373,9 @@ fn pad_plane_avx512(
     (h, w, ph): (usize, usize, usize),
     (lo, hi, first): (usize, usize, usize),
 ) {
-    use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_storeu_ps};
+    use std::arch::x86_64::{
+        _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
     /// Vectors of a row whose masks are kept: rows up to 256 values.
     const KEPT: usize = 16;
     assert!(lo <= hi && hi <= wq && first + (hi - lo) <= w && channel.len() >= h * w);
@@ -339,16 +400,15 @@ fn pad_plane_avx512(
         let iy = iq.wrapping_sub(ph);
         // Lane j of the row reads `base + j`: only lanes in lo..hi are
         // read, input columns first .. first + hi − lo of row iy.
-        // Rows outside the input read nothing, from the channel's start: a
-        // masked load whose masked-off lanes lie in an unmapped page (as
-        // from a null pointer) takes a microcode assist of hundreds of
-        // cycles, which cost B3's last layer a fifth of its time.
-        let (row_at, inside) = if iy < h {
-            (iy * w + first, u16::MAX)
+        // Rows outside the input read nothing: zeros, with no load at all
+        // (a masked load whose masked-off lanes lie in an unmapped page
+        // takes a microcode assist of hundreds of cycles).
+        let inside = iy < h;
+        let base = if inside {
+            channel[iy * w + first..].as_ptr().wrapping_sub(lo)
         } else {
-            (lo, 0)
+            channel.as_ptr()
         };
-        let base = channel[row_at..].as_ptr().wrapping_sub(lo);
         #[allow(clippy::needless_range_loop)] // `kept` holds the first vectors only
         for v in 0..vectors {
             let (load, store) = if v < KEPT { kept[v] } else { masks(v) };
@@ -357,7 +417,11 @@ fn pad_plane_avx512(
             // otherwise), columns within it as asserted; masked-off lanes
             // are not read. The stored lanes lie below the row's end.
             unsafe {
-                let x = _mm512_maskz_loadu_ps(load & inside, base.wrapping_add(16 * v));
+                let x = if inside {
+                    _mm512_maskz_loadu_ps(load, base.wrapping_add(16 * v))
+                } else {
+                    _mm512_setzero_ps()
+                };
                 let to = row.as_mut_ptr().add(16 * v);
                 // A masked store is slower than a plain one (AMD Zen 4).
                 if store == u16::MAX {
@@ -485,7 +549,7 @@ impl Layout {
     /// The layout of `shape`, or `None` if the shape does not
     /// [fit](ConvShape::fits) or a length overflows `usize`.
     pub const fn new(shape: ConvShape) -> Option<Layout> {
-        if !shape.fits() {
+        if !shape.fits() || !shape.is_plain() {
             return None;
         }
         let [oh, ow] = shape.o;

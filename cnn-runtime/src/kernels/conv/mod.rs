@@ -72,6 +72,9 @@ pub enum ConvKernel {
     /// A 1×1 layer (stride 1, no padding) on fewer than
     /// [`POINTWISE_MIN_PIXELS`] pixels: a GEMV per pixel.
     Narrow,
+    /// Direct loops, an output row at a time: any shape, dilated and
+    /// grouped ones included.
+    Direct,
 }
 
 /// Whether a layer is 1×1 with stride 1 and no padding: its input is its
@@ -114,7 +117,11 @@ impl ConvKernel {
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
     /// - AVX2 and portable: the blocked tile of that set.
+    /// - Dilated or grouped layers: direct loops.
     pub const fn choose(shape: &ConvShape, isa: Isa) -> ConvKernel {
+        if !shape.is_plain() {
+            return ConvKernel::Direct;
+        }
         let pointwise = pointwise(shape);
         if pointwise && shape.h.saturating_mul(shape.w) < POINTWISE_MIN_PIXELS {
             return ConvKernel::Narrow;
@@ -136,7 +143,7 @@ impl ConvKernel {
         match self {
             ConvKernel::Blocked(isa) => isa,
             ConvKernel::FilterLanes => Isa::Avx512,
-            ConvKernel::Narrow => Isa::Portable,
+            ConvKernel::Narrow | ConvKernel::Direct => Isa::Portable,
         }
     }
 
@@ -147,7 +154,7 @@ impl ConvKernel {
             ConvKernel::Blocked(Isa::Avx512) => avx512_tile_filters(),
             ConvKernel::Blocked(_) => 6,
             ConvKernel::FilterLanes => filter_lanes::LANES,
-            ConvKernel::Narrow => 1,
+            ConvKernel::Narrow | ConvKernel::Direct => 1,
         }
     }
 
@@ -166,8 +173,16 @@ impl ConvKernel {
             },
             ConvKernel::FilterLanes => filter_lanes::scratch_len(shape),
             ConvKernel::Narrow => {
-                if shape.fits() && pointwise(shape) {
+                if shape.fits() && shape.is_plain() && pointwise(shape) {
                     Some(0)
+                } else {
+                    None
+                }
+            }
+            // A row of the output.
+            ConvKernel::Direct => {
+                if shape.fits() {
+                    Some(shape.o[1])
                 } else {
                     None
                 }
@@ -267,6 +282,8 @@ pub struct PackedConv {
     /// For the blocked kernel, each tap of a channel's offset into its
     /// planes (see [`Layout::channel_taps`]).
     offsets: Vec<usize>,
+    /// The biases, zero for a layer without.
+    bias: Vec<f32>,
     /// For the blocked kernel, the layer's layout.
     layout: Option<Layout>,
     /// The kernel's scratch, in f32s.
@@ -274,12 +291,18 @@ pub struct PackedConv {
 }
 
 impl PackedConv {
-    /// Packs `weight` (K×C×FH×FW, PyTorch's layout) for `kernel`.
+    /// Packs `weight` (K×(C/G)×FH×FW, PyTorch's layout) and `bias` (K
+    /// values, or none: zeros) for `kernel`.
     ///
     /// # Errors
     /// The shape does not fit, the CPU lacks the kernel's instruction set,
-    /// or `weight` is shorter than K·C·FH·FW.
-    pub fn new(shape: ConvShape, kernel: ConvKernel, weight: &[f32]) -> Result<Self, ConvError> {
+    /// or a slice is shorter than the layer's.
+    pub fn new(
+        shape: ConvShape,
+        kernel: ConvKernel,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Result<Self, ConvError> {
         if direct_lens(&shape).is_none() {
             return Err(ConvError::Shape);
         }
@@ -293,6 +316,13 @@ impl PackedConv {
         let taps = shape.taps().ok_or(ConvError::Shape)?;
         let len = shape.k.checked_mul(taps).ok_or(ConvError::Shape)?;
         check("filters", weight.len(), len)?;
+        let bias = match bias {
+            Some(bias) => {
+                check("bias", bias.len(), shape.k)?;
+                bias[..shape.k].to_vec()
+            }
+            None => vec![0.0; shape.k],
+        };
         let layout = match kernel {
             ConvKernel::Blocked(_) => Some(Layout::new(shape).ok_or(ConvError::Shape)?),
             _ => None,
@@ -307,6 +337,7 @@ impl PackedConv {
             kernel,
             filters,
             offsets,
+            bias,
             layout,
             scratch_len,
         })
@@ -330,11 +361,9 @@ impl PackedConv {
     /// A slice is shorter than the layer needs (the scratch than
     /// [`PackedConv::scratch_len`]), or the CPU lacks the kernel's
     /// instruction set.
-    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         x: &[f32],
-        bias: &[f32],
         y: &mut [f32],
         act: Act,
         scratch: &mut [f32],
@@ -343,11 +372,16 @@ impl PackedConv {
         let s = &self.shape;
         let [oh, ow] = s.o;
         check("input", x.len(), s.c * s.h * s.w)?;
-        check("bias", bias.len(), s.k)?;
         check("output", y.len(), s.k * oh * ow)?;
         check("scratch", scratch.len(), self.scratch_len())?;
         let relu = act == Act::Relu;
+        let bias = &self.bias[..];
         match self.kernel {
+            ConvKernel::Direct => {
+                let row = &mut scratch[..s.o[1]];
+                direct::conv(*s, x, &self.filters, Some(bias), y, act, row);
+                Ok(())
+            }
             ConvKernel::Narrow => {
                 narrow(s.c, s.w, s.k, x, &self.filters, bias, y, act);
                 Ok(())
@@ -637,12 +671,12 @@ pub fn conv_with(
     split: bool,
     x: &[f32],
     weight: &[f32],
-    bias: &[f32],
+    bias: Option<&[f32]>,
     y: &mut [f32],
     act: Act,
     scratch: &mut [f32],
 ) -> Result<(), ConvError> {
-    PackedConv::new(shape, kernel, weight)?.run(x, bias, y, act, scratch, split)
+    PackedConv::new(shape, kernel, weight, bias)?.run(x, y, act, scratch, split)
 }
 
 /// Direct convolution, without scratch (for tests and benchmarks).
@@ -654,7 +688,7 @@ pub fn conv_direct_with(
     shape: ConvShape,
     x: &[f32],
     weight: &[f32],
-    bias: &[f32],
+    bias: Option<&[f32]>,
     y: &mut [f32],
     act: Act,
 ) -> Result<(), ConvError> {
@@ -669,13 +703,13 @@ fn check_slices(
     shape: &ConvShape,
     x: &[f32],
     weight: &[f32],
-    bias: &[f32],
+    bias: Option<&[f32]>,
     y: &[f32],
 ) -> Result<(), ConvError> {
     let [input, filters, output] = direct_lens(shape).ok_or(ConvError::Shape)?;
     check("input", x.len(), input)?;
     check("filters", weight.len(), filters)?;
-    check("bias", bias.len(), shape.k)?;
+    check("bias", bias.map_or(shape.k, <[f32]>::len), shape.k)?;
     check("output", y.len(), output)
 }
 
@@ -708,13 +742,24 @@ pub fn conv_im2col_with(
     shape: ConvShape,
     x: &[f32],
     weight: &[f32],
-    bias: &[f32],
+    bias: Option<&[f32]>,
     y: &mut [f32],
     act: Act,
     scratch: &mut [f32],
 ) -> Result<(), ConvError> {
+    if !shape.is_plain() {
+        return Err(ConvError::Unsuited(ConvKernel::Blocked(Isa::Portable)));
+    }
     check_slices(&shape, x, weight, bias, y)?;
     check("scratch", scratch.len(), conv_im2col_scratch(&shape))?;
+    let zeros;
+    let bias = match bias {
+        Some(bias) => bias,
+        None => {
+            zeros = vec![0.0; shape.k];
+            &zeros
+        }
+    };
     im2col::conv(shape, x, weight, bias, y, act, scratch);
     Ok(())
 }

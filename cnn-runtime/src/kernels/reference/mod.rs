@@ -31,6 +31,20 @@ pub struct Window {
 }
 
 impl Window {
+    /// The convolution by `k` filters over these windows (no dilation, one
+    /// group).
+    pub const fn conv(self, k: usize) -> crate::kernels::ConvShape {
+        crate::kernels::ConvShape::plain(
+            self.c,
+            [self.h, self.w],
+            k,
+            self.f,
+            self.s,
+            self.p,
+            self.o,
+        )
+    }
+
     /// Output height and width.
     pub fn out(&self) -> [usize; 2] {
         self.o

@@ -245,11 +245,10 @@ mod tests {
             for img in 0..2 {
                 let mut expected = vec![0.0; k * oh * ow];
                 reference::conv2d(
-                    win,
-                    k,
+                    win.conv(k),
                     &x[img * in_len..(img + 1) * in_len],
                     &w,
-                    &b,
+                    Some(&b),
                     &mut expected,
                     Act::Identity,
                 );
