@@ -280,6 +280,27 @@ fn dot(a: &[f32], b: &[f32]) -> (f64, f64) {
     })
 }
 
+/// The error function in f64: its Maclaurin series below 2.5, the
+/// continued fraction of erfc above (both to about 1e-14).
+fn erf64(x: f64) -> f64 {
+    let a = x.abs();
+    let r = if a < 2.5 {
+        let (mut term, mut sum) = (a, a);
+        for n in 1..200 {
+            term *= -a * a / f64::from(n);
+            sum += term / f64::from(2 * n + 1);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let mut frac = a;
+        for k in (1..80).rev() {
+            frac = a + f64::from(k) / 2.0 / frac;
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / frac
+    };
+    r.copysign(x)
+}
+
 fn basis(len: usize, j: usize) -> Vec<f32> {
     let mut e = vec![0.0; len];
     e[j] = 1.0;
@@ -475,22 +496,36 @@ proptest! {
         let mut rng = Rng(seed);
         let x: Vec<f32> = rng.values(n * len).iter().map(|v| 3.0 * v).collect();
         let dy = rng.values(n * len);
-        for act in [Act::Relu, Act::Sigmoid, Act::Tanh] {
+        let acts = [
+            Act::Relu, Act::Relu6, Act::LeakyRelu(0.1), Act::Sigmoid, Act::Tanh, Act::Silu,
+            Act::Gelu, Act::HardSwish,
+        ];
+        // Inputs up to ±12, past relu6's and hardswish's kinks.
+        let x: Vec<f32> = x.iter().map(|v| 4.0 * v).collect();
+        for act in acts {
             let y: Vec<f32> = x.iter().map(|&v| act.apply(v)).collect();
             let mut dx = vec![f32::NAN; n * len];
-            kernels::activate_backward_with(n * len, act, &y, &dy, &mut dx);
+            kernels::activate_backward_with(n * len, act, (&x, &y), &dy, &mut dx);
             for j in 0..n * len {
                 let a = f64::from(x[j]);
+                let sigmoid = |a: f64| 1.0 / (1.0 + (-a).exp());
                 let derivative = match act {
                     Act::Relu => f64::from(u8::from(a > 0.0)),
-                    Act::Sigmoid => {
-                        let s = 1.0 / (1.0 + (-a).exp());
-                        s * (1.0 - s)
+                    Act::Relu6 => f64::from(u8::from(a > 0.0 && a < 6.0)),
+                    Act::LeakyRelu(slope) => if a > 0.0 { 1.0 } else { f64::from(slope) },
+                    Act::Sigmoid => sigmoid(a) * (1.0 - sigmoid(a)),
+                    Act::Tanh => 1.0 - a.tanh().powi(2),
+                    Act::Silu => sigmoid(a) + a * sigmoid(a) * (1.0 - sigmoid(a)),
+                    // d/dx of x·Φ(x), Φ from the test's own erf.
+                    Act::Gelu => {
+                        0.5 * (1.0 + erf64(a / std::f64::consts::SQRT_2))
+                            + a * (-a * a / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt()
                     }
-                    _ => 1.0 - a.tanh().powi(2),
+                    Act::HardSwish => if a <= -3.0 { 0.0 } else if a >= 3.0 { 1.0 } else { (2.0 * a + 3.0) / 6.0 },
+                    Act::Identity => 1.0,
                 };
                 let want = f64::from(dy[j]) * derivative;
-                prop_assert!((f64::from(dx[j]) - want).abs() <= 1e-6, "{act:?} dx[{j}] {} vs {want}", dx[j]);
+                prop_assert!((f64::from(dx[j]) - want).abs() <= 1e-6, "{act:?} at {a}: dx[{j}] {} vs {want}", dx[j]);
             }
         }
         let mut dx = vec![f32::NAN; n * len];

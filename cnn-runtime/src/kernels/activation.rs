@@ -14,14 +14,9 @@ pub fn activate(act: Act, y: &mut [f32]) {
                 *v = if *v < 0.0 { 0.0 } else { *v };
             }
         }
-        Act::Sigmoid => {
+        act => {
             for v in y {
-                *v = 1.0 / (1.0 + (-*v).exp());
-            }
-        }
-        Act::Tanh => {
-            for v in y {
-                *v = v.tanh();
+                *v = act.apply(*v);
             }
         }
     }

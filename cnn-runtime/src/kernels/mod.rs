@@ -56,17 +56,27 @@ pub const fn window_fits(n: usize, f: usize, s: usize, p: usize, o: usize) -> bo
 }
 
 /// An element-wise activation, applied on its own or fused into the conv
-/// or fc that precedes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// or fc that precedes it; PyTorch's semantics.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Act {
     /// No activation.
     Identity,
     /// `max(0, x)` (NaN stays NaN).
     Relu,
+    /// `min(max(0, x), 6)`.
+    Relu6,
+    /// `x` for `x ≥ 0`, `slope·x` below.
+    LeakyRelu(f32),
     /// `1 / (1 + e^−x)`.
     Sigmoid,
     /// `tanh(x)`.
     Tanh,
+    /// `x · sigmoid(x)` (SiLU, swish).
+    Silu,
+    /// `x · Φ(x) = x/2 · (1 + erf(x/√2))`, the exact form.
+    Gelu,
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
 }
 
 impl Act {
@@ -82,8 +92,39 @@ impl Act {
                     x
                 }
             }
+            // NaN stays NaN.
+            Act::Relu6 => x.clamp(0.0, 6.0),
+            Act::LeakyRelu(slope) => {
+                if x < 0.0 {
+                    slope * x
+                } else {
+                    x
+                }
+            }
             Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Act::Tanh => x.tanh(),
+            Act::Silu => x / (1.0 + (-x).exp()),
+            Act::Gelu => 0.5 * x * erfc(-x * std::f32::consts::FRAC_1_SQRT_2),
+            Act::HardSwish => x * Act::Relu6.apply(x + 3.0) / 6.0,
         }
     }
+}
+
+/// The complementary error function `erfc(x) = 1 − erf(x)`, computed in
+/// f64 with the Chebyshev fit of Numerical Recipes' `erfcc` (fractional
+/// error below 1.2·10⁻⁷ everywhere), so that GELU's `x/2·erfc(−x/√2)` is
+/// accurate far into the negative range, where `1 + erf` would cancel.
+pub fn erfc(x: f32) -> f32 {
+    let z = f64::from(x).abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * (-z * z + poly).exp();
+    (if x >= 0.0 { r } else { 2.0 - r }) as f32
 }

@@ -246,7 +246,7 @@ pub(crate) fn backward(
             }
             LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => {
                 let a = act(layer.kind).unwrap_or(Act::Identity);
-                activate_backward_with(n * len, a, out, dy, dx);
+                activate_backward_with(n * len, a, (src, out), dy, dx);
             }
             LayerKind::Flatten => dx[..n * len].copy_from_slice(&dy[..n * len]),
             LayerKind::Softmax => softmax_backward_with(len, n, out, dy, dx),

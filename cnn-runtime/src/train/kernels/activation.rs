@@ -1,6 +1,7 @@
 //! Element-wise activations and softmax for training. Their backward passes
-//! need only the layer's output `y`: relu′ = \[y > 0\], sigmoid′ = y(1 − y),
-//! tanh′ = 1 − y², and softmax's Jacobian is diag(y) − y·yᵀ.
+//! take the activation's input `x` and output `y`: sigmoid′ = y(1 − y),
+//! tanh′ = 1 − y², the others from `x` (PyTorch's choices at the kinks), and
+//! softmax's Jacobian is diag(y) − y·yᵀ.
 
 use crate::kernels::Act;
 
@@ -12,25 +13,54 @@ pub fn activate_with(len: usize, act: Act, x: &[f32], y: &mut [f32]) {
 }
 
 /// The backward pass of an activation over `len` values: `dx = dy · act′`,
-/// computed from the activation's output `y`.
+/// computed from the activation's input `x` and output `y`.
 #[inline(always)]
-pub fn activate_backward_with(len: usize, act: Act, y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let values = y[..len].iter().zip(&dy[..len]).zip(&mut dx[..len]);
+pub fn activate_backward_with(
+    len: usize,
+    act: Act,
+    (x, y): (&[f32], &[f32]),
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    let values = x[..len].iter().zip(&y[..len]).zip(&dy[..len]);
+    for (((&x, &y), &d), g) in values.zip(&mut dx[..len]) {
+        *g = d * derivative(act, x, y);
+    }
+}
+
+/// The activation's derivative at input `x`, whose output is `y`.
+#[inline(always)]
+fn derivative(act: Act, x: f32, y: f32) -> f32 {
+    let unit = |inside: bool| if inside { 1.0 } else { 0.0 };
     match act {
-        Act::Identity => dx[..len].copy_from_slice(&dy[..len]),
-        Act::Relu => {
-            for ((&y, &d), g) in values {
-                *g = if y > 0.0 { d } else { 0.0 };
+        Act::Identity => 1.0,
+        Act::Relu => unit(x > 0.0),
+        Act::Relu6 => unit(x > 0.0 && x < 6.0),
+        Act::LeakyRelu(slope) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                slope
             }
         }
-        Act::Sigmoid => {
-            for ((&y, &d), g) in values {
-                *g = d * y * (1.0 - y);
-            }
+        Act::Sigmoid => y * (1.0 - y),
+        Act::Tanh => 1.0 - y * y,
+        Act::Silu => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            s * (1.0 + x * (1.0 - s))
         }
-        Act::Tanh => {
-            for ((&y, &d), g) in values {
-                *g = d * (1.0 - y * y);
+        // Φ(x) + x·φ(x).
+        Act::Gelu => {
+            let phi = (-0.5 * x * x).exp() / (2.0 * std::f32::consts::PI).sqrt();
+            0.5 * crate::kernels::erfc(-x * std::f32::consts::FRAC_1_SQRT_2) + x * phi
+        }
+        Act::HardSwish => {
+            if x <= -3.0 {
+                0.0
+            } else if x >= 3.0 {
+                1.0
+            } else {
+                (2.0 * x + 3.0) / 6.0
             }
         }
     }
