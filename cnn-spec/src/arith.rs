@@ -137,16 +137,27 @@ pub fn nearest_fitting_strides(len: usize, f: usize, s: usize, p: usize) -> Vec<
     found
 }
 
-/// Learnable parameters of a convolution: `FH·FW·C·K + K`.
-pub fn conv_params(c: usize, k: usize, fh: usize, fw: usize) -> Option<usize> {
+/// The input span of a window of size `f` whose taps are `d` apart:
+/// `d·(f − 1) + 1`.
+///
+/// ```
+/// assert_eq!(cnn_spec::arith::extent(3, 2), Some(5));
+/// ```
+pub fn extent(f: usize, d: usize) -> Option<usize> {
+    d.checked_mul(f.checked_sub(1)?)?.checked_add(1)
+}
+
+/// Learnable parameters of a convolution whose filters see `c` channels
+/// each (C/G with groups): `FH·FW·C·K`, plus `K` with a bias.
+pub fn conv_params(c: usize, k: usize, fh: usize, fw: usize, bias: bool) -> Option<usize> {
     fh.checked_mul(fw)?
         .checked_mul(c)?
         .checked_mul(k)?
-        .checked_add(k)
+        .checked_add(if bias { k } else { 0 })
 }
 
-/// Multiply-accumulates of a convolution per image, biases excluded:
-/// `K·H₂·W₂·C·FH·FW`.
+/// Multiply-accumulates of a convolution per image, biases excluded, its
+/// filters seeing `c` channels each (C/G with groups): `K·H₂·W₂·C·FH·FW`.
 pub fn conv_macs(c: usize, k: usize, fh: usize, fw: usize, oh: usize, ow: usize) -> Option<u64> {
     [k, oh, ow, c, fh, fw]
         .into_iter()
@@ -179,7 +190,7 @@ mod tests {
     fn lecture_seed_example() {
         // 32×32×3 input, 10 5×5 filters, stride 1, pad 2.
         assert_eq!(window_out(32, 5, 1, 2), Ok(32));
-        assert_eq!(conv_params(3, 10, 5, 5), Some(760));
+        assert_eq!(conv_params(3, 10, 5, 5, true), Some(760));
         assert_eq!(conv_macs(3, 10, 5, 5, 32, 32), Some(10 * 32 * 32 * 75));
     }
 
@@ -195,7 +206,7 @@ mod tests {
     #[test]
     fn alexnet_conv1_and_pool() {
         assert_eq!(window_out(227, 11, 4, 0), Ok(55));
-        assert_eq!(conv_params(3, 96, 11, 11), Some(34_944));
+        assert_eq!(conv_params(3, 96, 11, 11, true), Some(34_944));
         assert_eq!(window_out(55, 3, 2, 0), Ok(27));
     }
 
@@ -207,7 +218,7 @@ mod tests {
         // Strides (2, 3) on 9×16 with a 3×4 window: (9−3)/2+1 = 4, (16−4)/3+1 = 5.
         assert_eq!(window_out(9, 3, 2, 0), Ok(4));
         assert_eq!(window_out(16, 4, 3, 0), Ok(5));
-        assert_eq!(conv_params(2, 4, 3, 5), Some(3 * 5 * 2 * 4 + 4));
+        assert_eq!(conv_params(2, 4, 3, 5, true), Some(3 * 5 * 2 * 4 + 4));
     }
 
     #[test]
@@ -221,7 +232,7 @@ mod tests {
             Err(WindowError::TooLarge { padded: 6 })
         );
         assert_eq!(window_out(usize::MAX, 1, 1, 1), Err(WindowError::Overflow));
-        assert_eq!(conv_params(usize::MAX, 2, 1, 1), None);
+        assert_eq!(conv_params(usize::MAX, 2, 1, 1, true), None);
         assert_eq!(fc_macs(usize::MAX, usize::MAX), None);
     }
 

@@ -193,9 +193,13 @@ pub(crate) struct WindowFix<'a> {
     pub(crate) outs: [Result<usize, WindowError>; 2],
 }
 
-/// "(32 − 5 + 2·0)/2 + 1 = 14.5", the arithmetic of one axis.
+/// "(32 − 5 + 2·0)/2 + 1 = 14.5", the arithmetic of one axis; with
+/// dilation "(32 + 2·0 − 2·(3 − 1) − 1)/2 + 1", a pool without padding
+/// "(32 − 3)/2 + 1".
 fn arithmetic(fix: &WindowFix<'_>, a: Axis, span: usize) -> String {
-    let numerator = if fix.conv {
+    let numerator = if a.d > 1 {
+        format!("{} + 2·{} − {}·({} − 1) − 1", a.len, a.p, a.d, a.f)
+    } else if fix.conv || a.p > 0 {
         format!("{} − {} + 2·{}", a.len, a.f, a.p)
     } else {
         format!("{} − {}", a.len, a.f)
@@ -205,6 +209,14 @@ fn arithmetic(fix: &WindowFix<'_>, a: Axis, span: usize) -> String {
         a.s,
         arith::fractional_out(span, a.s)
     )
+}
+
+/// "; or `floor` rounds down to 14×14 as PyTorch does", when it can.
+fn floor_fix(fix: &WindowFix<'_>) -> String {
+    match fix.axes.map(|a| a.out(true)) {
+        [Ok(h), Ok(w)] => format!("; or `floor` rounds down to {h}×{w}, as PyTorch does"),
+        _ => String::new(),
+    }
 }
 
 fn pair_of(h: usize, w: usize) -> Pair {
@@ -221,7 +233,7 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
         .iter()
         .any(|o| matches!(o, Err(WindowError::TooLarge { .. })));
     if too_large {
-        let padded = if fix.conv && (ah.p > 0 || aw.p > 0) {
+        let padded = if ah.p > 0 || aw.p > 0 {
             let padded = |a: Axis| a.len.saturating_add(a.p.saturating_mul(2));
             format!(" padded to {}×{}", padded(ah), padded(aw))
         } else {
@@ -229,11 +241,11 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
         };
         let suggestion = if fix.conv {
             // The smallest padding that makes the filter fit at this stride.
-            let limit = |a: Axis| a.f.saturating_add(a.s);
-            let ph = arith::fitting_paddings(ah.len, ah.f, ah.s, limit(ah))
+            let limit = |a: Axis| a.extent().saturating_add(a.s);
+            let ph = arith::fitting_paddings(ah.len, ah.extent(), ah.s, limit(ah))
                 .first()
                 .copied();
-            let pw = arith::fitting_paddings(aw.len, aw.f, aw.s, limit(aw))
+            let pw = arith::fitting_paddings(aw.len, aw.extent(), aw.s, limit(aw))
                 .first()
                 .copied();
             match (ph, pw) {
@@ -264,8 +276,13 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
                 _ => String::new(),
             }
         };
+        let dilated = if ah.d > 1 || aw.d > 1 {
+            format!(" (dilated to {}×{})", ah.extent(), aw.extent())
+        } else {
+            String::new()
+        };
         let message = format!(
-            "{head}: the {}×{} {what} is larger than the {}×{} input{padded}{suggestion}",
+            "{head}: the {}×{} {what}{dilated} is larger than the {}×{} input{padded}{suggestion}",
             ah.f, aw.f, input.h, input.w
         );
         return (message, Target::Filter);
@@ -282,11 +299,9 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
             _ => None,
         })
         .collect();
-    let same_numbers =
-        uneven.len() == 2 && (ah.len, ah.f, ah.s, ah.p) == (aw.len, aw.f, aw.s, aw.p);
-    let parts: Vec<String> = if same_numbers
-        || (uneven.len() == 1 && input.h == input.w && ah.f == aw.f && ah.s == aw.s && ah.p == aw.p)
-    {
+    let numbers = |a: Axis| (a.len, a.f, a.s, a.p, a.d);
+    let same_numbers = numbers(ah) == numbers(aw);
+    let parts: Vec<String> = if same_numbers {
         uneven
             .iter()
             .take(1)
@@ -310,6 +325,7 @@ pub(crate) fn window_does_not_fit(fix: &WindowFix<'_>, input: Volume) -> (String
     } else {
         message.push_str(&pool_fix(fix));
     }
+    message.push_str(&floor_fix(fix));
     (message, Target::Stride)
 }
 
@@ -318,7 +334,7 @@ fn conv_fix(fix: &WindowFix<'_>) -> String {
     let [ah, aw] = fix.axes;
     let padding_for = |a: Axis, out: &Result<usize, WindowError>| match out {
         Ok(_) => Some(a.p),
-        Err(_) => arith::fitting_paddings(a.len, a.f, a.s, a.f.max(a.s))
+        Err(_) => arith::fitting_paddings(a.len, a.extent(), a.s, a.extent().max(a.s))
             .first()
             .copied(),
     };
@@ -326,15 +342,16 @@ fn conv_fix(fix: &WindowFix<'_>) -> String {
     let pw = padding_for(aw, &fix.outs[1]);
     let mut text = match (ph, pw) {
         (Some(h), Some(w)) => {
-            let oh = arith::window_out(ah.len, ah.f, ah.s, h).unwrap_or(0);
-            let ow = arith::window_out(aw.len, aw.f, aw.s, w).unwrap_or(0);
+            let oh = arith::window_out(ah.len, ah.extent(), ah.s, h).unwrap_or(0);
+            let ow = arith::window_out(aw.len, aw.extent(), aw.s, w).unwrap_or(0);
             format!("; p = {} would fit (output {oh}×{ow})", pair_of(h, w))
         }
         _ => {
             let odd = if ph.is_none() { ah } else { aw };
             format!(
                 "; no padding fixes it ({} − {} + 2P is odd)",
-                odd.len, odd.f
+                odd.len,
+                odd.extent()
             )
         }
     };
@@ -362,8 +379,8 @@ fn fitting_strides(fix: &WindowFix<'_>) -> Vec<Pair> {
     let [ah, aw] = fix.axes;
     if ah.s == aw.s {
         let fits = |t: usize| {
-            arith::window_out(ah.len, ah.f, t, ah.p).is_ok()
-                && arith::window_out(aw.len, aw.f, t, aw.p).is_ok()
+            arith::window_out(ah.len, ah.extent(), t, ah.p).is_ok()
+                && arith::window_out(aw.len, aw.extent(), t, aw.p).is_ok()
         };
         let limit = ah
             .len
@@ -373,7 +390,7 @@ fn fitting_strides(fix: &WindowFix<'_>) -> Vec<Pair> {
         let above = arith::candidates_above(ah.s, limit).find(|&t| fits(t));
         return below.into_iter().chain(above).map(Pair::square).collect();
     }
-    let nearest = |a: Axis| arith::nearest_fitting_strides(a.len, a.f, a.s, a.p);
+    let nearest = |a: Axis| arith::nearest_fitting_strides(a.len, a.extent(), a.s, a.p);
     let h = if fix.outs[0].is_ok() {
         vec![ah.s]
     } else {
@@ -400,8 +417,8 @@ fn pool_fix(fix: &WindowFix<'_>) -> String {
     let f = pair_of(ah.f, aw.f);
     let s = pair_of(ah.s, aw.s);
     let fits = |f: Pair, s: Pair| {
-        arith::window_out(ah.len, f.h, s.h, 0).is_ok()
-            && arith::window_out(aw.len, f.w, s.w, 0).is_ok()
+        arith::window_out(ah.len, f.h, s.h, ah.p).is_ok()
+            && arith::window_out(aw.len, f.w, s.w, aw.p).is_ok()
     };
     let mut options = Vec::new();
     if f.h == f.w && s.h == s.w {
@@ -421,7 +438,7 @@ fn pool_fix(fix: &WindowFix<'_>) -> String {
         }
     }
     if options.is_empty() {
-        return "; pooling has no padding: change the window or the stride".to_string();
+        return String::new();
     }
     let last = options.pop().unwrap_or_default();
     let list = if options.is_empty() {
@@ -429,5 +446,134 @@ fn pool_fix(fix: &WindowFix<'_>) -> String {
     } else {
         format!("`{}` or `{last}`", options.join("`, `"))
     };
-    format!("; pooling has no padding, but {list} would fit")
+    format!("; {list} would fit")
+}
+
+pub(crate) fn named_input() -> String {
+    "`input` cannot be named: it holds no tensors; remove the name".to_string()
+}
+
+pub(crate) fn duplicate_name(name: &str, prefix: &str) -> String {
+    let place = if prefix.is_empty() {
+        "at the top of the network".to_string()
+    } else {
+        format!("in `{prefix}`")
+    };
+    let position = if name.bytes().all(|b| b.is_ascii_digit()) {
+        " (an unnamed entry is named by its position, counting from 0)"
+    } else {
+        ""
+    };
+    format!("the name `{name}` is given twice {place}{position}: names are unique within their sequence, so that every tensor has its own name; rename one")
+}
+
+pub(crate) fn first_named(name: &str) -> String {
+    format!("`{name}` is first given here")
+}
+
+pub(crate) fn duplicate_tensor(tensor: &str, first: &str, second: &str) -> String {
+    format!("two tensors are named `{tensor}`: one of `{first}` and one of `{second}`; rename one of the layers")
+}
+
+/// The 1×1 convolution (and batch norm) that maps `input` to `output`, as
+/// the shortcut a residual needs, or why none does.
+fn shortcut_fix(input: Volume, output: Volume) -> String {
+    let stride = |len: usize, out: usize| {
+        (1..=len.max(1))
+            .take(arith::SEARCH_LIMIT)
+            .find(|&s| arith::window_out_floor(len, 1, s, 0) == Ok(out))
+            .map(|s| (s, arith::window_out(len, 1, s, 0).is_err()))
+    };
+    match (stride(input.h, output.h), stride(input.w, output.w)) {
+        (Some((sh, fh)), Some((sw, fw))) => {
+            let s = Pair { h: sh, w: sw };
+            let stride = if s == Pair::square(1) {
+                String::new()
+            } else {
+                format!(", s = {s}")
+            };
+            let floor = if fh || fw { ", floor" } else { "" };
+            format!(
+                "`shortcut {{ conv({}, 1{stride}, bias = false{floor}) bn }}` would map {input} to {output}",
+                output.c
+            )
+        }
+        _ => format!("no strided 1×1 convolution maps {input} to {output}: change MAIN so that its output is {}×{}×{} or smaller by a whole stride", output.c, input.h, input.w),
+    }
+}
+
+pub(crate) fn residual_changes_volume(path: &str, input: Volume, output: Volume) -> String {
+    format!(
+        "residual `{path}` adds its input {input} to its MAIN's output {output}, but the volumes differ; add a shortcut: {}",
+        shortcut_fix(input, output)
+    )
+}
+
+pub(crate) fn residual_branches_differ(
+    path: &str,
+    input: Volume,
+    main: Volume,
+    shortcut: Volume,
+) -> String {
+    format!(
+        "residual `{path}` adds MAIN's {main} to its shortcut's {shortcut}, but the volumes differ; {}",
+        shortcut_fix(input, main)
+    )
+}
+
+pub(crate) fn residual_act(name: &str) -> String {
+    format!("`residual(ACT)` takes an element-wise activation (relu, relu6, leaky_relu, sigmoid, tanh, silu, gelu, hardswish), found `{name}`")
+}
+
+pub(crate) fn floor_not_allowed(keyword: &str) -> String {
+    format!("`{keyword}` has no `floor`: only conv, pool and avgpool round their output size down")
+}
+
+pub(crate) fn not_a_float(what: &str, found: &str) -> String {
+    format!("{what} is a float literal such as `0.1`, found `{found}`")
+}
+
+pub(crate) fn float_out_of_range(what: &str, text: &str, range: &str) -> String {
+    format!("{what} must be {range}, found `{text}`")
+}
+
+pub(crate) fn not_a_bool(what: &str, found: &str) -> String {
+    format!("{what} is `true` or `false`, found `{found}`")
+}
+
+pub(crate) fn pool_padding(keyword: &str, f: Pair, p: Pair) -> String {
+    let most = Pair {
+        h: f.h / 2,
+        w: f.w / 2,
+    };
+    format!("`{keyword}` pads at most half its window on each side: a {}×{} window takes p ≤ {most}, found p = {p}", f.h, f.w)
+}
+
+pub(crate) fn groups_do_not_divide(g: usize, input: Volume, k: usize) -> String {
+    let divisors = |n: usize| -> Vec<String> {
+        (1..=n.min(arith::SEARCH_LIMIT))
+            .filter(|d| n.is_multiple_of(*d) && k.is_multiple_of(*d))
+            .map(|d| d.to_string())
+            .collect()
+    };
+    let mut which = Vec::new();
+    if !input.c.is_multiple_of(g) {
+        which.push(format!("the {} input channels", input.c));
+    }
+    if !k.is_multiple_of(g) {
+        which.push(format!("the {k} filters"));
+    }
+    let fits = divisors(input.c);
+    let shown: Vec<&str> = fits
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    format!(
+        "g = {g} groups do not divide {} (of {input}): each group takes C/G channels and gives K/G filters; g = {} would divide both",
+        which.join(" and "),
+        shown.join(", ")
+    )
 }

@@ -36,23 +36,41 @@ pub const LAYERS: &[LayerSyntax] = &[
     LayerSyntax {
         name: "conv",
         required: &["K", "F"],
-        optional: &[],
-        named: &["s", "p"],
-        usage: &["conv(K, F)", "conv(K, F, s = S, p = P)"],
+        optional: &["floor"],
+        named: &["s", "p", "d", "g", "bias"],
+        usage: &[
+            "conv(K, F)",
+            "conv(K, F, s = S, p = P)",
+            "conv(K, F, s = S, p = P, d = D, g = G, bias = false, floor)",
+        ],
     },
     LayerSyntax {
         name: "pool",
         required: &["F"],
-        optional: &["S"],
-        named: &[],
-        usage: &["pool(F)", "pool(F, S)"],
+        optional: &["S", "floor"],
+        named: &["p"],
+        usage: &["pool(F)", "pool(F, S)", "pool(F, S, p = P, floor)"],
     },
     LayerSyntax {
         name: "avgpool",
         required: &["F"],
-        optional: &["S"],
+        optional: &["S", "floor"],
+        named: &["p"],
+        usage: &["avgpool(F)", "avgpool(F, S)", "avgpool(F, S, p = P, floor)"],
+    },
+    LayerSyntax {
+        name: "global_avgpool",
+        required: &[],
+        optional: &[],
         named: &[],
-        usage: &["avgpool(F)", "avgpool(F, S)"],
+        usage: &["global_avgpool"],
+    },
+    LayerSyntax {
+        name: "bn",
+        required: &[],
+        optional: &[],
+        named: &["eps"],
+        usage: &["bn", "bn(eps = E)"],
     },
     LayerSyntax {
         name: "relu",
@@ -60,6 +78,20 @@ pub const LAYERS: &[LayerSyntax] = &[
         optional: &[],
         named: &[],
         usage: &["relu"],
+    },
+    LayerSyntax {
+        name: "relu6",
+        required: &[],
+        optional: &[],
+        named: &[],
+        usage: &["relu6"],
+    },
+    LayerSyntax {
+        name: "leaky_relu",
+        required: &[],
+        optional: &["A"],
+        named: &[],
+        usage: &["leaky_relu", "leaky_relu(A)"],
     },
     LayerSyntax {
         name: "sigmoid",
@@ -74,6 +106,34 @@ pub const LAYERS: &[LayerSyntax] = &[
         optional: &[],
         named: &[],
         usage: &["tanh"],
+    },
+    LayerSyntax {
+        name: "silu",
+        required: &[],
+        optional: &[],
+        named: &[],
+        usage: &["silu"],
+    },
+    LayerSyntax {
+        name: "gelu",
+        required: &[],
+        optional: &[],
+        named: &[],
+        usage: &["gelu"],
+    },
+    LayerSyntax {
+        name: "hardswish",
+        required: &[],
+        optional: &[],
+        named: &[],
+        usage: &["hardswish"],
+    },
+    LayerSyntax {
+        name: "dropout",
+        required: &["P"],
+        optional: &[],
+        named: &[],
+        usage: &["dropout(P)"],
     },
     LayerSyntax {
         name: "flatten",
@@ -98,6 +158,14 @@ pub const LAYERS: &[LayerSyntax] = &[
     },
 ];
 
+/// Words that open a block of layers rather than name a layer: a group is
+/// `{ … }`, a residual block `residual { … }` with an optional
+/// `shortcut { … }` after it.
+pub const BLOCKS: &[&str] = &["residual", "shortcut"];
+
+/// The flag that rounds a window's output down, as PyTorch does.
+pub const FLOOR: &str = "floor";
+
 /// Names other libraries use for the same layers, suggested first.
 pub const ALIASES: &[(&str, &str)] = &[
     ("conv2d", "conv"),
@@ -110,6 +178,16 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("linear", "fc"),
     ("dense", "fc"),
     ("fully_connected", "fc"),
+    ("batchnorm", "bn"),
+    ("batchnorm2d", "bn"),
+    ("batch_norm", "bn"),
+    ("adaptiveavgpool2d", "global_avgpool"),
+    ("global_avg_pool", "global_avgpool"),
+    ("globalavgpool", "global_avgpool"),
+    ("leakyrelu", "leaky_relu"),
+    ("hardswish", "hardswish"),
+    ("hard_swish", "hardswish"),
+    ("swish", "silu"),
 ];
 
 /// The layer a user most likely meant by an unknown name.
@@ -178,7 +256,9 @@ mod tests {
         assert_eq!(suggest_layer("MaxPool2d"), Some("pool"));
         assert_eq!(suggest_layer("Linear"), Some("fc"));
         assert_eq!(suggest_layer("sigmod"), Some("sigmoid"));
-        assert_eq!(suggest_layer("batchnorm"), None);
+        assert_eq!(suggest_layer("BatchNorm2d"), Some("bn"));
+        assert_eq!(suggest_layer("LeakyReLU"), Some("leaky_relu"));
+        assert_eq!(suggest_layer("transformer"), None);
     }
 
     #[test]

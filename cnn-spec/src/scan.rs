@@ -498,7 +498,7 @@ macro_rules! template {
         let found = scan_str(source).unwrap();
         let errors = found[0].network.as_ref().unwrap_err();
         let text = errors[0].render("nets.rs", source);
-        let expected = "error: `conv(10, 5, s = 2)` does not fit 3×32×32: (32 − 5 + 2·0)/2 + 1 = 14.5 is not a whole number; no padding fixes it (32 − 5 + 2P is odd), s = 1 or s = 3 would fit\n \
+        let expected = "error: `conv(10, 5, s = 2)` does not fit 3×32×32: (32 − 5 + 2·0)/2 + 1 = 14.5 is not a whole number; no padding fixes it (32 − 5 + 2P is odd), s = 1 or s = 3 would fit; or `floor` rounds down to 14×14, as PyTorch does\n \
              --> nets.rs:2:46\n  |\n2 |     struct N { input(3, 32, 32) conv(10, 5, s = 2) }\n  |                                                 ^\n";
         assert_eq!(text, expected);
     }

@@ -28,10 +28,80 @@ pub struct NetworkDef {
     pub vis: Visibility,
     /// The struct's name.
     pub ident: Ident,
-    /// The layers, in order, as written.
-    pub layers: Vec<LayerDef>,
+    /// The entries, in order, as written: `input(…)` first, then layers,
+    /// groups and residual blocks.
+    pub entries: Vec<EntryDef>,
     /// The span of the closing brace, where "missing layer" errors point.
     pub body_span: Span,
+}
+
+/// One entry of a sequence: a layer, a group or a residual block, with
+/// the name it is given (`conv1: conv(…)`), if any.
+#[derive(Clone)]
+pub struct EntryDef {
+    /// The name written before a `:`.
+    pub label: Option<Label>,
+    /// What the entry is.
+    pub item: ItemDef,
+}
+
+/// A name given to an entry: an identifier or an unsuffixed integer.
+#[derive(Clone)]
+pub struct Label {
+    /// The name as written.
+    pub text: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// What an entry is.
+#[derive(Clone)]
+pub enum ItemDef {
+    /// A layer.
+    Layer(LayerDef),
+    /// A group `{ … }`: a nested sequence, for naming.
+    Group(GroupDef),
+    /// `residual(ACT) { MAIN } shortcut { SC }`, ACT and SC optional.
+    Residual(ResidualDef),
+}
+
+/// A braced sequence of entries.
+#[derive(Clone)]
+pub struct GroupDef {
+    /// The entries, in order.
+    pub entries: Vec<EntryDef>,
+    /// From the opening to the closing brace.
+    pub span: SpanRange,
+}
+
+/// A residual block as written.
+#[derive(Clone)]
+pub struct ResidualDef {
+    /// The `residual` keyword.
+    pub keyword: Ident,
+    /// The activation after the add, `residual(relu)`, if any.
+    pub act: Option<LayerDef>,
+    /// MAIN, the block's layers.
+    pub main: GroupDef,
+    /// SC, the shortcut's layers, after the `shortcut` keyword.
+    pub shortcut: Option<(Ident, GroupDef)>,
+}
+
+impl ItemDef {
+    /// Where the entry is, for messages about it as a whole.
+    pub fn span(&self) -> SpanRange {
+        match self {
+            ItemDef::Layer(layer) => layer.span,
+            ItemDef::Group(group) => group.span,
+            ItemDef::Residual(residual) => SpanRange {
+                start: residual.keyword.span(),
+                end: residual
+                    .shortcut
+                    .as_ref()
+                    .map_or(residual.main.span.end, |(_, group)| group.span.end),
+            },
+        }
+    }
 }
 
 /// One layer as written: a name and an optional parenthesised argument list.
@@ -80,6 +150,19 @@ pub enum Value {
     },
     /// The keyword `same` (only meaningful for padding).
     Same(Ident),
+    /// A float literal, possibly negative.
+    Float {
+        /// Its value.
+        value: f64,
+        /// The literal as written (with its sign).
+        text: String,
+        /// Where it is.
+        span: SpanRange,
+    },
+    /// `true` or `false`.
+    Bool(Ident),
+    /// The flag `floor`.
+    Floor(Ident),
     /// Something that is not a value: kept for its span and text.
     Invalid {
         /// The tokens as written.
@@ -127,8 +210,12 @@ impl Value {
     pub fn span(&self) -> SpanRange {
         match self {
             Value::Int(lit) => SpanRange::single(lit.span()),
-            Value::Pair { span, .. } | Value::Invalid { span, .. } => *span,
-            Value::Same(ident) => SpanRange::single(ident.span()),
+            Value::Pair { span, .. } | Value::Invalid { span, .. } | Value::Float { span, .. } => {
+                *span
+            }
+            Value::Same(ident) | Value::Bool(ident) | Value::Floor(ident) => {
+                SpanRange::single(ident.span())
+            }
         }
     }
 }
@@ -139,7 +226,8 @@ impl std::fmt::Display for Value {
             Value::Int(lit) => write!(f, "{lit}"),
             Value::Pair { h, w, .. } => write!(f, "({h}, {w})"),
             Value::Same(_) => f.write_str("same"),
-            Value::Invalid { text, .. } => f.write_str(text),
+            Value::Float { text, .. } | Value::Invalid { text, .. } => f.write_str(text),
+            Value::Bool(ident) | Value::Floor(ident) => write!(f, "{ident}"),
         }
     }
 }
@@ -169,12 +257,12 @@ impl Parse for NetworksDef {
             let content;
             let brace = syn::braced!(content in input);
             let body: TokenStream = content.parse()?;
-            let layers = parse_layers(body, &mut errors);
+            let entries = parse_entries(body, &mut errors);
             networks.push(NetworkDef {
                 attrs,
                 vis,
                 ident,
-                layers,
+                entries,
                 body_span: brace.span.close(),
             });
         }
@@ -182,50 +270,213 @@ impl Parse for NetworksDef {
     }
 }
 
-/// Splits a network body into layers, collecting errors for stray tokens.
-fn parse_layers(body: TokenStream, errors: &mut Errors) -> Vec<LayerDef> {
-    let mut layers = Vec::new();
-    let mut tokens = body.into_iter().peekable();
+type Tokens = std::iter::Peekable<proc_macro2::token_stream::IntoIter>;
+
+/// Splits a sequence (a network's body or a group's) into entries,
+/// collecting errors for stray tokens.
+fn parse_entries(body: TokenStream, errors: &mut Errors) -> Vec<EntryDef> {
+    let mut entries = Vec::new();
+    let mut tokens: Tokens = body.into_iter().peekable();
     while let Some(token) = tokens.next() {
-        match token {
-            TokenTree::Ident(name) => {
-                let args = match tokens.peek() {
-                    Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => {
-                        Some(g.clone())
+        // `name:` before an entry (but not `::`).
+        let label = match (&token, tokens.peek()) {
+            (TokenTree::Ident(_) | TokenTree::Literal(_), Some(TokenTree::Punct(colon)))
+                if colon.as_char() == ':' && colon.spacing() == proc_macro2::Spacing::Alone =>
+            {
+                let label = label(&token, errors);
+                tokens.next();
+                match tokens.next() {
+                    Some(next) => Some((label, next)),
+                    None => {
+                        errors.push(syn::Error::new(
+                            token.span(),
+                            format!("`{token}:` names nothing: write the layer, group or residual block after it"),
+                        ));
+                        break;
                     }
-                    _ => None,
-                };
-                let span = match &args {
-                    Some(group) => {
-                        tokens.next();
-                        SpanRange {
-                            start: name.span(),
-                            end: group.span_close(),
-                        }
-                    }
-                    None => SpanRange::single(name.span()),
-                };
-                let args = args.map(|group| parse_args(group.stream(), errors));
-                layers.push(LayerDef { name, args, span });
+                }
             }
-            TokenTree::Punct(p) if matches!(p.as_char(), ',' | ';') => {
-                errors.push(syn::Error::new(
-                    p.span(),
-                    format!(
-                        "layers are separated by whitespace alone: remove this `{}`",
-                        p.as_char()
-                    ),
-                ));
-            }
-            other => {
-                errors.push(syn::Error::new_spanned(
-                    &other,
-                    format!("expected a layer such as `conv(8, 3)` or `relu`, found `{other}`"),
-                ));
-            }
+            _ => None,
+        };
+        let (label, token) = match label {
+            Some((label, next)) => (label, next),
+            None => (None, token),
+        };
+        if let Some(item) = parse_item(token, &mut tokens, errors) {
+            entries.push(EntryDef { label, item });
         }
     }
-    layers
+    entries
+}
+
+/// The label a token spells: an identifier or an unsuffixed integer.
+fn label(token: &TokenTree, errors: &mut Errors) -> Option<Label> {
+    let text = token.to_string();
+    let ok = match token {
+        TokenTree::Ident(_) => true,
+        TokenTree::Literal(_) => !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
+    };
+    if ok {
+        Some(Label {
+            text,
+            span: token.span(),
+        })
+    } else {
+        errors.push(syn::Error::new(
+            token.span(),
+            format!("`{text}` is not a name: a layer's name is an identifier or an unsuffixed integer, such as `conv1` or `0`"),
+        ));
+        None
+    }
+}
+
+/// One item from its first token: a layer, a group or a residual block.
+fn parse_item(token: TokenTree, tokens: &mut Tokens, errors: &mut Errors) -> Option<ItemDef> {
+    match token {
+        TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => {
+            Some(ItemDef::Group(group_def(&group, errors)))
+        }
+        TokenTree::Ident(name) if name == "residual" => residual(name, tokens, errors),
+        TokenTree::Ident(name) if name == "shortcut" => {
+            errors.push(syn::Error::new(
+                name.span(),
+                "`shortcut { … }` must follow a `residual { … }` block",
+            ));
+            if matches!(tokens.peek(), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace)
+            {
+                tokens.next();
+            }
+            None
+        }
+        TokenTree::Ident(name) => Some(ItemDef::Layer(layer_def(name, tokens, errors))),
+        TokenTree::Punct(p) if matches!(p.as_char(), ',' | ';') => {
+            errors.push(syn::Error::new(
+                p.span(),
+                format!(
+                    "layers are separated by whitespace alone: remove this `{}`",
+                    p.as_char()
+                ),
+            ));
+            None
+        }
+        other => {
+            errors.push(syn::Error::new_spanned(
+                &other,
+                format!("expected a layer such as `conv(8, 3)` or `relu`, found `{other}`"),
+            ));
+            None
+        }
+    }
+}
+
+/// A layer: its name and, if parentheses follow, its arguments.
+fn layer_def(name: Ident, tokens: &mut Tokens, errors: &mut Errors) -> LayerDef {
+    let args = match tokens.peek() {
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => Some(g.clone()),
+        _ => None,
+    };
+    let span = match &args {
+        Some(group) => {
+            tokens.next();
+            SpanRange {
+                start: name.span(),
+                end: group.span_close(),
+            }
+        }
+        None => SpanRange::single(name.span()),
+    };
+    let args = args.map(|group| parse_args(group.stream(), errors));
+    LayerDef { name, args, span }
+}
+
+/// The entries of a braced group.
+fn group_def(group: &proc_macro2::Group, errors: &mut Errors) -> GroupDef {
+    GroupDef {
+        entries: parse_entries(group.stream(), errors),
+        span: SpanRange {
+            start: group.span_open(),
+            end: group.span_close(),
+        },
+    }
+}
+
+/// `residual(ACT) { MAIN } shortcut { SC }` after its keyword.
+fn residual(keyword: Ident, tokens: &mut Tokens, errors: &mut Errors) -> Option<ItemDef> {
+    let act = match tokens.peek() {
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => {
+            let g = g.clone();
+            tokens.next();
+            let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+            match inner.as_slice() {
+                [TokenTree::Ident(name), rest @ ..] => {
+                    let mut rest: Tokens = rest
+                        .iter()
+                        .cloned()
+                        .collect::<TokenStream>()
+                        .into_iter()
+                        .peekable();
+                    let act = layer_def(name.clone(), &mut rest, errors);
+                    if let Some(extra) = rest.next() {
+                        errors.push(syn::Error::new(
+                            extra.span(),
+                            "`residual(ACT)` takes one activation, such as `residual(relu)`",
+                        ));
+                    }
+                    Some(act)
+                }
+                _ => {
+                    errors.push(syn::Error::new(
+                        g.span(),
+                        "`residual(ACT)` takes one activation, such as `residual(relu)`",
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let main = match tokens.peek() {
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
+            let g = g.clone();
+            tokens.next();
+            group_def(&g, errors)
+        }
+        _ => {
+            errors.push(syn::Error::new(
+                keyword.span(),
+                "`residual` is followed by its layers in braces: `residual { conv(64, 3, p = 1) bn relu conv(64, 3, p = 1) bn }`",
+            ));
+            return None;
+        }
+    };
+    let shortcut = match tokens.peek() {
+        Some(TokenTree::Ident(name)) if name == "shortcut" => {
+            let name = name.clone();
+            tokens.next();
+            match tokens.peek() {
+                Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
+                    let g = g.clone();
+                    tokens.next();
+                    Some((name, group_def(&g, errors)))
+                }
+                _ => {
+                    errors.push(syn::Error::new(
+                        name.span(),
+                        "`shortcut` is followed by its layers in braces: `shortcut { conv(128, 1, s = 2) bn }`",
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    Some(ItemDef::Residual(ResidualDef {
+        keyword,
+        act,
+        main,
+        shortcut,
+    }))
 }
 
 /// Splits an argument list at top-level commas and reads each argument.
@@ -303,12 +554,16 @@ fn parse_value(tokens: &[TokenTree]) -> Value {
         [TokenTree::Literal(lit)] => {
             match syn::parse2::<syn::Lit>(TokenTree::Literal(lit.clone()).into()) {
                 Ok(syn::Lit::Int(int)) => Value::Int(int),
-                Ok(syn::Lit::Float(_)) => invalid(tokens, "a fractional number"),
+                Ok(syn::Lit::Float(float)) => float_value(&float, false, span),
                 Ok(syn::Lit::Str(_)) => invalid(tokens, "a string"),
                 _ => invalid(tokens, "not an integer"),
             }
         }
         [TokenTree::Ident(ident)] if ident == "same" => Value::Same(ident.clone()),
+        [TokenTree::Ident(ident)] if ident == "true" || ident == "false" => {
+            Value::Bool(ident.clone())
+        }
+        [TokenTree::Ident(ident)] if ident == crate::keywords::FLOOR => Value::Floor(ident.clone()),
         [TokenTree::Group(g)] if g.delimiter() == Delimiter::Parenthesis => {
             let parts: Vec<Vec<TokenTree>> = split_commas(g.stream());
             match parts.as_slice() {
@@ -320,12 +575,43 @@ fn parse_value(tokens: &[TokenTree]) -> Value {
                 _ => invalid(tokens, "not a pair `(h, w)`"),
             }
         }
+        [TokenTree::Punct(p), TokenTree::Literal(lit)] if p.as_char() == '-' => {
+            match syn::parse2::<syn::Lit>(TokenTree::Literal(lit.clone()).into()) {
+                Ok(syn::Lit::Float(float)) => float_value(&float, true, span),
+                _ => Value::Invalid {
+                    text: format!("-{lit}"),
+                    span,
+                    what: "a negative number",
+                },
+            }
+        }
         [TokenTree::Punct(p), rest @ ..] if p.as_char() == '-' => Value::Invalid {
             text: format!("-{}", tokens_text(rest)),
             span,
             what: "a negative number",
         },
         _ => invalid(tokens, "not an integer"),
+    }
+}
+
+/// A float literal's value; a suffix or an unreadable literal is invalid.
+fn float_value(float: &syn::LitFloat, negative: bool, span: SpanRange) -> Value {
+    let sign = if negative { "-" } else { "" };
+    let text = format!("{sign}{}", float.base10_digits());
+    if !float.suffix().is_empty() {
+        return Value::Invalid {
+            text: format!("{sign}{float}"),
+            span,
+            what: "a suffixed number",
+        };
+    }
+    match text.parse::<f64>() {
+        Ok(value) => Value::Float { value, text, span },
+        Err(_) => Value::Invalid {
+            text,
+            span,
+            what: "not a number",
+        },
     }
 }
 

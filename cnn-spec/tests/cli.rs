@@ -59,7 +59,7 @@ fn invalid_network_gives_the_macro_diagnostic_with_its_line() {
     assert_eq!(out.status.code(), Some(1));
     // `s = 2` is on line 14 of the fixture; its value `2` at column 33.
     let expected = format!(
-        "error: `conv(10, 5, s = 2)` does not fit 3×32×32: (32 − 5 + 2·0)/2 + 1 = 14.5 is not a whole number; no padding fixes it (32 − 5 + 2P is odd), s = 1 or s = 3 would fit\n  --> {}:14:33\n   |\n14 |                 conv(10, 5, s = 2) relu\n   |                                 ^\n",
+        "error: `conv(10, 5, s = 2)` does not fit 3×32×32: (32 − 5 + 2·0)/2 + 1 = 14.5 is not a whole number; no padding fixes it (32 − 5 + 2P is odd), s = 1 or s = 3 would fit; or `floor` rounds down to 14×14, as PyTorch does\n  --> {}:14:33\n   |\n14 |                 conv(10, 5, s = 2) relu\n   |                                 ^\n",
         path.display()
     );
     assert!(stderr.contains(&expected), "{stderr}");

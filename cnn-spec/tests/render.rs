@@ -1,11 +1,14 @@
 //! Golden files for every renderer, and the JSON and SVG read back and
-//! compared with shapes computed here by the textbook formulas.
+//! compared with shapes computed here by the textbook formulas; networks
+//! with groups and residual blocks (`tests/fixtures/resnet.rs`) read back
+//! with their structure.
 //!
 //! `UPDATE_GOLDEN=1 cargo test -p cnn-spec --test render` rewrites the
 //! golden files under `tests/golden/`; review the diff before committing.
 
 use std::path::PathBuf;
 
+use cnn_spec::model::Entry;
 use cnn_spec::{render, Network};
 
 /// The three reference networks: name, DSL body.
@@ -61,15 +64,48 @@ fn golden(file: &str, actual: &str) {
     }
 }
 
+/// The networks of `tests/fixtures/resnet.rs`: `TinyResNet`, `ResNet18`,
+/// `MobileBlocks`.
+fn structured() -> Vec<Network> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/resnet.rs");
+    let scanned = cnn_spec::scan::scan_file(&path).unwrap();
+    assert_eq!(scanned.render_diagnostics(), "");
+    scanned.networks().cloned().collect()
+}
+
+fn structured_network(name: &str) -> Network {
+    structured()
+        .into_iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no {name} in the fixture"))
+}
+
 #[test]
 fn golden_files() {
+    let write = |net: &Network, files: &[&str]| {
+        let name = &net.name;
+        for file in files {
+            let text = match *file {
+                "md" => render::markdown(net),
+                "json" => render::json(net),
+                "svg" => render::svg(net) + "\n",
+                "txt" => render::summary(net) + "\n",
+                "rustdoc.md" => render::rustdoc(net),
+                _ => unreachable!(),
+            };
+            golden(&format!("{name}.{file}"), &text);
+        }
+    };
+    let all = ["md", "json", "svg", "txt", "rustdoc.md"];
     for (name, body) in NETS {
-        let net = network(name, body);
-        golden(&format!("{name}.md"), &render::markdown(&net));
-        golden(&format!("{name}.json"), &render::json(&net));
-        golden(&format!("{name}.svg"), &(render::svg(&net) + "\n"));
-        golden(&format!("{name}.txt"), &(render::summary(&net) + "\n"));
-        golden(&format!("{name}.rustdoc.md"), &render::rustdoc(&net));
+        write(&network(name, body), &all);
+    }
+    for net in structured() {
+        match net.name.as_str() {
+            "TinyResNet" => write(&net, &all),
+            "ResNet18" => write(&net, &["txt", "md"]),
+            _ => write(&net, &["txt", "md", "svg"]),
+        }
     }
 }
 
@@ -216,6 +252,11 @@ fn json_reads_back_with_the_reference_numbers() {
         assert_eq!(json["params"].as_u64(), Some(params as u64));
         assert_eq!(json["macs"].as_u64(), Some(macs));
         assert_eq!(json["activation_bytes"].as_u64(), Some(values as u64 * 4));
+        // A plain chain's structure is its layers.
+        let body: Vec<serde_json::Value> = (0..expected.len())
+            .map(|i| serde_json::json!({ "type": "layer", "index": i, "path": i.to_string() }))
+            .collect();
+        assert_eq!(json["body"], serde_json::Value::Array(body));
         // The model agrees with the same reference.
         assert_eq!((net.params, net.macs), (params, macs));
 
@@ -229,6 +270,8 @@ fn json_reads_back_with_the_reference_numbers() {
         {
             let (input, output, params, macs) = *reference;
             assert_eq!(layer["index"].as_u64(), Some(i as u64));
+            // A plain chain's layers are named by their position.
+            assert_eq!(layer["path"], i.to_string());
             assert_eq!(layer["name"].as_str(), Some(model.name.as_str()));
             assert_eq!(dims(&layer["input"]), input, "{name} layer {i}");
             assert_eq!(dims(&layer["output"]), output, "{name} layer {i}");
@@ -246,7 +289,9 @@ fn json_reads_back_with_the_reference_numbers() {
                     assert_eq!(layer["kind"], "conv");
                     let args = &layer["args"];
                     assert_eq!(args["k"].as_u64(), Some(k as u64));
-                    for (key, v) in [("f", f), ("s", s), ("p", p)] {
+                    assert_eq!(args["g"], 1);
+                    assert_eq!(args["bias"], true);
+                    for (key, v) in [("f", f), ("s", s), ("p", p), ("d", 1)] {
                         assert_eq!(args[key], serde_json::json!([v, v]), "{name} {i} {key}");
                     }
                 }
@@ -254,7 +299,7 @@ fn json_reads_back_with_the_reference_numbers() {
                     assert_eq!(layer["kind"], "pool");
                     assert_eq!(
                         layer["args"],
-                        serde_json::json!({ "f": [f, f], "s": [s, s] })
+                        serde_json::json!({ "f": [f, f], "s": [s, s], "p": [0, 0] })
                     );
                 }
                 Ref::Relu => {
@@ -317,7 +362,7 @@ struct Label {
 }
 
 /// Reads an SVG with roxmltree, checks every coordinate lies in the view
-/// box and returns the text labels with their estimated extents (11 px
+/// box (boxes, arrows, brackets and labels) and returns the text labels with their estimated extents (11 px
 /// monospace: 0.62 em a character).
 fn read_svg(svg: &str) -> (Vec<Label>, usize, [f64; 2]) {
     let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
@@ -347,7 +392,7 @@ fn read_svg(svg: &str) -> (Vec<Label>, usize, [f64; 2]) {
                     inside(x, y) && inside(x + num("width").unwrap(), y + num("height").unwrap())
                 );
             }
-            "polygon" => {
+            "polygon" | "polyline" => {
                 for point in node.attribute("points").unwrap().split(' ') {
                     let (x, y) = point.split_once(',').unwrap();
                     assert!(inside(x.parse().unwrap(), y.parse().unwrap()), "{point}");
@@ -471,4 +516,345 @@ fn summary_columns_line_up() {
             assert!(cell.contains('×'), "{name}: {row:?}");
         }
     }
+}
+
+/// Every layer of `entries` in execution order: MAIN, then the shortcut,
+/// then the activation after the add; checks each group's and residual's
+/// totals against its layers on the way.
+fn leaves(entries: &[serde_json::Value], layers: &[serde_json::Value], out: &mut Vec<usize>) {
+    for entry in entries {
+        let first = out.len();
+        match entry["type"].as_str().unwrap() {
+            "layer" => {
+                let index = entry["index"].as_u64().unwrap() as usize;
+                assert_eq!(entry["path"], layers[index]["path"]);
+                out.push(index);
+                continue;
+            }
+            "group" => leaves(entry["entries"].as_array().unwrap(), layers, out),
+            "residual" => {
+                let main_first = out.len();
+                leaves(entry["main"].as_array().unwrap(), layers, out);
+                let main_last = *out.last().unwrap();
+                // MAIN runs on the block's input and ends on its output.
+                assert_eq!(layers[out[main_first]]["input"], entry["input"]);
+                assert_eq!(layers[main_last]["output"], entry["output"]);
+                if let Some(shortcut) = entry["shortcut"].as_array() {
+                    let sc_first = out.len();
+                    leaves(shortcut, layers, out);
+                    assert_eq!(layers[out[sc_first]]["input"], entry["input"]);
+                    assert_eq!(layers[*out.last().unwrap()]["output"], entry["output"]);
+                } else {
+                    assert!(entry["shortcut"].is_null());
+                    assert_eq!(entry["input"], entry["output"], "an identity add");
+                }
+                if let Some(act) = entry["act"].as_u64() {
+                    let act = act as usize;
+                    assert_eq!(layers[act]["kind"], "relu");
+                    assert_eq!(layers[act]["input"], entry["output"]);
+                    out.push(act);
+                } else {
+                    assert!(entry["act"].is_null());
+                }
+            }
+            other => panic!("unknown entry type {other}"),
+        }
+        let params: u64 = out[first..]
+            .iter()
+            .map(|&i| layers[i]["params"].as_u64().unwrap())
+            .sum();
+        let macs: u64 = out[first..]
+            .iter()
+            .map(|&i| layers[i]["macs"].as_u64().unwrap())
+            .sum();
+        assert_eq!(entry["params"].as_u64(), Some(params), "{}", entry["path"]);
+        assert_eq!(entry["macs"].as_u64(), Some(macs), "{}", entry["path"]);
+        assert_eq!(
+            layers[*out.last().unwrap()]["output"],
+            entry["output"],
+            "{}",
+            entry["path"]
+        );
+        let path = entry["path"].as_str().unwrap();
+        for &i in &out[first..] {
+            let layer = layers[i]["path"].as_str().unwrap();
+            assert!(layer.starts_with(&format!("{path}.")), "{layer} in {path}");
+        }
+    }
+}
+
+#[test]
+fn json_structure_nests_groups_and_residuals() {
+    for net in structured() {
+        let json: serde_json::Value = serde_json::from_str(&render::json(&net)).unwrap();
+        let layers = json["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), net.layers.len());
+        for (layer, model) in layers.iter().zip(&net.layers) {
+            assert_eq!(layer["path"], model.path.as_str());
+            assert_eq!(layer["name"], model.name.as_str());
+        }
+        // The tree's leaves are the flat list, in execution order.
+        let mut order = Vec::new();
+        leaves(json["body"].as_array().unwrap(), layers, &mut order);
+        assert_eq!(order, (0..layers.len()).collect::<Vec<_>>(), "{}", net.name);
+    }
+
+    let json: serde_json::Value =
+        serde_json::from_str(&render::json(&structured_network("ResNet18"))).unwrap();
+    // torchvision's count.
+    assert_eq!(json["params"], 11_689_512);
+    let layer2 = &json["body"][5];
+    assert_eq!(layer2["type"], "group");
+    assert_eq!(layer2["path"], "layer2");
+    let block = &layer2["entries"][0];
+    assert_eq!(block["type"], "residual");
+    assert_eq!(block["path"], "layer2.0");
+    assert_eq!(block["input"], serde_json::json!([64, 56, 56]));
+    assert_eq!(block["output"], serde_json::json!([128, 28, 28]));
+    let downsample = &block["shortcut"][0];
+    assert_eq!(downsample["type"], "group");
+    assert_eq!(downsample["path"], "layer2.0.downsample");
+    let conv = &json["layers"][downsample["entries"][0]["index"].as_u64().unwrap() as usize];
+    assert_eq!(conv["path"], "layer2.0.downsample.0");
+    assert_eq!(conv["params"], 128 * 64);
+    assert_eq!(
+        json["layers"][block["act"].as_u64().unwrap() as usize]["path"],
+        "layer2.0.relu"
+    );
+    // An identity block has no shortcut.
+    assert!(layer2["entries"][1]["shortcut"].is_null());
+}
+
+/// What the rows of a structured network's table should be: one per
+/// layer, group, residual, shortcut and add.
+fn expected_rows(net: &Network) -> usize {
+    fn count(entries: &[Entry]) -> usize {
+        entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Layer(_) => 1,
+                Entry::Group(block) => 1 + count(&block.entries),
+                Entry::Residual(residual) => {
+                    let shortcut = residual.shortcut.as_deref().map_or(0, |sc| 1 + count(sc));
+                    // The block, MAIN, the shortcut, the add, the activation.
+                    1 + count(&residual.main) + shortcut + 1 + usize::from(residual.act.is_some())
+                }
+            })
+            .sum()
+    }
+    count(&net.body)
+}
+
+#[test]
+fn summary_nests_groups_and_residuals() {
+    for net in structured() {
+        let text = render::summary(&net);
+        let lines: Vec<&str> = text.lines().collect();
+        let rows = &lines[5..5 + expected_rows(&net)];
+        assert!(
+            lines[5 + expected_rows(&net)].starts_with('═'),
+            "{}",
+            net.name
+        );
+        // Every layer's row: its index, the tree, its name and its text.
+        let mut layer_rows = rows
+            .iter()
+            .filter(|row| {
+                row.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit() || c == ' ')
+            })
+            .filter(|row| row.trim_start().starts_with(|c: char| c.is_ascii_digit()));
+        for layer in &net.layers {
+            let row = layer_rows.next().unwrap();
+            let (index, rest) = row.trim_start().split_once(' ').unwrap();
+            assert_eq!(index, layer.index.to_string(), "{row}");
+            let name = layer.path.rsplit('.').next().unwrap();
+            let label = rest.trim_start_matches([' ', '│', '├', '└', '─']);
+            assert!(label.starts_with(name), "{row}: no name {name}");
+            assert!(label.contains(&layer.name), "{row}");
+        }
+        // The tree is three characters a level.
+        for row in rows {
+            let label = &row.chars().skip(5).collect::<String>();
+            let tree = label
+                .chars()
+                .take_while(|c| matches!(c, ' ' | '│' | '├' | '└' | '─'))
+                .count();
+            assert_eq!(tree % 3, 0, "{row}");
+        }
+    }
+
+    let text = render::summary(&structured_network("ResNet18"));
+    for row in [
+        " 0   conv1    conv(64, 7, s = 2, p = 3, bias = false, floor)",
+        "     layer1                       ",
+        "     ├─ 0  residual(relu)                                           64×56×56           73,984      231,211,008",
+        " 4   │  ├─ conv1  conv(64, 3, p = 1, bias = false)",
+        "     │  ├─ add (main + x)                                           64×56×56                –                –",
+        " 9   │  └─ relu ",
+        "     │  ├─ shortcut                                                 128×28×28           8,448        6,422,528",
+        "     │  │  └─ downsample",
+        "21   │  │     ├─ 0  conv(128, 1, s = 2, bias = false, floor)",
+        "     │  ├─ add (main + shortcut)",
+        "59   fc       fc(1000)                                              1000×1×1          513,000          512,000       4,000 B",
+    ] {
+        assert!(text.contains(row), "no {row:?} in\n{text}");
+    }
+    assert!(text.contains("Total parameters:         11,689,512  (44.6 MiB as f32)"));
+}
+
+#[test]
+fn summary_of_a_chain_with_names_lines_up_the_layers() {
+    let net = network(
+        "Named",
+        "input(1, 8, 8) features: conv(4, 3) act: relu flatten classifier: fc(2)",
+    );
+    let text = render::summary(&net);
+    for row in [
+        "0   features    conv(4, 3)   4×6×6",
+        "1   act         relu         4×6×6",
+        "2   2           flatten      144×1×1",
+        "3   classifier  fc(2)        2×1×1",
+    ] {
+        assert!(text.contains(row), "no {row:?} in\n{text}");
+    }
+    assert!(!text.contains('├'), "no tree in a chain");
+    let table = render::markdown(&net);
+    assert!(table.contains("| 0 | features: `conv(4, 3)` | 4×6×6 | 40 | 1,296 | 576 B |"));
+}
+
+#[test]
+fn markdown_nests_groups_and_residuals() {
+    for net in structured() {
+        let table = render::markdown(&net);
+        let rows: Vec<&str> = table.lines().collect();
+        // Heading, rule, input, the rows, total.
+        assert_eq!(rows.len(), 3 + expected_rows(&net) + 1, "{}", net.name);
+        for row in &rows {
+            assert_eq!(row.matches('|').count(), 7, "{row}");
+        }
+        let indexed: Vec<&str> = rows[3..]
+            .iter()
+            .filter(|row| {
+                row.starts_with("| ") && row[2..].starts_with(|c: char| c.is_ascii_digit())
+            })
+            .copied()
+            .collect();
+        assert_eq!(indexed.len(), net.layers.len());
+        for (row, layer) in indexed.iter().zip(&net.layers) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[1], layer.index.to_string());
+            assert!(cells[2].ends_with(&format!("`{}`", layer.name)), "{row}");
+            assert_eq!(cells[3], layer.output.to_string());
+        }
+    }
+    let table = render::markdown(&structured_network("TinyResNet"));
+    let em = "\u{2003}";
+    for row in [
+        "| 0 | conv1: `conv(16, 3, p = 1, bias = false)` | 16×32×32 | 432 | 442,368 | 65,536 B |"
+            .to_string(),
+        "| | **layer1** | 16×32×32 | 4,672 | 4,718,592 | |".to_string(),
+        format!(
+            "| | {}**0**: `residual(relu)` | 16×32×32 | 4,672 | 4,718,592 | |",
+            em.repeat(2)
+        ),
+        format!(
+            "| 3 | {}conv1: `conv(16, 3, p = 1, bias = false)` |",
+            em.repeat(4)
+        ),
+        format!("| | {}*add (main + x)* | 16×32×32 | | | |", em.repeat(4)),
+        format!(
+            "| 8 | {}`relu` | 16×32×32 | 0 | 0 | 65,536 B |",
+            em.repeat(4)
+        ),
+        format!(
+            "| | {}*shortcut* | 32×16×16 | 576 | 131,072 | |",
+            em.repeat(4)
+        ),
+        format!(
+            "| | {}**downsample** | 32×16×16 | 576 | 131,072 | |",
+            em.repeat(6)
+        ),
+        format!(
+            "| 14 | {}0: `conv(32, 1, s = 2, bias = false, floor)` |",
+            em.repeat(8)
+        ),
+        format!(
+            "| | {}*add (main + shortcut)* | 32×16×16 | | | |",
+            em.repeat(4)
+        ),
+    ] {
+        assert!(table.contains(&row), "no {row:?} in\n{table}");
+    }
+}
+
+#[test]
+fn svg_draws_a_bracket_for_each_residual() {
+    for net in structured() {
+        let svg = render::svg(&net);
+        let (labels, _, _) = read_svg(&svg);
+        assert_no_overlap(&labels);
+        let texts: Vec<&str> = labels.iter().map(|l| l.text.as_str()).collect();
+        for layer in &net.layers {
+            let label = layer.output.to_string();
+            assert!(
+                texts.contains(&label.as_str()),
+                "{}: no label {label}",
+                net.name
+            );
+        }
+        // Every layer is named: MAIN's between the boxes, the shortcut's
+        // and the activation under the bracket.
+        let all = texts.concat().replace(' ', "");
+        for layer in &net.layers {
+            let compact: String = layer.name.split_whitespace().collect();
+            assert!(
+                all.contains(&compact),
+                "{}: {} not named",
+                net.name,
+                layer.name
+            );
+        }
+        // One bracket per residual block, labelled with its path.
+        fn residuals(entries: &[Entry], out: &mut Vec<String>) {
+            for entry in entries {
+                match entry {
+                    Entry::Layer(_) => {}
+                    Entry::Group(block) => residuals(&block.entries, out),
+                    Entry::Residual(residual) => {
+                        out.push(residual.path.clone());
+                        residuals(&residual.main, out);
+                    }
+                }
+            }
+        }
+        let mut paths = Vec::new();
+        residuals(&net.body, &mut paths);
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let arrowheads = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .filter(|n| n.attribute("fill") == Some("none"))
+            .count();
+        assert!(arrowheads >= paths.len(), "{}", net.name);
+        for path in &paths {
+            assert!(
+                texts
+                    .iter()
+                    .any(|t| t.starts_with(&format!("{path}: residual"))),
+                "{}: no bracket for {path}",
+                net.name
+            );
+        }
+    }
+    // A shortcut's layers are named under its bracket, not drawn as
+    // volumes: ResNet-18 draws its input, the stem's two volumes, two
+    // per block and the pooled and classified vectors.
+    let net = structured_network("ResNet18");
+    let (labels, boxes, _) = read_svg(&render::svg(&net));
+    assert_eq!(boxes, 1 + 2 + 8 * 2 + 2);
+    assert!(labels
+        .iter()
+        .any(|l| l.text.starts_with("shortcut: conv(128, 1,")));
 }

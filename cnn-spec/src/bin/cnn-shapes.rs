@@ -3,6 +3,7 @@
 //! `--svg DIR` and `--markdown FILE` write the other renderings.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,11 +11,15 @@ use std::process::ExitCode;
 use cnn_spec::scan::{self, Scanned};
 use cnn_spec::{render, Network};
 
-const USAGE: &str = "\
+/// The synopsis, shown with every argument error.
+const USAGE: &str = "Usage: cnn-shapes [OPTIONS] FILE.rs...";
+
+const HELP: &str = "\
 Usage: cnn-shapes [OPTIONS] FILE.rs...
 
 Finds every `network!` invocation in the Rust source files, checks it as the
-macro does, and prints the shape table of each network.
+macro does, and prints the shape table of each network: its layers, and each
+group and residual block with the layers nested beneath it.
 
 Options:
   --json            print the networks as one JSON array instead of tables
@@ -25,10 +30,16 @@ Options:
   -h, --help        print this help
   -V, --version     print the version
 
+An option's value may follow it (`--svg docs`) or be joined with `=`
+(`--svg=docs`); after `--`, every argument is a file.
+
 Exit status: 0 when every network is valid, 1 when a network has an error
 (shown as the compiler shows it, with file:line:column), 2 when the
 arguments are wrong or a file cannot be read, is not Rust or cannot be
 written.";
+
+/// The long options, for suggestions.
+const LONG_OPTIONS: [&str; 5] = ["--json", "--svg", "--markdown", "--help", "--version"];
 
 /// What the command line asks for.
 #[derive(Default)]
@@ -46,34 +57,22 @@ enum Command {
     Version,
 }
 
-fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Command, String> {
+fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+
     let mut options = Options::default();
-    let mut args = args.into_iter();
-    let mut only_files = false;
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy().into_owned();
-        if only_files || !text.starts_with('-') || text == "-" {
-            options.files.push(PathBuf::from(arg));
-            continue;
-        }
-        let (flag, inline) = match text.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.into())),
-            _ => (text.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<PathBuf, String> {
-            match inline.clone().or_else(|| args.next()) {
-                Some(v) if !v.is_empty() => Ok(PathBuf::from(v)),
-                _ => Err(format!("`{name}` needs a value")),
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(message)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("json") => options.json = true,
+            Long("svg") => options.svg = Some(path(&mut parser, "--svg", "a directory")?),
+            Long("markdown") => {
+                options.markdown = Some(path(&mut parser, "--markdown", "a file, or `-`")?)
             }
-        };
-        match flag.as_str() {
-            "--" => only_files = true,
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--json" if inline.is_none() => options.json = true,
-            "--svg" => options.svg = Some(value("--svg DIR")?),
-            "--markdown" => options.markdown = Some(value("--markdown FILE")?),
-            _ => return Err(format!("unknown option `{text}`")),
+            Value(file) => options.files.push(PathBuf::from(file)),
+            _ => return Err(message(arg.unexpected())),
         }
     }
     if options.files.is_empty() {
@@ -85,15 +84,45 @@ fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comm
     Ok(Command::Run(options))
 }
 
+/// The value of `option`, a path that must not be empty.
+fn path(parser: &mut lexopt::Parser, option: &str, what: &str) -> Result<PathBuf, String> {
+    match parser.value() {
+        Ok(value) if !value.is_empty() => Ok(PathBuf::from(value)),
+        Ok(_) | Err(lexopt::Error::MissingValue { .. }) => {
+            Err(format!("`{option}` needs a value: {what}"))
+        }
+        Err(error) => Err(message(error)),
+    }
+}
+
+/// An argument error in the words of this tool's other messages.
+fn message(error: lexopt::Error) -> String {
+    match error {
+        lexopt::Error::UnexpectedOption(option) => {
+            let long = format!("--{}", option.trim_start_matches('-'));
+            match cnn_spec::keywords::nearest(&long, LONG_OPTIONS) {
+                Some(near) => format!("unknown option `{option}`; did you mean `{near}`?"),
+                None => format!("unknown option `{option}`"),
+            }
+        }
+        lexopt::Error::UnexpectedValue { option, .. } => {
+            format!("`{option}` takes no value")
+        }
+        other => other.to_string(),
+    }
+}
+
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => return print(&format!("{USAGE}\n")),
+        Ok(Command::Help) => return print(&format!("{HELP}\n")),
         Ok(Command::Version) => {
             return print(&format!("cnn-shapes {}\n", env!("CARGO_PKG_VERSION")))
         }
         Err(message) => {
-            eprintln!("cnn-shapes: {message}\n\n{USAGE}");
+            eprintln!(
+                "error: {message}\n\n{USAGE}\n\nFor more information, try `cnn-shapes --help`."
+            );
             return ExitCode::from(2);
         }
     };

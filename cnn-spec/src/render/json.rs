@@ -2,7 +2,9 @@
 //!
 //! # Schema (version 1)
 //!
-//! One network is one object:
+//! One network is one object: its totals, its layers as a flat list in
+//! execution order, and its structure as written (`body`), a tree of
+//! layers, groups and residual blocks:
 //!
 //! ```json
 //! {
@@ -17,18 +19,24 @@
 //!   "layers": [
 //!     {
 //!       "index": 0,
+//!       "path": "0",
 //!       "name": "conv(10, 5, s = 1, p = 2)",
 //!       "kind": "conv",
-//!       "args": { "k": 10, "f": [5, 5], "s": [1, 1], "p": [2, 2] },
+//!       "args": { "k": 10, "f": [5, 5], "s": [1, 1], "p": [2, 2], "d": [1, 1], "g": 1, "bias": true },
 //!       "input": [3, 32, 32],
 //!       "output": [10, 32, 32],
 //!       "params": 760,
 //!       "macs": 768000,
 //!       "activation_bytes": 40960
 //!     }
+//!   ],
+//!   "body": [
+//!     { "type": "layer", "index": 0, "path": "0" }
 //!   ]
 //! }
 //! ```
+//!
+//! (`cnn-shapes` and [`fn@json`] print it indented, one value a line.)
 //!
 //! - `schema` is always `"cnn-shapes"`; `version` changes only when a field
 //!   changes meaning or disappears (new fields may be added).
@@ -38,139 +46,265 @@
 //!   multiply-accumulates per image, biases excluded; `activation_bytes` is
 //!   the size of the layer's output as f32 (for the network: every volume
 //!   of one image, the input included).
-//! - `layers` lists the layers after `input`, in order; `index` is the `i`
-//!   of the `{i}.weight` and `{i}.bias` tensor names.
-//! - `kind` is the DSL keyword (`conv`, `pool`, `avgpool`, `relu`,
-//!   `sigmoid`, `tanh`, `flatten`, `fc`, `softmax`) and `args` its resolved
-//!   arguments: `conv` has `k` (filters) and the `[h, w]` pairs `f` (filter),
-//!   `s` (stride) and `p` (padding, `p = same` resolved to numbers); `pool`
-//!   and `avgpool` have `f` and `s`; `fc` has `n`; the others `{}`.
-//! - Every number is a non-negative integer, written exactly. Counts above
-//!   2⁵³ lose precision in readers that hold numbers as doubles
-//!   (JavaScript).
+//! - `layers` lists the layers after `input`, in execution order (a
+//!   residual block's MAIN, then its shortcut, then the activation after
+//!   its add), the leaves of `body`; `index` is the layer's position in
+//!   it, and `path` its dotted name (`"layer2.0.downsample.0"`), which its
+//!   tensors are named after (`"{path}.weight"`). In a plain chain of
+//!   unnamed layers the path is the index.
+//! - `kind` is the DSL keyword (`conv`, `pool`, `avgpool`,
+//!   `global_avgpool`, `bn`, `relu`, `relu6`, `leaky_relu`, `sigmoid`,
+//!   `tanh`, `silu`, `gelu`, `hardswish`, `dropout`, `flatten`, `fc`,
+//!   `softmax`) and `args` its resolved arguments: `conv` has `k`
+//!   (filters), the `[h, w]` pairs `f` (filter), `s` (stride), `p` (padding,
+//!   `p = same` resolved to numbers) and `d` (dilation), `g` (groups) and
+//!   `bias` (a boolean); `pool` and `avgpool` have `f`, `s` and `p`; `fc`
+//!   has `n`; `bn` has `eps`, `dropout` `p` and `leaky_relu` `slope` (the
+//!   only numbers that are not integers); the others `{}`.
+//! - `body` is the network as written. Each entry has a `type`:
+//!   - `"layer"`: `index` (into `layers`) and `path`;
+//!   - `"group"`: `path`, `input`, `output`, `params` and `macs` (its
+//!     layers' totals) and its `entries`;
+//!   - `"residual"`: `path`, `input`, `output`, `params`, `macs`, its
+//!     `main` entries, its `shortcut` entries (`null` for the identity:
+//!     the block computes `main(x) + x`) and `act`, the index of the
+//!     activation applied after the add (or `null`).
+//! - Integers are written exactly. Counts above 2⁵³ lose precision in
+//!   readers that hold numbers as doubles (JavaScript).
 //!
 //! A list of networks (`cnn-shapes --json`) is a JSON array of such objects.
 
-use std::fmt::Write;
+use serde::Serialize;
 
 use super::{activation_bytes, total_activation_bytes};
-use crate::model::{LayerKind, Network, Pair, Volume};
+use crate::model::{Activation, Entry, Layer, LayerKind, Network, Pair, Volume};
 
 /// The network's shape table as a JSON object, in the schema of the
 /// [module documentation](self).
 ///
 /// ```
 /// let nets = cnn_spec::parse_networks("struct N { input(1, 4, 4) fc(3) }").unwrap();
-/// let json = cnn_spec::render::json(&nets[0]);
-/// assert!(json.contains("\"output\": [3, 1, 1]"));
+/// let json: serde_json::Value = serde_json::from_str(&cnn_spec::render::json(&nets[0])).unwrap();
+/// assert_eq!(json["output"], serde_json::json!([3, 1, 1]));
+/// assert_eq!(json["body"][0], serde_json::json!({ "type": "layer", "index": 0, "path": "0" }));
 /// ```
 pub fn json(network: &Network) -> String {
-    let mut out = String::new();
-    write_network(&mut out, network, "");
-    out.push('\n');
-    out
+    pretty(&Doc::new(network))
 }
 
 /// Several networks as one JSON array of objects in the schema of the
 /// [module documentation](self).
 pub fn json_list<'a>(networks: impl IntoIterator<Item = &'a Network>) -> String {
-    let mut out = String::from("[");
-    let mut first = true;
-    for network in networks {
-        out.push_str(if first { "\n  " } else { ",\n  " });
-        first = false;
-        write_network(&mut out, network, "  ");
-    }
-    out.push_str(if first { "]\n" } else { "\n]\n" });
-    out
+    let docs: Vec<Doc> = networks.into_iter().map(Doc::new).collect();
+    pretty(&docs)
 }
 
-/// Writes one network object; `indent` prefixes every line but the first.
-fn write_network(out: &mut String, network: &Network, indent: &str) {
-    let _ = write!(
-        out,
-        "{{\n{indent}  \"schema\": \"cnn-shapes\",\n{indent}  \"version\": 1,\n{indent}  \"name\": {},\n{indent}  \"input\": {},\n{indent}  \"output\": {},\n{indent}  \"params\": {},\n{indent}  \"macs\": {},\n{indent}  \"activation_bytes\": {},\n{indent}  \"layers\": [",
-        string(&network.name),
-        volume(network.input),
-        volume(network.output()),
-        network.params,
-        network.macs,
-        total_activation_bytes(network),
-    );
-    for (i, layer) in network.layers.iter().enumerate() {
-        let separator = if i == 0 { "" } else { "," };
-        let _ = write!(
-            out,
-            "{separator}\n{indent}    {{\n{indent}      \"index\": {},\n{indent}      \"name\": {},\n{indent}      \"kind\": {},\n{indent}      \"args\": {},\n{indent}      \"input\": {},\n{indent}      \"output\": {},\n{indent}      \"params\": {},\n{indent}      \"macs\": {},\n{indent}      \"activation_bytes\": {}\n{indent}    }}",
-            layer.index,
-            string(&layer.name),
-            string(layer.kind.keyword()),
-            args(&layer.kind),
-            volume(layer.input),
-            volume(layer.output),
-            layer.params,
-            layer.macs,
-            activation_bytes(layer.output),
-        );
-    }
-    let close = if network.layers.is_empty() { "" } else { "\n" };
-    let _ = write!(out, "{close}{indent}  ]\n{indent}}}");
+/// `value` as indented JSON, with a final newline.
+fn pretty(value: &impl Serialize) -> String {
+    // The documents are structs of strings and numbers, which always
+    // serialise: no map with non-string keys, no float that is not finite
+    // (the checker accepts finite float arguments only).
+    let mut text = serde_json::to_string_pretty(value)
+        .expect("a shape document is plain data and always serialises");
+    text.push('\n');
+    text
 }
 
-/// The `args` object of a layer kind.
-fn args(kind: &LayerKind) -> String {
-    match *kind {
-        LayerKind::Conv { k, f, s, p } => format!(
-            "{{ \"k\": {k}, \"f\": {}, \"s\": {}, \"p\": {} }}",
-            pair(f),
-            pair(s),
-            pair(p)
-        ),
-        LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s } => {
-            format!("{{ \"f\": {}, \"s\": {} }}", pair(f), pair(s))
+/// One network.
+#[derive(Serialize)]
+struct Doc<'a> {
+    schema: &'static str,
+    version: u32,
+    name: &'a str,
+    input: [usize; 3],
+    output: [usize; 3],
+    params: usize,
+    macs: u64,
+    activation_bytes: u128,
+    layers: Vec<LayerDoc<'a>>,
+    body: Vec<EntryDoc<'a>>,
+}
+
+impl<'a> Doc<'a> {
+    fn new(network: &'a Network) -> Doc<'a> {
+        Doc {
+            schema: "cnn-shapes",
+            version: 1,
+            name: &network.name,
+            input: network.input.dims(),
+            output: network.output().dims(),
+            params: network.params,
+            macs: network.macs,
+            activation_bytes: total_activation_bytes(network),
+            layers: network.layers.iter().map(LayerDoc::new).collect(),
+            body: entries(&network.body, network),
         }
-        LayerKind::Fc { n } => format!("{{ \"n\": {n} }}"),
-        LayerKind::Activation(_) | LayerKind::Flatten | LayerKind::Softmax => "{}".to_string(),
     }
 }
 
-fn volume(v: Volume) -> String {
-    format!("[{}, {}, {}]", v.c, v.h, v.w)
+/// One layer of the flat `layers` list.
+#[derive(Serialize)]
+struct LayerDoc<'a> {
+    index: usize,
+    path: &'a str,
+    name: &'a str,
+    kind: &'static str,
+    args: Args,
+    input: [usize; 3],
+    output: [usize; 3],
+    params: usize,
+    macs: u64,
+    activation_bytes: u128,
 }
 
-fn pair(p: Pair) -> String {
-    format!("[{}, {}]", p.h, p.w)
+impl<'a> LayerDoc<'a> {
+    fn new(layer: &'a Layer) -> LayerDoc<'a> {
+        LayerDoc {
+            index: layer.index,
+            path: &layer.path,
+            name: &layer.name,
+            kind: layer.kind.keyword(),
+            args: Args::new(&layer.kind),
+            input: layer.input.dims(),
+            output: layer.output.dims(),
+            params: layer.params,
+            macs: layer.macs,
+            activation_bytes: activation_bytes(layer.output),
+        }
+    }
 }
 
-/// A JSON string literal: quotes, backslashes and control characters
-/// escaped, everything else (UTF-8) kept.
-pub(crate) fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+/// A layer's resolved arguments, an object whose fields depend on its kind.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Args {
+    Conv {
+        k: usize,
+        f: [usize; 2],
+        s: [usize; 2],
+        p: [usize; 2],
+        d: [usize; 2],
+        g: usize,
+        bias: bool,
+    },
+    Pool {
+        f: [usize; 2],
+        s: [usize; 2],
+        p: [usize; 2],
+    },
+    Fc {
+        n: usize,
+    },
+    BatchNorm {
+        eps: f32,
+    },
+    Dropout {
+        p: f32,
+    },
+    LeakyRelu {
+        slope: f32,
+    },
+    None {},
+}
+
+impl Args {
+    fn new(kind: &LayerKind) -> Args {
+        let pair = |p: Pair| [p.h, p.w];
+        match *kind {
+            LayerKind::Conv {
+                k,
+                f,
+                s,
+                p,
+                d,
+                g,
+                bias,
+            } => Args::Conv {
+                k,
+                f: pair(f),
+                s: pair(s),
+                p: pair(p),
+                d: pair(d),
+                g,
+                bias,
+            },
+            LayerKind::MaxPool { f, s, p } | LayerKind::AvgPool { f, s, p } => Args::Pool {
+                f: pair(f),
+                s: pair(s),
+                p: pair(p),
+            },
+            LayerKind::Fc { n } => Args::Fc { n },
+            LayerKind::BatchNorm { eps } => Args::BatchNorm { eps: eps.get() },
+            LayerKind::Dropout { p } => Args::Dropout { p: p.get() },
+            LayerKind::Activation(Activation::LeakyRelu(slope)) => {
+                Args::LeakyRelu { slope: slope.get() }
             }
-            c => out.push(c),
+            LayerKind::Activation(_)
+            | LayerKind::GlobalAvgPool
+            | LayerKind::Flatten
+            | LayerKind::Softmax => Args::None {},
         }
     }
-    out.push('"');
-    out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn strings_are_escaped() {
-        assert_eq!(
-            super::string("a\"b\\c\n\u{1}é"),
-            "\"a\\\"b\\\\c\\n\\u0001é\""
-        );
-    }
+/// One entry of the `body` tree.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum EntryDoc<'a> {
+    Layer {
+        index: usize,
+        path: &'a str,
+    },
+    Group {
+        path: &'a str,
+        input: [usize; 3],
+        output: [usize; 3],
+        params: usize,
+        macs: u64,
+        entries: Vec<EntryDoc<'a>>,
+    },
+    Residual {
+        path: &'a str,
+        input: [usize; 3],
+        output: [usize; 3],
+        params: usize,
+        macs: u64,
+        main: Vec<EntryDoc<'a>>,
+        shortcut: Option<Vec<EntryDoc<'a>>>,
+        act: Option<usize>,
+    },
+}
+
+fn entries<'a>(entries: &'a [Entry], network: &'a Network) -> Vec<EntryDoc<'a>> {
+    let dims = Volume::dims;
+    entries
+        .iter()
+        .map(|entry| match entry {
+            Entry::Layer(i) => EntryDoc::Layer {
+                index: *i,
+                path: &network.layers[*i].path,
+            },
+            Entry::Group(block) => EntryDoc::Group {
+                path: &block.path,
+                input: dims(block.input),
+                output: dims(block.output),
+                params: block.params,
+                macs: block.macs,
+                entries: self::entries(&block.entries, network),
+            },
+            Entry::Residual(residual) => EntryDoc::Residual {
+                path: &residual.path,
+                input: dims(residual.input),
+                output: dims(residual.output),
+                params: residual.params,
+                macs: residual.macs,
+                main: self::entries(&residual.main, network),
+                shortcut: residual
+                    .shortcut
+                    .as_deref()
+                    .map(|sc| self::entries(sc, network)),
+                act: residual.act,
+            },
+        })
+        .collect()
 }

@@ -2,13 +2,25 @@
 
 use std::fmt::Write;
 
-use super::{activation_bytes, thousands, total_activation_bytes};
+use super::table::{self, add_text, Label};
+use super::{thousands, total_activation_bytes};
 use crate::model::Network;
+
+/// Indentation of one level of nesting: two em spaces, which Markdown
+/// keeps at the start of a table cell (it trims ASCII spaces only) and
+/// HTML does not collapse.
+const INDENT: &str = "\u{2003}\u{2003}";
 
 /// The network's shape table as Markdown: the input first, then one row per
 /// layer (output volume C×H×W, learnable parameters, multiply-accumulates
 /// per image, activation memory of its output in bytes of f32), the totals
 /// last.
+///
+/// When the network names its layers, a layer's cell reads
+/// ``conv1: `conv(64, 7, s = 2, p = 3, bias = false, floor)` ``; a group
+/// (in bold) or a residual block is a row of its own with its output and
+/// totals, its entries indented beneath it. A residual block lists its
+/// MAIN, then its *shortcut*, then its *add* and the activation after it.
 ///
 /// ```
 /// let nets = cnn_spec::parse_networks("struct N { input(1, 4, 4) conv(2, 3) relu }").unwrap();
@@ -20,23 +32,51 @@ pub fn markdown(network: &Network) -> String {
     out.push_str("| # | layer | output C×H×W | parameters | MACs per image | activations |\n");
     out.push_str("|--:|:------|-------------:|-----------:|---------------:|------------:|\n");
     let bytes = |value: u128| thousands(value) + " B";
-    let _ = writeln!(
-        out,
-        "| | input | {} | | | {} |",
-        network.input,
-        bytes(activation_bytes(network.input)),
-    );
-    for layer in &network.layers {
-        let _ = writeln!(
-            out,
-            "| {} | `{}` | {} | {} | {} | {} |",
-            layer.index,
-            layer.name,
-            layer.output,
-            thousands(layer.params as u128),
-            thousands(layer.macs),
-            bytes(activation_bytes(layer.output)),
-        );
+    for row in table::rows(network) {
+        let indent = INDENT.repeat(row.depth);
+        let (index, cell) = match &row.label {
+            Label::Input => (String::new(), "input".to_string()),
+            Label::Layer {
+                index,
+                name: Some(name),
+                text,
+            } => (
+                index.to_string(),
+                format!("{indent}{}: `{text}`", name.text),
+            ),
+            Label::Layer {
+                index,
+                name: None,
+                text,
+            } => (index.to_string(), format!("{indent}`{text}`")),
+            Label::Group { name } => (String::new(), format!("{indent}**{name}**")),
+            Label::Residual { name, text } => (
+                String::new(),
+                format!("{indent}**{}**: `{text}`", name.text),
+            ),
+            Label::Shortcut => (String::new(), format!("{indent}*shortcut*")),
+            Label::Add { shortcut } => {
+                (String::new(), format!("{indent}*{}*", add_text(*shortcut)))
+            }
+        };
+        let cells = [
+            index,
+            cell,
+            row.output.to_string(),
+            row.params
+                .map_or_else(String::new, |p| thousands(p as u128)),
+            row.macs.map_or_else(String::new, thousands),
+            row.activations.map_or_else(String::new, bytes),
+        ];
+        out.push('|');
+        for cell in cells {
+            if !cell.is_empty() {
+                out.push(' ');
+                out.push_str(&cell);
+            }
+            out.push_str(" |");
+        }
+        out.push('\n');
     }
     let _ = writeln!(
         out,

@@ -19,6 +19,7 @@ pub mod json;
 mod markdown;
 mod number;
 mod svg;
+mod table;
 mod text;
 
 pub use json::{json, json_list};

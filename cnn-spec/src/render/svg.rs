@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::thousands;
-use crate::model::{LayerKind, Network, Volume};
+use crate::model::{Entry, Layer, LayerKind, Network, Volume};
 
 /// Widest picture, in pixels; longer networks wrap onto further rows.
 const MAX_WIDTH: f64 = 860.0;
@@ -126,33 +126,127 @@ struct Placed {
     lines: Vec<String>,
 }
 
-fn stages(network: &Network) -> Vec<Stage> {
-    let mut stages = vec![Stage {
-        volume: network.input,
-        shade: Shade::Input,
-        layers: Vec::new(),
-    }];
-    for layer in &network.layers {
+/// A residual block, drawn as a bracket under the volumes from the one it
+/// adds to (its input) to the one its add makes (its output).
+struct Skip {
+    /// The stages of the block's input and output volumes.
+    from: usize,
+    to: usize,
+    /// How deep the residual blocks inside it nest (0 for none): its
+    /// bracket is drawn below theirs.
+    level: usize,
+    /// What the bracket says: `layer2.0: residual(relu)`, then the layers
+    /// of its shortcut.
+    label: Vec<String>,
+}
+
+/// The volumes to draw and the residual blocks between them.
+struct Picture {
+    stages: Vec<Stage>,
+    skips: Vec<Skip>,
+    /// Whether the next layer starts a stage of its own even when it is
+    /// element-wise: at a residual block's edges, so that no label mixes
+    /// layers from inside and outside a block.
+    sealed: bool,
+}
+
+impl Picture {
+    fn new(network: &Network) -> Picture {
+        let mut picture = Picture {
+            stages: vec![Stage {
+                volume: network.input,
+                shade: Shade::Input,
+                layers: Vec::new(),
+            }],
+            skips: Vec::new(),
+            sealed: false,
+        };
+        picture.entries(&network.body, network);
+        picture
+    }
+
+    fn layer(&mut self, layer: &Layer) {
         let shade = match layer.kind {
             LayerKind::Conv { .. } => Shade::Conv,
-            LayerKind::MaxPool { .. } | LayerKind::AvgPool { .. } => Shade::Pool,
+            LayerKind::MaxPool { .. } | LayerKind::AvgPool { .. } | LayerKind::GlobalAvgPool => {
+                Shade::Pool
+            }
             LayerKind::Fc { .. } => Shade::Fc,
             LayerKind::Flatten => Shade::Flatten,
-            LayerKind::Activation(_) | LayerKind::Softmax => Shade::Elementwise,
+            LayerKind::Activation(_)
+            | LayerKind::Softmax
+            | LayerKind::BatchNorm { .. }
+            | LayerKind::Dropout { .. } => Shade::Elementwise,
         };
         let elementwise = matches!(shade, Shade::Elementwise);
-        match stages.last_mut() {
-            Some(last) if elementwise && !last.layers.is_empty() => {
+        match self.stages.last_mut() {
+            Some(last) if elementwise && !self.sealed && !last.layers.is_empty() => {
                 last.layers.push(layer.name.clone());
             }
-            _ => stages.push(Stage {
+            _ => self.stages.push(Stage {
                 volume: layer.output,
                 shade,
                 layers: vec![layer.name.clone()],
             }),
         }
+        self.sealed = false;
     }
-    stages
+
+    /// Adds the stages of `entries` (a residual's shortcut is not a stage:
+    /// its bracket names it) and returns how deep their residual blocks
+    /// nest.
+    fn entries(&mut self, entries: &[Entry], network: &Network) -> usize {
+        let mut depth = 0;
+        for entry in entries {
+            match entry {
+                Entry::Layer(i) => self.layer(&network.layers[*i]),
+                Entry::Group(block) => depth = depth.max(self.entries(&block.entries, network)),
+                Entry::Residual(residual) => {
+                    let from = self.stages.len() - 1;
+                    self.sealed = true;
+                    let level = self.entries(&residual.main, network);
+                    self.sealed = true;
+                    let head = match residual.act {
+                        Some(act) => format!("residual({})", network.layers[act].name),
+                        None => "residual".to_string(),
+                    };
+                    let mut label = vec![format!("{}: {head}", residual.path)];
+                    if let Some(shortcut) = &residual.shortcut {
+                        let mut names = Vec::new();
+                        leaf_names(shortcut, network, &mut names);
+                        label.push(format!("shortcut: {}", names.join(" + ")));
+                    }
+                    self.skips.push(Skip {
+                        from,
+                        to: self.stages.len() - 1,
+                        level,
+                        label,
+                    });
+                    depth = depth.max(level + 1);
+                }
+            }
+        }
+        depth
+    }
+}
+
+/// The names of the layers of `entries`, in execution order.
+fn leaf_names(entries: &[Entry], network: &Network, names: &mut Vec<String>) {
+    for entry in entries {
+        match entry {
+            Entry::Layer(i) => names.push(network.layers[*i].name.clone()),
+            Entry::Group(block) => leaf_names(&block.entries, network, names),
+            Entry::Residual(residual) => {
+                leaf_names(&residual.main, network, names);
+                if let Some(shortcut) = &residual.shortcut {
+                    leaf_names(shortcut, network, names);
+                }
+                if let Some(act) = residual.act {
+                    names.push(network.layers[act].name.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Maps sizes in `[min, max]` to pixels in `range`: proportionally when the
@@ -247,7 +341,7 @@ fn text_width(text: &str) -> f64 {
 }
 
 fn draw(network: &Network, caption: bool) -> String {
-    let stages = stages(network);
+    let Picture { stages, skips, .. } = Picture::new(network);
     // Boxes and vectors have their own scales, so that the 1×1 of a vector
     // does not stretch the boxes' scale.
     let is_vector = |v: Volume| v.h == 1 && v.w == 1;
@@ -306,7 +400,8 @@ fn draw(network: &Network, caption: bool) -> String {
     }
 
     // Each row's extent above and below its centre line: boxes are centred
-    // on it, layer labels sit above the arrow, C×H×W labels below the box.
+    // on it, layer labels sit above the arrow, C×H×W labels below the box,
+    // and the brackets of residual blocks with their labels below those.
     let rows = row + 1;
     let mut above = vec![0.0_f64; rows];
     let mut below = vec![0.0_f64; rows];
@@ -315,12 +410,13 @@ fn draw(network: &Network, caption: bool) -> String {
         above[p.row] = above[p.row].max(p.size.height() / 2.0).max(labels);
         below[p.row] = below[p.row].max(p.size.height() / 2.0 + 6.0 + LINE);
     }
+    let brackets = Brackets::new(&skips, &placed, rows, &mut right);
     let title_height = if caption { 2.0 * LINE + 4.0 } else { 0.0 };
     let mut centre = vec![0.0_f64; rows];
     let mut y = MARGIN + title_height;
     for r in 0..rows {
         centre[r] = y + above[r];
-        y = centre[r] + below[r] + 2.0 * LINE;
+        y = centre[r] + below[r] + brackets.rows[r].height() + 2.0 * LINE;
     }
     let width = (right + MARGIN).ceil();
     let height = (y - 2.0 * LINE + MARGIN).ceil();
@@ -389,8 +485,243 @@ fn draw(network: &Network, caption: bool) -> String {
             escape(&stage.volume.to_string())
         );
     }
+    brackets.draw(&mut out, &placed, &centre, &below);
     out.push_str("</g>\n</svg>");
     out
+}
+
+/// Extra depth below a row's C×H×W labels to its first bracket line, and
+/// between the lines of nested blocks.
+const BRACKET_DROP: f64 = 8.0;
+const BRACKET_STEP: f64 = 6.0;
+/// Shortest line of a bracket's label, in characters, before it is broken.
+const BRACKET_CHARS: usize = 28;
+
+/// One row's piece of a residual block's bracket: down from the block's
+/// input volume (on its first row), along, and up into its output volume
+/// (on its last row) with an arrowhead.
+struct Segment {
+    row: usize,
+    level: usize,
+    x0: f64,
+    x1: f64,
+    /// The stage the bracket leaves at `x0`, on the block's first row.
+    from: Option<usize>,
+    /// The stage the bracket enters at `x1`, on the block's last row.
+    to: Option<usize>,
+}
+
+/// A bracket's label, under its longest segment, in one of its row's
+/// lanes so that no two labels overlap.
+struct BracketLabel {
+    row: usize,
+    lane: usize,
+    x: f64,
+    lines: Vec<String>,
+}
+
+/// What the brackets take of one row.
+#[derive(Clone, Default)]
+struct BracketRow {
+    /// Whether a bracket passes through the row.
+    used: bool,
+    /// Deepest bracket level on the row.
+    level: usize,
+    /// Label lanes, each a list of the extents taken in it.
+    lanes: Vec<Vec<(f64, f64)>>,
+    /// Most lines of one label on the row.
+    lines: usize,
+}
+
+impl BracketRow {
+    /// Depth below the row's C×H×W labels.
+    fn height(&self) -> f64 {
+        if !self.used {
+            return 0.0;
+        }
+        let labels = self.lanes.len() as f64 * self.lane_height();
+        BRACKET_DROP + self.level as f64 * BRACKET_STEP + 4.0 + labels
+    }
+
+    fn lane_height(&self) -> f64 {
+        self.lines as f64 * LINE + 4.0
+    }
+}
+
+/// The residual blocks' brackets, laid out on the placed rows.
+struct Brackets {
+    segments: Vec<Segment>,
+    labels: Vec<BracketLabel>,
+    rows: Vec<BracketRow>,
+}
+
+impl Brackets {
+    /// Lays out the brackets of `skips` under the stages `placed` on
+    /// `rows` rows; `right` grows to the widest label.
+    fn new(skips: &[Skip], placed: &[Placed], rows: usize, right: &mut f64) -> Brackets {
+        let mut row_end = vec![MARGIN; rows];
+        for p in placed {
+            row_end[p.row] = row_end[p.row].max(p.x + p.column + 6.0);
+        }
+        let mut brackets = Brackets {
+            segments: Vec::new(),
+            labels: Vec::new(),
+            rows: vec![BracketRow::default(); rows],
+        };
+        for skip in skips {
+            let (Some(from), Some(to)) = (placed.get(skip.from), placed.get(skip.to)) else {
+                continue;
+            };
+            if skip.to <= skip.from {
+                continue;
+            }
+            // Off the box centres, so that the brackets of two blocks in a
+            // row meet at their shared volume without touching.
+            let x_from = from.x + from.column / 2.0 + 3.0;
+            let x_to = to.x + to.column / 2.0 - 3.0;
+            let first = brackets.segments.len();
+            // `r` indexes two tables and names the segment's row.
+            #[allow(clippy::needless_range_loop)]
+            for r in from.row..=to.row {
+                let row = &mut brackets.rows[r];
+                row.used = true;
+                row.level = row.level.max(skip.level);
+                brackets.segments.push(Segment {
+                    row: r,
+                    level: skip.level,
+                    x0: if r == from.row { x_from } else { MARGIN },
+                    x1: if r == to.row { x_to } else { row_end[r] },
+                    from: (r == from.row).then_some(skip.from),
+                    to: (r == to.row).then_some(skip.to),
+                });
+            }
+            // The label goes under the longest piece of the bracket.
+            let Some(longest) = brackets.segments[first..]
+                .iter()
+                .max_by(|a, b| (a.x1 - a.x0).total_cmp(&(b.x1 - b.x0)))
+            else {
+                continue;
+            };
+            let chars = ((longest.x1 - longest.x0) / CHAR) as usize;
+            let lines: Vec<String> = skip
+                .label
+                .iter()
+                .flat_map(|line| wrap(line, chars.max(BRACKET_CHARS)))
+                .collect();
+            let width = lines.iter().map(|l| text_width(l)).fold(0.0, f64::max);
+            let mid = (longest.x0 + longest.x1) / 2.0;
+            let x = (mid - width / 2.0).clamp(MARGIN, (*right - width).max(MARGIN));
+            *right = right.max(x + width);
+            let row = &mut brackets.rows[longest.row];
+            let extent = (x - CHAR, x + width + CHAR);
+            let free =
+                |lane: &Vec<(f64, f64)>| lane.iter().all(|&(a, b)| extent.1 <= a || b <= extent.0);
+            let lane = match row.lanes.iter().position(free) {
+                Some(lane) => lane,
+                None => {
+                    row.lanes.push(Vec::new());
+                    row.lanes.len() - 1
+                }
+            };
+            row.lanes[lane].push(extent);
+            row.lines = row.lines.max(lines.len());
+            brackets.labels.push(BracketLabel {
+                row: longest.row,
+                lane,
+                x,
+                lines,
+            });
+        }
+        brackets
+    }
+
+    /// Draws the brackets and their labels; `below` is each row's depth
+    /// under its centre line to the bottom of its C×H×W labels.
+    fn draw(&self, out: &mut String, placed: &[Placed], centre: &[f64], below: &[f64]) {
+        // Just under a stage's C×H×W label.
+        let under = |i: usize| {
+            let p = &placed[i];
+            centre[p.row] + p.size.height() / 2.0 + 4.0 + LINE + 5.0
+        };
+        for segment in &self.segments {
+            let y = centre[segment.row]
+                + below[segment.row]
+                + BRACKET_DROP
+                + segment.level as f64 * BRACKET_STEP;
+            let mut points = Vec::with_capacity(4);
+            if let Some(from) = segment.from {
+                points.push((segment.x0, under(from)));
+            }
+            points.push((segment.x0, y));
+            points.push((segment.x1, y));
+            if let Some(to) = segment.to {
+                let tip = under(to);
+                points.push((segment.x1, tip + 5.0));
+                let _ = writeln!(
+                    out,
+                    "<polygon points=\"{},{} {},{} {},{}\"/>",
+                    num(segment.x1),
+                    num(tip),
+                    num(segment.x1 - 3.5),
+                    num(tip + 6.0),
+                    num(segment.x1 + 3.5),
+                    num(tip + 6.0),
+                );
+            }
+            let points: Vec<String> = points
+                .iter()
+                .map(|&(x, y)| format!("{},{}", num(x), num(y)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1\"/>",
+                points.join(" ")
+            );
+        }
+        for label in &self.labels {
+            let row = &self.rows[label.row];
+            let top = centre[label.row]
+                + below[label.row]
+                + BRACKET_DROP
+                + row.level as f64 * BRACKET_STEP
+                + 4.0
+                + label.lane as f64 * row.lane_height();
+            for (i, line) in label.lines.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "<text x=\"{}\" y=\"{}\">{}</text>",
+                    num(label.x),
+                    num(top + (i + 1) as f64 * LINE - 2.0),
+                    escape(line)
+                );
+            }
+        }
+    }
+}
+
+/// Breaks `text` into lines of at most `chars` characters where it can:
+/// after the commas between a layer's arguments and before a ` + `.
+fn wrap(text: &str, chars: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    for piece in split_top_level(text) {
+        let mut rest = piece.as_str();
+        while let Some(at) = rest.find(" + ") {
+            pieces.push(rest[..at + 1].to_string());
+            rest = &rest[at + 1..];
+        }
+        pieces.push(rest.to_string());
+    }
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for piece in pieces {
+        if !line.is_empty() && line.chars().count() + piece.trim_end().chars().count() > chars {
+            lines.push(line.trim_end().to_string());
+            line.clear();
+        }
+        line.push_str(&piece);
+    }
+    lines.push(line.trim_end().to_string());
+    lines
 }
 
 /// A box in oblique projection whose bounding box is centred vertically on

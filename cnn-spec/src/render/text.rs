@@ -1,7 +1,8 @@
 //! The shape table as plain text for a terminal, like torchinfo's summary.
 
 use super::number::{bytes_human, count_human};
-use super::{activation_bytes, thousands, total_activation_bytes};
+use super::table::{self, Label};
+use super::{thousands, total_activation_bytes};
 use crate::model::Network;
 
 /// How a column is aligned.
@@ -29,6 +30,14 @@ const GAP: usize = 3;
 /// lines, then the totals (parameters and their size as f32,
 /// multiply-accumulates per image, activation memory of one image).
 ///
+/// A plain chain of unnamed layers reads as a list of layers. When the
+/// network names its layers, each row shows the name before the layer
+/// (`conv1    conv(64, 7, s = 2, p = 3, bias = false, floor)`); a group or
+/// a residual block is a row of its own, with its output and totals, and
+/// its entries are drawn beneath it as a tree, the depth of torchinfo's
+/// summary. A residual block lists its MAIN, then its `shortcut` branch,
+/// then its add and the activation after it.
+///
 /// The text has no trailing newline, so `println!("{}", summary)` prints it
 /// as is.
 ///
@@ -37,27 +46,37 @@ const GAP: usize = 3;
 /// let text = cnn_spec::render::summary(&nets[0]);
 /// assert!(text.starts_with("Tiny: 1×4×4 → 2×2×2"));
 /// assert!(text.contains("Total parameters:"));
+///
+/// let nets = cnn_spec::parse_networks(
+///     "struct Block { input(8, 4, 4) stem: conv(8, 1) res: residual(relu) { conv(8, 3, p = 1) bn } }",
+/// )
+/// .unwrap();
+/// let text = cnn_spec::render::summary(&nets[0]);
+/// assert!(text.contains("res   residual(relu)"));
+/// assert!(text.contains("├─ 0  conv(8, 3, p = 1)"));
+/// assert!(text.contains("├─ add (main + x)"));
+/// assert!(text.contains("└─ relu"));
 /// ```
 pub fn summary(network: &Network) -> String {
-    let mut rows: Vec<[String; 6]> = Vec::with_capacity(network.layers.len() + 1);
-    rows.push([
-        String::new(),
-        "input".to_string(),
-        network.input.to_string(),
-        "–".to_string(),
-        "–".to_string(),
-        thousands(activation_bytes(network.input)) + " B",
-    ]);
-    for layer in &network.layers {
-        rows.push([
-            layer.index.to_string(),
-            layer.name.clone(),
-            layer.output.to_string(),
-            thousands(layer.params as u128),
-            thousands(layer.macs),
-            thousands(activation_bytes(layer.output)) + " B",
-        ]);
-    }
+    let rows: Vec<[String; 6]> = table::rows(network)
+        .iter()
+        .map(|row| {
+            let index = match row.label {
+                Label::Layer { index, .. } => index.to_string(),
+                _ => String::new(),
+            };
+            let dash = || "–".to_string();
+            [
+                index,
+                format!("{}{}", row.tree, row.label.plain()),
+                row.output.to_string(),
+                row.params.map_or_else(dash, |p| thousands(p as u128)),
+                row.macs.map_or_else(dash, thousands),
+                row.activations
+                    .map_or_else(String::new, |bytes| thousands(bytes) + " B"),
+            ]
+        })
+        .collect();
 
     let mut widths = COLUMNS.map(|(heading, _)| width(heading));
     for row in &rows {
