@@ -1,10 +1,16 @@
-//! Convolution kernels on the layers of the benchmark networks (B1–B6), one
+//! Convolution kernels on the layers of the benchmark networks (B1–B6), a
+//! dilated and a grouped layer, and MobileNetV2's depthwise layers, one
 //! thread, every path: the blocked implicit GEMM with the AVX-512, AVX2 and
 //! portable micro-kernels, the AVX-512 kernel with filters in its vectors,
-//! the GEMV per pixel of narrow 1×1 layers, im2col + sgemm, and direct
-//! loops; "chosen" is the kernel a network runs on this CPU. Filters are
-//! packed once, as a network packs them. Throughput is in flops (2·MACs),
-//! so criterion's "elem/s" reads as FLOP/s.
+//! the GEMV per pixel of narrow 1×1 layers, the depthwise kernel on each
+//! instruction set, im2col + sgemm, and direct loops; "chosen" is the
+//! kernel a network runs on this CPU. Filters are packed once, as a
+//! network packs them. Throughput is in flops (2·MACs), so criterion's
+//! "elem/s" reads as FLOP/s, except for depthwise layers, which are bound
+//! by memory: there it is in bytes moved (input, output, filters and
+//! biases, each once), and beside the kernels "copy" times a STREAM-like
+//! copy of as many bytes (half of them read, half written, buffers of the
+//! layer's footprint), the bandwidth to hold them against.
 //!
 //! `cargo bench --bench conv`, timed in the thread's CPU time (the machine
 //! may be shared); `CONV_BENCH_SPLIT=1` adds the two-thread split of the
@@ -18,15 +24,39 @@ use cnn_runtime::kernels::{
     conv_direct_with, conv_im2col_scratch, conv_im2col_with, conv_scratch, Act, ConvKernel,
     ConvShape, PackedConv,
 };
-use cnn_spec::arith::window_out;
+use cnn_spec::arith::window_out_floor;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn conv(c: usize, h: usize, w: usize, k: usize, f: usize, s: usize, p: usize) -> ConvShape {
-    let o = window_out(h, f, s, p).expect("the benchmark layers fit");
-    ConvShape::plain(c, [h, w], k, [f, f], [s, s], [p, p], [o, o])
+    spread(c, [h, w], k, (f, s, p), 1, 1)
 }
 
-fn layers() -> [(&'static str, ConvShape); 11] {
+/// A layer of square filters, strides, paddings and dilations `d`, in `g`
+/// groups.
+fn spread(
+    c: usize,
+    [h, w]: [usize; 2],
+    k: usize,
+    (f, s, p): (usize, usize, usize),
+    d: usize,
+    g: usize,
+) -> ConvShape {
+    // Rounded down, as PyTorch (and a `floor` layer) computes MobileNetV2's
+    // stride-2 layers on even sizes.
+    let out = |n| window_out_floor(n, d * (f - 1) + 1, s, p).expect("the benchmark layers fit");
+    ConvShape {
+        d: [d, d],
+        g,
+        ..ConvShape::plain(c, [h, w], k, [f, f], [s, s], [p, p], [out(h), out(w)])
+    }
+}
+
+/// MobileNetV2's 3 × 3 depthwise layer on `c` channels of `hw` × `hw`.
+fn depthwise(c: usize, hw: usize, s: usize) -> ConvShape {
+    spread(c, [hw, hw], c, (3, s, 1), 1, c)
+}
+
+fn layers() -> [(&'static str, ConvShape); 23] {
     [
         ("B1", conv(3, 32, 32, 10, 5, 1, 2)),
         ("B2.1", conv(1, 28, 28, 6, 5, 1, 2)),
@@ -39,7 +69,30 @@ fn layers() -> [(&'static str, ConvShape); 11] {
         ("B4", conv(3, 227, 227, 96, 11, 4, 0)),
         ("B5", conv(64, 56, 56, 64, 3, 1, 1)),
         ("B6", conv(256, 14, 14, 64, 1, 1, 0)),
+        // B5 dilated by 2, as DeepLab's atrous blocks are.
+        ("B5-d2", spread(64, [56, 56], 64, (3, 1, 2), 2, 1)),
+        // ResNeXt-50's first grouped 3 × 3: 32 groups of 4 channels.
+        ("RX-g32", spread(128, [56, 56], 128, (3, 1, 1), 1, 32)),
+        // MobileNetV2's depthwise layers, in the network's order.
+        ("MB2-dw32-112-s1", depthwise(32, 112, 1)),
+        ("MB2-dw96-112-s2", depthwise(96, 112, 2)),
+        ("MB2-dw144-56-s1", depthwise(144, 56, 1)),
+        ("MB2-dw144-56-s2", depthwise(144, 56, 2)),
+        ("MB2-dw192-28-s1", depthwise(192, 28, 1)),
+        ("MB2-dw192-28-s2", depthwise(192, 28, 2)),
+        ("MB2-dw384-14-s1", depthwise(384, 14, 1)),
+        ("MB2-dw576-14-s1", depthwise(576, 14, 1)),
+        ("MB2-dw576-14-s2", depthwise(576, 14, 2)),
+        ("MB2-dw960-7-s1", depthwise(960, 7, 1)),
     ]
+}
+
+/// Bytes a depthwise layer moves at the least: its input, output, filters
+/// and biases, each once.
+fn bytes(s: &ConvShape) -> u64 {
+    let [oh, ow] = s.o;
+    let values = s.c * s.h * s.w + s.k * oh * ow + s.k * (s.f[0] * s.f[1] + 1);
+    4 * values as u64
 }
 
 struct Data {
@@ -48,6 +101,9 @@ struct Data {
     bias: Vec<f32>,
     y: Vec<f32>,
     scratch: Vec<f32>,
+    /// For "copy": a source and a destination of half the layer's bytes
+    /// each.
+    copy: (Vec<f32>, Vec<f32>),
 }
 
 impl Data {
@@ -59,12 +115,14 @@ impl Data {
                 .collect()
         };
         let scratch = conv_scratch(&s).max(conv_im2col_scratch(&s));
+        let half = bytes(&s) as usize / 8;
         Data {
             x: fill(s.c * s.h * s.w),
-            weight: fill(s.k * s.c * s.f[0] * s.f[1]),
+            weight: fill(s.k * s.c / s.g * s.f[0] * s.f[1]),
             bias: fill(s.k),
             y: vec![0.0; s.k * oh * ow],
             scratch: vec![0.0; scratch],
+            copy: (fill(half), vec![0.0; half]),
         }
     }
 }
@@ -98,6 +156,8 @@ enum Path {
     Chosen,
     Im2col,
     Direct,
+    /// A copy of as many bytes as a depthwise layer moves.
+    Copy,
 }
 
 impl Path {
@@ -108,6 +168,7 @@ impl Path {
             Path::Chosen => "chosen".to_string(),
             Path::Im2col => "im2col-sgemm".to_string(),
             Path::Direct => "direct".to_string(),
+            Path::Copy => "copy".to_string(),
         }
     }
 
@@ -117,7 +178,7 @@ impl Path {
         let kernel = match self {
             Path::Kernel(kernel, _) => kernel,
             Path::Chosen => ConvKernel::choose(&s, Isa::active()),
-            Path::Im2col | Path::Direct => return Some(None),
+            Path::Im2col | Path::Direct | Path::Copy => return Some(None),
         };
         PackedConv::new(s, kernel, weight, None).ok().map(Some)
     }
@@ -130,9 +191,14 @@ impl Path {
             bias,
             y,
             scratch,
+            copy,
         } = d;
         let split = matches!(self, Path::Kernel(_, true));
         let done = match (self, packed) {
+            (Path::Copy, _) => {
+                copy.1.copy_from_slice(&copy.0);
+                Ok(())
+            }
             (_, Some(packed)) => packed.run(x, y, Act::Relu, scratch, split),
             (Path::Im2col, _) => conv_im2col_with(s, x, weight, Some(bias), y, Act::Relu, scratch),
             _ => conv_direct_with(s, x, weight, Some(bias), y, Act::Relu),
@@ -158,11 +224,29 @@ fn paths(c: &mut Criterion) {
         }
     }
     paths.extend([Path::Im2col, Path::Direct]);
+    // Depthwise layers: the depthwise kernel on each set, the blocked tile
+    // a channel at a time and direct loops to compare, and the copy.
+    let mut depthwise = vec![Path::Chosen];
+    for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+        depthwise.push(Path::Kernel(ConvKernel::Depthwise(isa), false));
+        if split {
+            depthwise.push(Path::Kernel(ConvKernel::Depthwise(isa), true));
+        }
+    }
+    let blocked = Path::Kernel(ConvKernel::Blocked(Isa::Avx512), false);
+    depthwise.extend([blocked, Path::Direct, Path::Copy]);
     for (name, s) in layers() {
         let mut g = c.benchmark_group(format!("conv/{name}"));
-        g.throughput(Throughput::Elements(2 * s.macs() as u64));
+        let is_depthwise = s.g > 1 && s.g == s.c;
+        let paths = if is_depthwise {
+            g.throughput(Throughput::Bytes(bytes(&s)));
+            &depthwise
+        } else {
+            g.throughput(Throughput::Elements(2 * s.macs() as u64));
+            &paths
+        };
         let mut d = Data::new(s);
-        for &path in &paths {
+        for &path in paths {
             let Some(packed) = path.pack(s, &d.weight) else {
                 continue;
             };

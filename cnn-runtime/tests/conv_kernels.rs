@@ -1,10 +1,10 @@
 //! Every convolution kernel against the reference kernel, over random
-//! layers, on every instruction set this CPU has: each kernel is forced in
-//! turn (`conv_with`), and may be skipped only because the CPU lacks its
-//! instruction set or the kernel does not take the layer's shape — two
-//! errors the tests tell apart. Output sizes come from the shape
-//! arithmetic of `cnn-spec`, rounded down where a stride does not divide
-//! (as a `floor` layer computes them).
+//! layers (plain, dilated, grouped and depthwise), on every instruction set
+//! this CPU has: each kernel is forced in turn (`conv_with`), and may be
+//! skipped only because the CPU lacks its instruction set or the kernel
+//! does not take the layer's shape — two errors the tests tell apart.
+//! Output sizes come from the shape arithmetic of `cnn-spec`, rounded down
+//! where a stride does not divide (as a `floor` layer computes them).
 
 use cnn_runtime::cpu::Isa;
 use cnn_runtime::kernels::{
@@ -90,6 +90,7 @@ fn act() -> impl Strategy<Value = Act> {
     prop_oneof![
         Just(Act::Identity),
         Just(Act::Relu),
+        Just(Act::Relu6),
         Just(Act::Sigmoid),
         Just(Act::Tanh)
     ]
@@ -99,27 +100,44 @@ fn act() -> impl Strategy<Value = Act> {
 type Volume = (usize, usize, usize, usize);
 /// A layer's filter: FH, FW, SH, SW, PH and PW.
 type Filter = (usize, usize, usize, usize, usize, usize);
+/// How a layer's taps spread and its channels split: DH, DW and G.
+type Spread = (usize, usize, usize);
+
+/// Neither dilation nor groups.
+const PLAIN: Spread = (1, 1, 1);
 
 /// The layer of a volume and a filter, if the filter fits the padded
 /// input: its output rounded down where the stride does not divide, as a
 /// network that says `floor` (and PyTorch) computes it.
-fn layer((c, h, w, k): Volume, (fh, fw, sh, sw, ph, pw): Filter) -> Option<ConvShape> {
-    let oh = window_out_floor(h, fh, sh, ph).ok()?;
-    let ow = window_out_floor(w, fw, sw, pw).ok()?;
-    Some(ConvShape::plain(
-        c,
-        [h, w],
-        k,
-        [fh, fw],
-        [sh, sw],
-        [ph, pw],
-        [oh, ow],
-    ))
+fn layer(volume: Volume, filter: Filter) -> Option<ConvShape> {
+    spread_layer(volume, filter, PLAIN)
+}
+
+/// [`layer`] with dilation and groups (G dividing C and K), the filter's
+/// extent D·(F − 1) + 1 fitting the padded input.
+fn spread_layer(
+    (c, h, w, k): Volume,
+    (fh, fw, sh, sw, ph, pw): Filter,
+    (dh, dw, g): Spread,
+) -> Option<ConvShape> {
+    let oh = window_out_floor(h, dh * (fh - 1) + 1, sh, ph).ok()?;
+    let ow = window_out_floor(w, dw * (fw - 1) + 1, sw, pw).ok()?;
+    let shape = ConvShape {
+        d: [dh, dw],
+        g,
+        ..ConvShape::plain(c, [h, w], k, [fh, fw], [sh, sw], [ph, pw], [oh, ow])
+    };
+    (c % g == 0 && k % g == 0).then_some(shape)
 }
 
 /// The layer of a volume and a filter that fits.
 fn fit(volume: Volume, filter: Filter) -> ConvShape {
     layer(volume, filter).expect("the filter fits")
+}
+
+/// The layer of a volume, a filter and a spread that fit.
+fn spread_fit(volume: Volume, filter: Filter, spread: Spread) -> ConvShape {
+    spread_layer(volume, filter, spread).expect("the filter fits")
 }
 
 /// The layers of the volumes and filters drawn whose filter fits.
@@ -130,52 +148,148 @@ fn fitting(
     (volume, filter).prop_filter_map("the filter fits", |(volume, filter)| layer(volume, filter))
 }
 
+/// The layers of the volumes, filters and dilations (1 to 3) drawn whose
+/// filter fits.
+fn dilated(
+    volume: impl Strategy<Value = Volume>,
+    filter: impl Strategy<Value = Filter>,
+) -> impl Strategy<Value = ConvShape> {
+    (volume, filter, 1usize..4, 1usize..4)
+        .prop_filter_map("the filter fits", |(volume, filter, dh, dw)| {
+            spread_layer(volume, filter, (dh, dw, 1))
+        })
+}
+
+/// The layers of the outputs (C, OH, OW, K), filters and dilations drawn:
+/// the input sized to give that output, where one does.
+fn producing_dilated(
+    output: impl Strategy<Value = Volume>,
+    filter: impl Strategy<Value = Filter>,
+    dilation: impl Strategy<Value = (usize, usize)>,
+) -> impl Strategy<Value = ConvShape> {
+    (output, filter, dilation).prop_filter_map(
+        "an input gives the output",
+        |((c, oh, ow, k), filter, (dh, dw))| {
+            let (fh, fw, sh, sw, ph, pw) = filter;
+            let h = ((oh - 1) * sh + dh * (fh - 1) + 1).checked_sub(2 * ph)?;
+            let w = ((ow - 1) * sw + dw * (fw - 1) + 1).checked_sub(2 * pw)?;
+            let spread = (dh, dw, 1);
+            let shape = spread_layer((c, h, w, k), filter, spread).filter(|_| h > 0 && w > 0)?;
+            (shape.o == [oh, ow]).then_some(shape)
+        },
+    )
+}
+
 /// The layers of the outputs (C, OH, OW, K) and filters drawn: the input
 /// sized to give that output, where one does.
 fn producing(
     output: impl Strategy<Value = Volume>,
     filter: impl Strategy<Value = Filter>,
 ) -> impl Strategy<Value = ConvShape> {
-    (output, filter).prop_filter_map("an input gives the output", |((c, oh, ow, k), filter)| {
-        let (fh, fw, sh, sw, ph, pw) = filter;
-        let h = ((oh - 1) * sh + fh).checked_sub(2 * ph)?;
-        let w = ((ow - 1) * sw + fw).checked_sub(2 * pw)?;
-        let shape = layer((c, h, w, k), filter).filter(|_| h > 0 && w > 0)?;
-        (shape.o == [oh, ow]).then_some(shape)
-    })
+    producing_dilated(output, filter, Just((1, 1)))
 }
 
-/// Random layers that fit: small volumes, filters, strides and paddings
-/// (pairs included), enough channels to exercise every tile height.
+/// Random layers that fit: small volumes, filters, strides, paddings and
+/// dilations (pairs included), enough channels to exercise every tile
+/// height.
 fn shape() -> impl Strategy<Value = ConvShape> {
     (
-        1usize..6,
-        1usize..13,
-        1usize..13,
-        1usize..11,
-        1usize..6,
-        1usize..6,
-        1usize..4,
-        1usize..4,
+        (1usize..6, 1usize..13, 1usize..13, 1usize..11),
+        (1usize..6, 1usize..6, 1usize..4, 1usize..4),
+        (1usize..4, 1usize..4),
     )
-        .prop_flat_map(|(c, h, w, k, fh, fw, sh, sw)| {
+        .prop_flat_map(|(volume, (fh, fw, sh, sw), (dh, dw))| {
+            // Paddings up to past half the filter's extent.
+            let (eh, ew) = (dh * (fh - 1) + 1, dw * (fw - 1) + 1);
             (
-                Just((c, h, w, k, fh, fw, sh, sw)),
-                0..=fh / 2 + 1,
-                0..=fw / 2 + 1,
+                Just((volume, (fh, fw, sh, sw), (dh, dw))),
+                0..=eh / 2 + 1,
+                0..=ew / 2 + 1,
             )
         })
         .prop_filter_map(
             "the filter fits",
-            |((c, h, w, k, fh, fw, sh, sw), ph, pw)| layer((c, h, w, k), (fh, fw, sh, sw, ph, pw)),
+            |((volume, (fh, fw, sh, sw), (dh, dw)), ph, pw)| {
+                spread_layer(volume, (fh, fw, sh, sw, ph, pw), (dh, dw, 1))
+            },
         )
+}
+
+/// Random grouped layers: 2 to 4 groups of 1 to 4 channels and 1 to 6
+/// filters each (a group of one channel too, but never depthwise, which
+/// [`depthwise_shape`] draws), dilated as [`shape`].
+fn grouped_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (2usize..5, 1usize..5, 1usize..13, 1usize..13, 1usize..7),
+        (1usize..5, 1usize..5, 1usize..4, 1usize..4),
+        (1usize..4, 1usize..4),
+    )
+        .prop_flat_map(|(volume, filter, (dh, dw))| {
+            let (eh, ew) = (dh * (filter.0 - 1) + 1, dw * (filter.1 - 1) + 1);
+            (
+                Just((volume, filter, (dh, dw))),
+                0..=eh / 2 + 1,
+                0..=ew / 2 + 1,
+            )
+        })
+        .prop_filter_map(
+            "the filter fits, the layer is not depthwise",
+            |(((g, cg, h, w, kg), (fh, fw, sh, sw), (dh, dw)), ph, pw)| {
+                let volume = (g * cg, h, w, g * kg);
+                let filter = (fh, fw, sh, sw, ph, pw);
+                spread_layer(volume, filter, (dh, dw, g)).filter(|s| s.g != s.c)
+            },
+        )
+}
+
+/// Random depthwise layers: 2 to 19 channels, multiplier 1 or 2, rows of
+/// up to 80 pixels (strips of every width, in vectors of 16 and 8, with
+/// a narrower last vector), filters up to 5 × 5 with strides 1 to 3 (3
+/// takes the portable loops), dilations 1 to 3 and paddings up to past
+/// half the filter's extent.
+fn depthwise_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (2usize..20, 1usize..3, 1usize..20, 1usize..81),
+        (1usize..6, 1usize..6, 1usize..4, 1usize..4),
+        (1usize..4, 1usize..4),
+    )
+        .prop_flat_map(|(volume, filter, (dh, dw))| {
+            let (eh, ew) = (dh * (filter.0 - 1) + 1, dw * (filter.1 - 1) + 1);
+            (
+                Just((volume, filter, (dh, dw))),
+                0..=eh / 2 + 1,
+                0..=ew / 2 + 1,
+            )
+        })
+        .prop_filter_map(
+            "the filter fits",
+            |(((c, m, h, w), (fh, fw, sh, sw), (dh, dw)), ph, pw)| {
+                let filter = (fh, fw, sh, sw, ph, pw);
+                spread_layer((c, h, w, c * m), filter, (dh, dw, c))
+            },
+        )
+}
+
+/// Random 3 × 3 depthwise layers of stride 1 or 2 along both axes, as
+/// MobileNet's are (the depthwise kernel's own path for them): paddings 0
+/// to 2 on each axis, 1 to 9 rows (fewer than the 4 computed at a time
+/// too) of up to 80 pixels, multiplier 1 or 2.
+fn depthwise_3x3_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (2usize..12, 1usize..3, 1usize..20, 1usize..81),
+        (1usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("the filter fits", |((c, m, h, w), (s, ph, pw))| {
+            spread_layer((c, h, w, c * m), (3, 3, s, s, ph, pw), (1, 1, c))
+        })
 }
 
 /// Random layers with many input channels, so that the blocked path
 /// accumulates them in several passes (more so with strides, whose phase
-/// planes widen the input a block of pixels reads).
+/// planes widen the input a block of pixels reads, and dilations, whose
+/// taps reach further).
 fn deep_shape() -> impl Strategy<Value = ConvShape> {
-    fitting(
+    dilated(
         (40usize..140, 6usize..24, 6usize..24, 1usize..12),
         (
             1usize..6,
@@ -222,11 +336,12 @@ fn row_vector_shape() -> impl Strategy<Value = ConvShape> {
     )
 }
 
-/// Output rows of 1 to 8 pixels, 1 to 11 rows of them, with strides and
-/// paddings: from 16 pixels on, with filters wider than a column, the
-/// shifted layout (a plane per filter column); below, the phase layout.
+/// Output rows of 1 to 8 pixels, 1 to 11 rows of them, with strides,
+/// paddings and dilations: from 16 pixels on, with filters wider than a
+/// column, the shifted layout (a plane per filter column); below, the
+/// phase layout.
 fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
-    producing(
+    producing_dilated(
         (1usize..40, 1usize..12, 1usize..9, 1usize..20),
         (
             1usize..6,
@@ -236,6 +351,7 @@ fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
             0usize..3,
             0usize..3,
         ),
+        (1usize..4, 1usize..4),
     )
 }
 
@@ -258,15 +374,32 @@ fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
     )
 }
 
-/// Every kernel there is, each instruction set's blocked tile and the
-/// kernels of their own.
-const KERNELS: [ConvKernel; 5] = [
+/// Every kernel there is: each instruction set's blocked tile and
+/// depthwise kernel, and the kernels of their own.
+const KERNELS: [ConvKernel; 9] = [
     ConvKernel::Blocked(Isa::Portable),
     ConvKernel::Blocked(Isa::Avx2),
     ConvKernel::Blocked(Isa::Avx512),
     ConvKernel::FilterLanes,
     ConvKernel::Narrow,
+    ConvKernel::Depthwise(Isa::Portable),
+    ConvKernel::Depthwise(Isa::Avx2),
+    ConvKernel::Depthwise(Isa::Avx512),
+    ConvKernel::Direct,
 ];
+
+/// Whether `kernel` may refuse `shape` as a shape it does not take: filters
+/// in the lanes output rows under 8 pixels, the GEMV per pixel all but 1×1
+/// layers of stride 1 without padding, the depthwise kernel all but
+/// depthwise layers. The others take every layer that fits.
+fn may_refuse(kernel: ConvKernel, shape: &ConvShape) -> bool {
+    match kernel {
+        ConvKernel::FilterLanes => shape.o[1] < 8,
+        ConvKernel::Narrow => shape.f != [1, 1] || shape.s != [1, 1] || shape.p != [0, 0],
+        ConvKernel::Depthwise(_) => shape.g != shape.c || shape.g == 1,
+        _ => false,
+    }
+}
 
 /// The layer through `kernel`, packed and run with scratch of its own
 /// length (NaN-filled); `None` where the kernel cannot run, which must be
@@ -283,7 +416,7 @@ fn run_kernel(case: &Case, kernel: ConvKernel, split: bool) -> Option<Vec<f32>> 
         }
         Err(ConvError::Unsuited(k)) => {
             assert!(
-                matches!(k, ConvKernel::FilterLanes | ConvKernel::Narrow),
+                k == kernel && may_refuse(kernel, &case.shape),
                 "{k:?} refused {:?}",
                 case.shape
             );
@@ -297,6 +430,9 @@ fn run_kernel(case: &Case, kernel: ConvKernel, split: bool) -> Option<Vec<f32>> 
     Some(y)
 }
 
+/// The layer through direct loops, im2col + sgemm, the kernel chosen for
+/// the instruction set in use, and every kernel on every instruction set
+/// this CPU has, split across threads and not.
 fn every_path(case: &Case) -> Result<(), TestCaseError> {
     let n = case.expected.len();
     let mut y = case.output();
@@ -376,6 +512,21 @@ proptest! {
     }
 
     #[test]
+    fn grouped_layers_match_the_reference(shape in grouped_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn depthwise_layers_match_the_reference(shape in depthwise_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn depthwise_3x3_layers_match_the_reference(shape in depthwise_3x3_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
     fn pointwise_shapes_match_the_reference(
         c in 1usize..40, (h, w) in prop_oneof![(1usize..3, 1usize..4), (1usize..9, 1usize..12)],
         k in 1usize..20, act in act(), seed in any::<u64>()
@@ -423,6 +574,106 @@ fn kernels_are_chosen_by_the_rule() {
         choose(point(196).0, point(196).1, avx512),
         ConvKernel::Blocked(avx512)
     );
+
+    let spread =
+        |volume, filter, spread, isa| ConvKernel::choose(&spread_fit(volume, filter, spread), isa);
+    // Depthwise layers (MobileNetV2's, multiplier 1, and one of 2): the
+    // depthwise kernel of the set in use, whatever the stride or dilation.
+    for isa in Isa::ALL {
+        for (volume, filter, d) in [
+            ((32, 112, 112, 32), (3, 3, 1, 1, 1, 1), 1),
+            ((96, 112, 112, 96), (3, 3, 2, 2, 1, 1), 1),
+            ((960, 7, 7, 960), (3, 3, 1, 1, 1, 1), 1),
+            ((16, 20, 20, 32), (5, 5, 3, 3, 4, 4), 2),
+        ] {
+            let g = volume.0;
+            let got = spread(volume, filter, (d, d, g), isa);
+            assert_eq!(got, ConvKernel::Depthwise(isa), "{volume:?}");
+        }
+    }
+    // One input channel is a plain layer, not a depthwise one.
+    let lenet = ((1, 28, 28, 6), (5, 5, 1, 1, 2, 2));
+    assert_eq!(
+        spread(lenet.0, lenet.1, (1, 1, 1), avx512),
+        ConvKernel::Blocked(avx512)
+    );
+    // Other groups: the rule on one group's layer. Two groups of VGG's
+    // 56 × 56 block take filters in the lanes; 32 groups of 4 channels
+    // (ResNeXt's) the blocked tile; 1×1 groups on 7 pixels the GEMV.
+    let vgg2 = ((128, 56, 56, 128), (3, 3, 1, 1, 1, 1));
+    assert_eq!(
+        spread(vgg2.0, vgg2.1, (1, 1, 2), avx512),
+        ConvKernel::FilterLanes
+    );
+    let resnext = ((128, 56, 56, 128), (3, 3, 1, 1, 1, 1));
+    for isa in Isa::ALL {
+        let got = spread(resnext.0, resnext.1, (1, 1, 32), isa);
+        assert_eq!(got, ConvKernel::Blocked(isa));
+    }
+    let point_groups = ((64, 1, 7, 64), (1, 1, 1, 1, 0, 0));
+    assert_eq!(
+        spread(point_groups.0, point_groups.1, (1, 1, 4), avx512),
+        ConvKernel::Narrow
+    );
+    // Dilation changes no choice: DeepLab's dilated 3 × 3 on 56 × 56 takes
+    // filters in the lanes as VGG's does, on 32 × 32 the blocked tile.
+    let deeplab = ((64, 56, 56, 64), (3, 3, 1, 1, 2, 2));
+    assert_eq!(
+        spread(deeplab.0, deeplab.1, (2, 2, 1), avx512),
+        ConvKernel::FilterLanes
+    );
+    let b3_dilated = ((32, 32, 32, 32), (3, 3, 1, 1, 2, 2));
+    assert_eq!(
+        spread(b3_dilated.0, b3_dilated.1, (2, 2, 1), avx512),
+        ConvKernel::Blocked(avx512)
+    );
+    assert_eq!(
+        spread(b3_dilated.0, b3_dilated.1, (2, 2, 1), Isa::Avx2),
+        ConvKernel::Blocked(Isa::Avx2)
+    );
+}
+
+/// MobileNetV2's depthwise layers and ResNet-18's layers (the 3 × 224 × 224
+/// networks), at their own sizes, some with fewer channels or filters to
+/// keep the test fast, and a grouped and a dilated layer of their kind,
+/// through every path.
+#[test]
+fn mobilenet_v2_and_resnet18_layers() {
+    let depthwise = |c, hw, s| spread_fit((c, hw, hw, c), (3, 3, s, s, 1, 1), (1, 1, c));
+    let layers = [
+        // MobileNetV2: 3 × 3 depthwise, stride 1 and 2, pad 1, ReLU6.
+        (depthwise(8, 112, 1), Act::Relu6),
+        (depthwise(8, 112, 2), Act::Relu6),
+        (depthwise(16, 56, 1), Act::Relu6),
+        (depthwise(16, 56, 2), Act::Relu6),
+        (depthwise(24, 28, 2), Act::Relu6),
+        (depthwise(384, 14, 1), Act::Relu6),
+        (depthwise(576, 14, 2), Act::Relu6),
+        (depthwise(960, 7, 1), Act::Relu6),
+        // ResNet-18: the stem (4 of its 64 filters), a 3 × 3 block of
+        // each size, the stride-2 3 × 3 and 1 × 1 of a downsampling block.
+        (fit((3, 224, 224, 4), (7, 7, 2, 2, 3, 3)), Act::Relu),
+        (fit((64, 56, 56, 8), (3, 3, 1, 1, 1, 1)), Act::Relu),
+        (fit((64, 56, 56, 8), (3, 3, 2, 2, 1, 1)), Act::Relu),
+        (fit((64, 56, 56, 16), (1, 1, 2, 2, 0, 0)), Act::Identity),
+        (fit((128, 28, 28, 8), (3, 3, 1, 1, 1, 1)), Act::Relu),
+        (fit((256, 14, 14, 16), (3, 3, 1, 1, 1, 1)), Act::Relu),
+        (fit((512, 7, 7, 16), (3, 3, 1, 1, 1, 1)), Act::Relu),
+        // ResNeXt's grouped 3 × 3 (32 groups of 4) and a dilated 3 × 3.
+        (
+            spread_fit((128, 14, 14, 128), (3, 3, 1, 1, 1, 1), (1, 1, 32)),
+            Act::Relu,
+        ),
+        (
+            spread_fit((64, 28, 28, 24), (3, 3, 1, 1, 2, 2), (2, 2, 1)),
+            Act::Relu,
+        ),
+    ];
+    for (shape, act) in layers {
+        every_path(&Case::new(shape, act, 13))
+            .map_err(|e| format!("{shape:?}: {e}"))
+            .unwrap();
+    }
 }
 
 #[test]

@@ -1,13 +1,19 @@
-//! One harness for the pooling, fully connected, activation and softmax
-//! kernels: random shapes and values drive each kernel on every
-//! instruction set this CPU has (AVX-512, AVX2 + FMA, portable, as
-//! `pool_with` and `fc_with` force them), and the result must match the
-//! plain reference kernel (exactly for max pooling, to 1e-4 relative
-//! otherwise), NaN and infinities included.
+//! One harness for the pooling, fully connected, element-wise, activation
+//! and softmax kernels: random shapes and values drive each kernel on
+//! every instruction set this CPU has (AVX-512, AVX2 + FMA, portable, as
+//! the `…_with` entries force them), and the result must match the plain
+//! reference kernel, NaN and infinities included: exactly for max pooling
+//! and the piecewise-linear activations, to a few parts in 10⁷ for the
+//! smooth activations (with a floor for values that flush to zero), to
+//! 1e-4 relative for the sums of pooling and fc layers.
 
 use cnn_runtime::cpu::{Isa, Unsupported};
 use cnn_runtime::kernels::reference::{self, Window};
-use cnn_runtime::kernels::{activate, avg_pool, fc, fc_with, max_pool, pool_with, softmax, Act};
+use cnn_runtime::kernels::{
+    activate, activate_with, add_with, avg_pool, channel_affine, channel_affine_in_place,
+    channel_affine_with, fc, fc_with, global_avg_pool, global_avg_pool_with, max_pool, pool_with,
+    softmax, Act,
+};
 use proptest::prelude::*;
 
 /// The instruction sets this CPU runs, each of which the tests force in
@@ -27,6 +33,12 @@ fn ran(result: Result<(), Unsupported>) {
 /// window ends at the last value.
 fn fitted(o: usize, f: usize, s: usize) -> usize {
     (o - 1) * s + f
+}
+
+/// The output size of windows `f`, stride `s`, over `n` values padded by
+/// `p`, rounded down as PyTorch does (`n + 2p ≥ f`).
+fn out_size(n: usize, f: usize, s: usize, p: usize) -> usize {
+    (n + 2 * p - f) / s + 1
 }
 
 const CASES: u32 = 300;
@@ -62,37 +74,103 @@ fn assert_all_close(got: &[f32], want: &[f32], scale: &[f32]) -> Result<(), Test
     Ok(())
 }
 
-/// A pooling window and an input it fits exactly.
+/// Every activation, a leaky ReLU's slope from −2 to 2.
+fn any_act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        Just(Act::Identity),
+        Just(Act::Relu),
+        Just(Act::Relu6),
+        (-2.0f32..2.0).prop_map(Act::LeakyRelu),
+        Just(Act::Sigmoid),
+        Just(Act::Tanh),
+        Just(Act::Silu),
+        Just(Act::Gelu),
+        Just(Act::HardSwish),
+    ]
+}
+
+/// Inputs of activations: mostly where they bend, also large (exp's
+/// overflow and underflow, GELU's and SiLU's tails), tiny, of any
+/// magnitude, and NaN or infinite.
+fn activation_value() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        20 => -10.0f32..10.0,
+        5 => -120.0f32..120.0,
+        2 => -1e-3f32..1e-3,
+        2 => (-38i32..38, -1.0f32..1.0).prop_map(|(e, m)| m * 10f32.powi(e)),
+        1 => value_with_specials(),
+    ]
+}
+
+/// Whether an activation's `got` agrees with the f64 reference's `want`,
+/// where rounding before the activation may have moved its input by
+/// 2⁻²⁴ of `terms` (the magnitudes summed into it; 0 for none):
+///
+/// - the same NaN or infinity;
+/// - the piecewise-linear ones exactly (one rounding, as the reference's);
+/// - hard swish within 4e-7 relative (three roundings);
+/// - sigmoid, tanh, SiLU and GELU within 3e-7 relative, or 1e-35 absolute
+///   (where a value that tiny may flush to zero);
+///
+/// plus `4e-7·terms·max(1, |slope|)` for what the input's rounding can do
+/// through the activation's slope (below 1.2, hard swish's 1.5).
+fn act_close(act: Act, got: f32, want: f32, terms: f32) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    if want.is_infinite() || got.is_infinite() {
+        return want == got;
+    }
+    let (relative, absolute) = match act {
+        Act::Identity | Act::Relu | Act::Relu6 | Act::LeakyRelu(_) => (0.0, 0.0),
+        Act::HardSwish => (4e-7, 0.0),
+        Act::Sigmoid | Act::Tanh | Act::Silu | Act::Gelu => (3e-7, 1e-35),
+    };
+    let slope = match act {
+        Act::LeakyRelu(slope) => slope.abs().max(1.0),
+        _ => 1.5,
+    };
+    (got - want).abs() <= relative * want.abs() + absolute + 4e-7 * slope * terms
+}
+
+/// One axis of a pooling window: size, stride, padding (0 to F/2, as
+/// PyTorch allows), input length, and the output rounded down. Two or
+/// three wide at stride 2 (AVX-512's kernel) half the time.
+fn pool_axis(wide: usize) -> impl Strategy<Value = (usize, usize, usize, usize, usize)> {
+    prop_oneof![(1..=5usize, 1..=3usize), (2..=3usize, Just(2usize)),]
+        .prop_flat_map(move |(f, s)| (Just(f), Just(s), 0..=f / 2))
+        .prop_flat_map(move |(f, s, p)| {
+            // At least one window: n + 2p ≥ f.
+            let least = f.saturating_sub(2 * p).max(1);
+            (Just(f), Just(s), Just(p), least..=least + wide)
+        })
+        .prop_map(|(f, s, p, n)| (f, s, p, n, out_size(n, f, s, p)))
+}
+
+/// A pooling window, padded or not, with an output that may stop short of
+/// the padded input's end, and an input with NaN and infinities.
 fn pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
-    (
-        1..=4usize,
-        1..=4usize,
-        1..=4usize,
-        1..=3usize,
-        1..=3usize,
-        1..=6usize,
-        1..=9usize,
-    )
-        .prop_flat_map(|(c, fh, fw, sh, sw, oh, ow)| {
-            let (h, w) = (fitted(oh, fh, sh), fitted(ow, fw, sw));
+    (1..=4usize, pool_axis(12), pool_axis(70)).prop_flat_map(
+        |(c, (fh, sh, ph, h, oh), (fw, sw, pw, w, ow))| {
             let win = Window {
                 c,
                 h,
                 w,
                 f: [fh, fw],
                 s: [sh, sw],
-                p: [0, 0],
+                p: [ph, pw],
                 o: [oh, ow],
             };
             (
                 Just(win),
                 proptest::collection::vec(value_with_specials(), c * h * w),
             )
-        })
+        },
+    )
 }
 
 /// Rows wider than the pooling kernels' 1,024-column stack row: output rows
-/// cut in pieces, and windows wider than that row.
+/// cut in pieces, and windows wider than that row, padded or not.
 fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
     (
         1..=2usize,
@@ -101,16 +179,22 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
         1..=3usize,
         1..=2usize,
         1..=700usize,
+        0..=1usize,
+        0..=2usize,
     )
-        .prop_flat_map(|(fh, fw, sh, sw, oh, ow)| {
+        .prop_flat_map(|(fh, fw, sh, sw, oh, ow, ph, pw)| {
+            // Padding up to F/2, leaving at least one input value.
             let (h, w) = (fitted(oh, fh, sh), fitted(ow, fw, sw));
+            let ph = ph.min(fh / 2).min((h - 1) / 2);
+            let pw = (3 * pw).min(fw / 2).min((w - 1) / 2);
+            let (h, w) = (h - 2 * ph, w - 2 * pw);
             let win = Window {
                 c: 2,
                 h,
                 w,
                 f: [fh, fw],
                 s: [sh, sw],
-                p: [0, 0],
+                p: [ph, pw],
                 o: [oh, ow],
             };
             (
@@ -241,19 +325,125 @@ proptest! {
         }
     }
 
+    /// Every activation on every instruction set, over lengths that
+    /// leave vector tails, against the f64 reference (`act_close`).
     #[test]
     fn activations_match_reference(
-        x in proptest::collection::vec(
-            prop_oneof![10 => -30.0f32..30.0, 1 => value_with_specials()],
-            0..100,
-        ),
-        act in prop_oneof![Just(Act::Identity), Just(Act::Relu), Just(Act::Sigmoid), Just(Act::Tanh)],
+        x in proptest::collection::vec(activation_value(), 0..200),
+        act in any_act(),
     ) {
         let mut want = x.clone();
         reference::activate(act, &mut want);
+        for isa in isas() {
+            let mut got = x.clone();
+            ran(activate_with(isa, act, &mut got));
+            for (i, ((&g, &w), &v)) in got.iter().zip(&want).zip(&x).enumerate() {
+                prop_assert!(
+                    act_close(act, g, w, 0.0),
+                    "{} {:?}, value {}: {:?}({}) = {}, want {}", isa.name(), act, i, act, v, g, w
+                );
+            }
+        }
         let mut got = x.clone();
         activate(act, &mut got);
-        assert_all_close(&got, &want, &vec![0.1; x.len()])?;
+        for (&g, &w) in got.iter().zip(&want) {
+            prop_assert!(act_close(act, g, w, 0.0), "activate: got {}, want {}", g, w);
+        }
+    }
+
+    /// A batch norm's affine map and activation, per channel, from another
+    /// buffer and in place.
+    #[test]
+    fn channel_affine_matches_reference(
+        (c, hw, scale, shift, x) in (1..=5usize, 0..=70usize).prop_flat_map(|(c, hw)| (
+            Just(c),
+            Just(hw),
+            proptest::collection::vec(-2.0f32..2.0, c),
+            proptest::collection::vec(-2.0f32..2.0, c),
+            proptest::collection::vec(prop_oneof![30 => -4.0f32..4.0, 1 => value_with_specials()], c * hw),
+        )),
+        act in any_act(),
+    ) {
+        let mut want = vec![0.0; c * hw];
+        reference::channel_affine(c, hw, &scale, &shift, &x, &mut want, act);
+        // What the f32 affine map may have rounded away, before the activation.
+        let terms: Vec<f32> = x.iter().enumerate().map(|(i, v)| (v * scale[i / hw]).abs() + shift[i / hw].abs()).collect();
+        let check = |got: &[f32], how: &str| -> Result<(), TestCaseError> {
+            for (i, ((&g, &w), &t)) in got.iter().zip(&want).zip(&terms).enumerate() {
+                prop_assert!(act_close(act, g, w, t), "{} {:?}, value {}: got {}, want {}", how, act, i, g, w);
+            }
+            Ok(())
+        };
+        for isa in isas() {
+            let mut got = vec![f32::NAN; c * hw];
+            ran(channel_affine_with(isa, c, hw, &scale, &shift, Some(&x), &mut got, act));
+            check(&got, isa.name())?;
+            let mut got = x.clone();
+            ran(channel_affine_with(isa, c, hw, &scale, &shift, None, &mut got, act));
+            check(&got, isa.name())?;
+        }
+        let mut got = vec![f32::NAN; c * hw];
+        channel_affine(c, hw, &scale, &shift, &x, &mut got, act);
+        check(&got, "channel_affine")?;
+        let mut got = x.clone();
+        channel_affine_in_place(c, hw, &scale, &shift, &mut got, act);
+        check(&got, "channel_affine_in_place")?;
+    }
+
+    /// A residual's sum and activation, NaN and infinities included (∞ − ∞
+    /// is NaN).
+    #[test]
+    fn add_matches_reference(
+        (x, y) in (0..300usize).prop_flat_map(|n| {
+            let value = || proptest::collection::vec(prop_oneof![30 => -30.0f32..30.0, 1 => value_with_specials()], n);
+            (value(), value())
+        }),
+        act in any_act(),
+    ) {
+        let mut want = y.clone();
+        reference::add(&x, &mut want, act);
+        for isa in isas() {
+            let mut got = y.clone();
+            ran(add_with(isa, &x, &mut got, act));
+            for (i, (((&g, &w), &a), &b)) in got.iter().zip(&want).zip(&x).zip(&y).enumerate() {
+                prop_assert!(act_close(act, g, w, a.abs() + b.abs()), "{} {:?}, value {}: {} + {}: got {}, want {}", isa.name(), act, i, a, b, g, w);
+            }
+        }
+    }
+
+    /// The mean of each channel, summed in f32 by the kernels: within
+    /// 2e-6 of the mean magnitude (the f32 sum's error, for up to 300
+    /// values), NaN and infinities propagating.
+    #[test]
+    fn global_avg_pool_matches_reference(
+        (c, hw, x) in (1..=6usize, 1..=300usize).prop_flat_map(|(c, hw)| (
+            Just(c),
+            Just(hw),
+            proptest::collection::vec(prop_oneof![200 => -4.0f32..4.0, 1 => value_with_specials()], c * hw),
+        )),
+    ) {
+        let mut want = vec![0.0; c];
+        reference::global_avg_pool(c, hw, &x, &mut want);
+        let mean_magnitude: Vec<f32> = x.chunks(hw).map(|xc| xc.iter().map(|v| v.abs()).sum::<f32>() / hw as f32).collect();
+        let check = |got: &[f32], how: &str| -> Result<(), TestCaseError> {
+            for (ch, ((&g, &w), &m)) in got.iter().zip(&want).zip(&mean_magnitude).enumerate() {
+                let agree = if w.is_nan() || w.is_infinite() {
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan())
+                } else {
+                    (g - w).abs() <= 2e-6 * m
+                };
+                prop_assert!(agree, "{}, channel {}: got {}, want {}", how, ch, g, w);
+            }
+            Ok(())
+        };
+        for isa in isas() {
+            let mut got = vec![f32::NAN; c];
+            ran(global_avg_pool_with(isa, c, hw, &x, &mut got));
+            check(&got, isa.name())?;
+        }
+        let mut got = vec![f32::NAN; c];
+        global_avg_pool(c, hw, &x, &mut got);
+        check(&got, "global_avg_pool")?;
     }
 
     #[test]
@@ -275,40 +465,96 @@ proptest! {
     }
 }
 
-/// Runs both pooling kernels on one shape, as the forward pass calls them,
-/// and compares them with the reference.
-fn check_pool(c: usize, [h, w]: [usize; 2], f: [usize; 2], s: [usize; 2], o: [usize; 2]) {
+/// Runs both pooling kernels on one shape, on every instruction set and
+/// as the forward pass calls them, and compares them with the reference.
+/// The output size is PyTorch's, rounded down.
+fn check_pool(c: usize, [h, w]: [usize; 2], f: [usize; 2], s: [usize; 2], p: [usize; 2]) {
+    let o = [out_size(h, f[0], s[0], p[0]), out_size(w, f[1], s[1], p[1])];
     let win = Window {
         c,
         h,
         w,
         f,
         s,
-        p: [0, 0],
+        p,
         o,
     };
+    assert!(win.fits());
     let x: Vec<f32> = (0..c * h * w)
         .map(|i| ((i * 7919) % 1009) as f32 / 100.0 - 5.0)
         .collect();
     let mut want = vec![0.0; out_len(&win)];
-    let mut got = vec![f32::NAN; out_len(&win)];
     reference::max_pool(win, &x, &mut want);
+    for (core, got) in pool_outputs(true, win, &x) {
+        assert_eq!(got, want, "{core}, {win:?}");
+    }
+    let mut got = vec![f32::NAN; out_len(&win)];
     max_pool(win, &x, &mut got);
     assert_eq!(got, want);
     reference::avg_pool(win, &x, &mut want);
+    let mut outputs = pool_outputs(false, win, &x);
     avg_pool(win, &x, &mut got);
-    for (g, w) in got.iter().zip(&want) {
-        assert!(close(*g, *w, 5.0), "got {g}, want {w}");
+    outputs.push(("avg_pool", got));
+    for (core, got) in outputs {
+        for (g, w) in got.iter().zip(&want) {
+            assert!(close(*g, *w, 5.0), "{core}, {win:?}: got {g}, want {w}");
+        }
     }
 }
 
 #[test]
 fn pools_on_common_shapes() {
-    check_pool(3, [32, 32], [2, 2], [2, 2], [16, 16]);
-    check_pool(5, [55, 55], [3, 3], [2, 2], [27, 27]);
-    check_pool(2, [9, 13], [3, 3], [1, 1], [7, 11]);
-    check_pool(4, [7, 9], [1, 3], [1, 3], [7, 3]);
-    check_pool(1, [5, 5], [5, 5], [1, 1], [1, 1]);
+    check_pool(3, [32, 32], [2, 2], [2, 2], [0, 0]);
+    check_pool(5, [55, 55], [3, 3], [2, 2], [0, 0]);
+    check_pool(2, [9, 13], [3, 3], [1, 1], [0, 0]);
+    check_pool(4, [7, 9], [1, 3], [1, 3], [0, 0]);
+    check_pool(1, [5, 5], [5, 5], [1, 1], [0, 0]);
+    // The ResNet stem: 64×112×112 → 64×56×56.
+    check_pool(64, [112, 112], [3, 3], [2, 2], [1, 1]);
+    // Odd sizes, rounded down, padding on one axis, windows as tall as
+    // the input.
+    check_pool(3, [7, 7], [3, 3], [2, 2], [1, 1]);
+    check_pool(2, [8, 33], [3, 3], [2, 2], [1, 1]);
+    check_pool(2, [6, 40], [2, 2], [2, 2], [1, 1]);
+    check_pool(2, [5, 35], [3, 2], [3, 2], [1, 0]);
+    check_pool(1, [3, 3], [3, 3], [1, 1], [1, 1]);
+}
+
+/// The padding is −∞ for max pooling, never the maximum of a window of
+/// negative values, and zeros counted in the mean (`count_include_pad`).
+#[test]
+fn padding_is_minus_infinity_for_max_and_zero_for_the_mean() {
+    // 1×2×2 of negatives, a 3×3 window, stride 2, padding 1: one window,
+    // holding the four values and five padding taps.
+    let x = [-1.0, -2.0, -3.0, -4.0];
+    let win = Window {
+        c: 1,
+        h: 2,
+        w: 2,
+        f: [3, 3],
+        s: [2, 2],
+        p: [1, 1],
+        o: [1, 1],
+    };
+    let mut want = [0.0];
+    for isa in isas() {
+        let mut y = [f32::NAN];
+        ran(pool_with(isa, true, win, &x, &mut y));
+        assert_eq!(y, [-1.0], "{}", isa.name());
+        ran(pool_with(isa, false, win, &x, &mut y));
+        assert_eq!(y, [-10.0 / 9.0], "{}", isa.name());
+    }
+    reference::max_pool(win, &x, &mut want);
+    assert_eq!(want, [-1.0]);
+    reference::avg_pool(win, &x, &mut want);
+    assert_eq!(want, [-10.0 / 9.0]);
+    // NaN next to the padding still wins; an infinity stays.
+    let x = [f32::NAN, -2.0, -3.0, f32::NEG_INFINITY];
+    for isa in isas() {
+        let mut y = [0.0];
+        ran(pool_with(isa, true, win, &x, &mut y));
+        assert!(y[0].is_nan(), "{}", isa.name());
+    }
 }
 
 #[test]
@@ -402,28 +648,102 @@ fn max_pool_returns_nan_for_a_window_holding_nan() {
     }
 }
 
+/// NaN and infinities through every activation, on every instruction set,
+/// as `Act::apply` maps them: NaN stays NaN, sigmoid(±∞) = 1 and 0,
+/// tanh(±∞) = ±1, SiLU, GELU and hard swish give +∞ for +∞ and NaN for −∞
+/// (−∞ · 0). Finite values of any size agree with the reference.
 #[test]
-fn activations_and_softmax_survive_specials() {
+fn activations_keep_the_specials_of_act_apply() {
     let specials = [
         f32::NAN,
+        -f32::NAN,
         f32::INFINITY,
         f32::NEG_INFINITY,
         0.0,
         -0.0,
         f32::MAX,
         f32::MIN,
+        1e-40,
+        -1e-40,
+        1e-20,
+        -1e-20,
+        88.8,
+        -88.8,
+        87.0,
+        -87.0,
+        100.0,
+        -100.0,
+        14.5,
+        -14.5,
+        13.2,
+        -13.2,
+        44.0,
+        -44.0,
+        1e10,
+        -1e10,
     ];
-    for act in [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh] {
-        let mut y = specials;
-        activate(act, &mut y);
-        assert!(y[0].is_nan());
+    let acts = [
+        Act::Identity,
+        Act::Relu,
+        Act::Relu6,
+        Act::LeakyRelu(0.1),
+        Act::LeakyRelu(-1.5),
+        Act::Sigmoid,
+        Act::Tanh,
+        Act::Silu,
+        Act::Gelu,
+        Act::HardSwish,
+    ];
+    for act in acts {
+        let mut want = specials;
+        reference::activate(act, &mut want);
+        for isa in isas() {
+            let mut got = specials;
+            ran(activate_with(isa, act, &mut got));
+            for ((&x, &g), &w) in specials.iter().zip(&got).zip(&want) {
+                let scalar = act.apply(x);
+                let context = format!("{} {act:?}({x}) = {g}", isa.name());
+                if !x.is_finite() {
+                    assert_eq!(
+                        g.is_nan(),
+                        scalar.is_nan(),
+                        "{context}, Act::apply {scalar}"
+                    );
+                    assert!(g.is_nan() || g == scalar, "{context}, Act::apply {scalar}");
+                } else {
+                    assert!(act_close(act, g, w, 0.0), "{context}, want {w}");
+                }
+                if matches!(act, Act::Relu | Act::Relu6 | Act::LeakyRelu(_)) && !x.is_nan() {
+                    // The sign of zero too.
+                    assert_eq!(g.to_bits(), scalar.to_bits(), "{context}");
+                }
+            }
+        }
     }
-    let mut y = [f32::INFINITY, f32::NEG_INFINITY];
-    activate(Act::Sigmoid, &mut y);
-    assert_eq!(y, [1.0, 0.0]);
-    let mut y = [f32::INFINITY, f32::NEG_INFINITY];
-    activate(Act::Tanh, &mut y);
-    assert_eq!(y, [1.0, -1.0]);
+    let cases: [(Act, [f32; 3]); 5] = [
+        (Act::Sigmoid, [1.0, 0.0, f32::NAN]),
+        (Act::Tanh, [1.0, -1.0, f32::NAN]),
+        (Act::Silu, [f32::INFINITY, f32::NAN, f32::NAN]),
+        (Act::Gelu, [f32::INFINITY, f32::NAN, f32::NAN]),
+        (Act::HardSwish, [f32::INFINITY, f32::NAN, f32::NAN]),
+    ];
+    for (act, want) in cases {
+        for isa in isas() {
+            let mut y = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+            ran(activate_with(isa, act, &mut y));
+            for (g, w) in y.iter().zip(want) {
+                assert!(
+                    g == &w || (g.is_nan() && w.is_nan()),
+                    "{} {act:?}: {y:?}",
+                    isa.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_survives_specials() {
     for case in [
         &[f32::NAN, 1.0][..],
         &[f32::INFINITY, 1.0],

@@ -11,15 +11,17 @@ pub mod reference;
 mod activation;
 mod conv;
 mod dense;
+mod norm;
 mod pool;
 
-pub use activation::{activate, softmax};
+pub use activation::{activate, activate_with, softmax};
 pub use conv::{
     conv_direct_with, conv_im2col_scratch, conv_im2col_with, conv_scratch, conv_with, split_pays,
     ConvError, ConvKernel, ConvShape, PackedConv, PARALLEL_MIN_MACS, POINTWISE_MIN_PIXELS,
 };
 pub use dense::{fc, fc_with};
-pub use pool::{avg_pool, max_pool, pool_with};
+pub use norm::{add, add_with, channel_affine, channel_affine_in_place, channel_affine_with};
+pub use pool::{avg_pool, global_avg_pool, global_avg_pool_with, max_pool, pool_with};
 pub use reference::Window;
 
 /// Length of the im2col matrix of one image, C·FH·FW × OH·OW, for `c`

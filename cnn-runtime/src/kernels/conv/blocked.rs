@@ -348,9 +348,7 @@ pub(crate) fn rows<U: Micro>(
             (lay.oh, rows, rows * lay.wq)
         }
     };
-    let [sh, sw] = lay.shape.s;
-    let halo = (lay.shape.f[0] - 1) / sh * lay.wq + (lay.shape.f[1] - 1) / sw;
-    let span = (block_len + halo) * lay.phases[0] * lay.phases[1];
+    let span = (block_len + lay.halo()) * lay.phases[0] * lay.phases[1];
     let passes = c.div_ceil((CHUNK_FLOATS / span).max(1));
     let chunk = c.div_ceil(passes);
     // Blocks outermost, so that a block's partial sums stay in cache

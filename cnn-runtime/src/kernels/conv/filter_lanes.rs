@@ -74,10 +74,11 @@ struct Geom {
 }
 
 impl Geom {
-    /// The sizes of `s`, or `None` if the shape does not fit, its rows are
-    /// narrower than a tile, or a length overflows `usize`.
+    /// The sizes of `s`, or `None` if the shape does not fit, is grouped
+    /// (the caller runs one group at a time), its rows are narrower than a
+    /// tile, or a length overflows `usize`.
     const fn new(s: ConvShape) -> Option<Geom> {
-        if !s.fits() || !s.is_plain() || s.o[1] < TILE_PIXELS {
+        if !s.fits() || s.g != 1 || s.o[1] < TILE_PIXELS {
             return None;
         }
         let [oh, ow] = s.o;
@@ -307,13 +308,17 @@ mod avx512 {
         let s = g.s;
         let [fh, fw] = s.f;
         let [sh, sw] = s.s;
+        let [dh, dw] = s.d;
         let plane = g.oh * g.ow;
         // The filters of the tile's groups below K.
         let k1 = ((grp + N) * LANES).min(s.k);
-        // Bounds: the tile reads rows oy·SH + ky (< HP) of each plane, columns
-        // ox0·SW + p·SW + kx (< WP); packed groups grp .. grp + N; biases below
-        // K; writes y[(k − k0)·plane + oy·OW + ox0 ..][..8] for k below k1.
-        assert!(P <= TILE_PIXELS && oy * sh + fh <= g.hp && (ox0 + P - 1) * sw + fw <= g.wp);
+        // Bounds: the tile reads rows oy·SH + ky·DH (< HP) of each plane,
+        // columns ox0·SW + p·SW + kx·DW (< WP); packed groups grp .. grp + N;
+        // biases below K; writes y[(k − k0)·plane + oy·OW + ox0 ..][..8] for
+        // k below k1.
+        let reach = [(fh - 1) * dh + 1, (fw - 1) * dw + 1];
+        assert!(P <= TILE_PIXELS && oy * sh + reach[0] <= g.hp);
+        assert!((ox0 + P - 1) * sw + reach[1] <= g.wp);
         assert!(xp.len() >= s.c * g.hp * g.wp && bias.len() >= s.k);
         assert!(packed.len() >= (grp + N) * g.taps * LANES);
         assert!(grp * LANES >= k0 && k1 > grp * LANES && oy < g.oh && ox0 + P <= g.ow);
@@ -331,7 +336,7 @@ mod avx512 {
             let w = packed.as_ptr().add(grp * g.taps * LANES);
             for c in 0..s.c {
                 for ky in 0..fh {
-                    let row = x.add((c * g.hp + oy * sh + ky) * g.wp + ox0 * sw);
+                    let row = x.add((c * g.hp + oy * sh + ky * dh) * g.wp + ox0 * sw);
                     let taps = w.add((c * fh + ky) * fw * LANES);
                     for kx in 0..fw {
                         let mut f = [_mm512_setzero_ps(); N];
@@ -341,7 +346,7 @@ mod avx512 {
                         // Pixel by pixel, so that one broadcast value is
                         // live at a time.
                         for p in 0..P {
-                            let v = _mm512_set1_ps(*row.add(p * sw + kx));
+                            let v = _mm512_set1_ps(*row.add(p * sw + kx * dw));
                             for (acc, &f) in acc.iter_mut().zip(&f) {
                                 acc[p] = _mm512_fmadd_ps(f, v, acc[p]);
                             }

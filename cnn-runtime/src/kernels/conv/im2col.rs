@@ -6,13 +6,18 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use super::layout::ConvShape;
 use crate::kernels::Act;
 
-/// Scratch of [`conv`], in f32s: the column matrix (see
-/// [`cols_len`](crate::kernels::cols_len)).
+/// Scratch of [`conv`], in f32s: one group's column matrix (see
+/// [`cols_len`](crate::kernels::cols_len)), which every group reuses.
 pub(crate) const fn scratch_len(shape: &ConvShape) -> usize {
-    crate::kernels::cols_len(shape.c, shape.f, shape.o)
+    let channels = match shape.c.checked_div(shape.g) {
+        Some(channels) => channels,
+        None => shape.c,
+    };
+    crate::kernels::cols_len(channels, shape.f, shape.o)
 }
 
-/// `y = act(W · cols + b)`; returns false if a slice is too short.
+/// `y = act(W · cols + b)`, a group at a time; returns false if a slice is
+/// too short.
 pub(crate) fn conv(
     shape: ConvShape,
     x: &[f32],
@@ -30,28 +35,42 @@ pub(crate) fn conv(
         f: [fh, fw],
         s: [sh, sw],
         p: [ph, pw],
+        d: [dh, dw],
+        g,
         o: [oh, ow],
-        ..
     } = shape;
-    let (depth, n) = (c * fh * fw, oh * ow);
+    let (cg, kg) = (c / g, k / g);
+    let (depth, n) = (cg * fh * fw, oh * ow);
     let Some(cols) = scratch.get_mut(..depth * n) else {
         return false;
     };
-    for (d, col) in cols.chunks_exact_mut(n).enumerate() {
-        let (ci, ky, kx) = (d / (fh * fw), d / fw % fh, d % fw);
-        for (oy, out) in col.chunks_exact_mut(ow).enumerate() {
-            let iy = (oy * sh + ky).wrapping_sub(ph);
-            for (ox, v) in out.iter_mut().enumerate() {
-                let ix = (ox * sw + kx).wrapping_sub(pw);
-                *v = if iy < h && ix < w {
-                    x[(ci * h + iy) * w + ix]
-                } else {
-                    0.0
-                };
+    for gi in 0..g {
+        for (d, col) in cols.chunks_exact_mut(n).enumerate() {
+            let (ci, ky, kx) = (gi * cg + d / (fh * fw), d / fw % fh, d % fw);
+            for (oy, out) in col.chunks_exact_mut(ow).enumerate() {
+                let iy = (oy * sh + ky * dh).wrapping_sub(ph);
+                for (ox, v) in out.iter_mut().enumerate() {
+                    let ix = (ox * sw + kx * dw).wrapping_sub(pw);
+                    *v = if iy < h && ix < w {
+                        x[(ci * h + iy) * w + ix]
+                    } else {
+                        0.0
+                    };
+                }
             }
         }
+        let (Some(weight), Some(bias), Some(y)) = (
+            weight.get(gi * kg * depth..),
+            bias.get(gi * kg..),
+            y.get_mut(gi * kg * n..),
+        ) else {
+            return false;
+        };
+        if !gemm(kg, depth, n, weight, cols, bias, y, act) {
+            return false;
+        }
     }
-    gemm(k, depth, n, weight, cols, bias, y, act)
+    true
 }
 
 /// `y = act(W · b + bias)` with W K×D, b D×N, y K×N, on matrixmultiply;

@@ -1,27 +1,34 @@
 //! The geometry of the blocked convolution: how the input is re-laid out in
 //! scratch, and how output pixels and filter taps map to offsets.
 //!
-//! A convolution with strides (SH, SW) and padding (PH, PW) becomes a
-//! stride-1, unpadded one on a transformed input: each channel is zero-padded
-//! and split into phase planes of HQ×WQ values, plane (py, px) holding the
-//! padded pixels (iy·SH + py, ix·SW + px). Only phases some tap reads are
-//! kept: min(SH, FH) × min(SW, FW) of them. Output pixel (oy, ox) then
-//! reads, for tap (ky, kx), the value at `oy·WQ + ox + (ky/SH)·WQ + kx/SW` of
-//! plane (ky mod SH, kx mod SW): along a row of output pixels the reads are
-//! contiguous, and numbering the pixels q = oy·WQ + ox makes them contiguous
-//! across rows too. Tiles of pixels either run across rows, computing and
-//! dropping the WQ − OW values of q past the end of each output row, or,
-//! where that costs less, start at each row's start and skip them.
+//! A convolution with strides (SH, SW), padding (PH, PW) and dilation
+//! (DH, DW) becomes a stride-1, unpadded, undilated one on a transformed
+//! input: each channel is zero-padded and split into phase planes of HQ×WQ
+//! values, plane (py, px) holding the padded pixels (iy·SH + ry, ix·SW + rx)
+//! where ry = py·DH mod SH and rx = px·DW mod SW. Tap (ky, kx) reads padded
+//! pixel (oy·SH + ky·DH, ox·SW + kx·DW): the value at
+//! `oy·WQ + ox + ⌊ky·DH/SH⌋·WQ + ⌊kx·DW/SW⌋` of plane (ky mod PY, kx mod PX),
+//! where PY = SH/gcd(SH, DH) is how many taps apart two taps of one row
+//! phase are (and PX likewise). Only phases some tap reads are kept:
+//! min(PY, FH) × min(PX, FW) of them (without dilation PY = SH, and the
+//! phases are min(SH, FH) × min(SW, FW)). Along a row of output pixels the
+//! reads are contiguous, and numbering the pixels q = oy·WQ + ox makes them
+//! contiguous across rows too. Tiles of pixels either run across rows,
+//! computing and dropping the WQ − OW values of q past the end of each
+//! output row, or, where that costs less, start at each row's start and
+//! skip them.
 //!
 //! Layers with output rows of at most [`SHIFT_MAX_OW`] pixels are laid out
 //! *shifted* instead: each filter column kx gets planes of its own, OW wide,
-//! plane (py, kx) holding the padded pixels (iy·SH + py, ox·SW + kx). Tap
-//! (ky, kx) then reads plane (ky mod SH, kx) at `oy·OW + ox + (ky/SH)·OW`:
+//! plane (py, kx) holding the padded pixels (iy·SH + ry, ox·SW + kx·DW). Tap
+//! (ky, kx) then reads plane (ky mod PY, kx) at `oy·OW + ox + ⌊ky·DH/SH⌋·OW`:
 //! the output's own numbering, contiguous across rows, with no columns to
 //! drop and no vector that has to gather two rows. It costs FW copies of
 //! the input where rows are short and the copies are small.
-
-use std::ops::Range;
+//!
+//! A layer of stride 1 without padding is read as it is, dilated or not:
+//! tap (ky, kx) at `ky·DH·W + kx·DW`. Grouped layers are laid out for one
+//! group's shape (C/G channels, K/G filters), which every group shares.
 
 use crate::cpu::{Active, Avx2, Avx512};
 
@@ -76,6 +83,15 @@ pub(crate) const fn min(a: usize, b: usize) -> usize {
     } else {
         b
     }
+}
+
+/// The greatest common divisor of two sizes (`b` if `a` is 0), in const
+/// context.
+pub(crate) const fn gcd(mut a: usize, mut b: usize) -> usize {
+    while a != 0 {
+        (a, b) = (b % a, a);
+    }
+    b
 }
 
 impl ConvShape {
@@ -173,26 +189,27 @@ pub const SHIFT_MIN_PIXELS: usize = 16;
 /// and 4 with every phase kept, which split straight from the input).
 const PADDED_ROW_MAX: usize = 2048;
 
-/// Writes column phase px of `padded` (its values px, px + SW, …) to row
-/// `at .. at + wq` of phase plane px in `planes`, for px < `npw`, where
-/// `padded` holds (wq − 1)·SW + `npw` values: one strided pass per phase.
-/// (Strides 2 and 4 with every phase kept go through [`split_padded`]
-/// instead.)
+/// Writes column plane px of `padded` (its values `start(px)`,
+/// `start(px) + SW`, …) to row `at .. at + wq` of plane px in `planes`, for
+/// px < `npw`, where `padded` holds (wq − 1)·SW + the largest start + 1
+/// values: one strided pass per plane. (Strides 2 and 4 with every phase
+/// kept in order go through [`split_padded`] instead.)
 #[inline(always)]
 fn split_columns(
     padded: &[f32],
     (sw, npw, wq): (usize, usize, usize),
+    start: impl Fn(usize) -> usize,
     planes: &mut [f32],
-    plane: usize,
-    at: usize,
+    (plane, at): (usize, usize),
 ) {
     let rows = planes.chunks_exact_mut(plane).map(|p| &mut p[at..at + wq]);
     for (px, row) in rows.take(npw).enumerate() {
+        let from = &padded[start(px)..];
         if sw == 1 {
-            copy_row(row, &padded[px..]);
+            copy_row(row, from);
             continue;
         }
-        for (v, s) in row.iter_mut().zip(padded[px..].iter().step_by(sw)) {
+        for (v, s) in row.iter_mut().zip(from.iter().step_by(sw)) {
             *v = *s;
         }
     }
@@ -460,8 +477,12 @@ pub(crate) struct Layout {
     /// Width of a phase plane: the pixel numbering's row stride.
     pub wq: usize,
     /// Phase planes kept per channel along height and width:
-    /// min(SH, FH) and min(SW, FW), or FW if [`Layout::shifted`].
+    /// min(PY, FH) and min(PX, FW), or FW if [`Layout::shifted`].
     pub phases: [usize; 2],
+    /// How many filter rows and columns apart two taps of one phase are,
+    /// PY = SH/gcd(SH, DH) and PX = SW/gcd(SW, DW) (the strides without
+    /// dilation).
+    pub period: [usize; 2],
     /// Whether the layout is shifted (see the module docs): a plane for
     /// each filter column, WQ = OW.
     pub shifted: bool,
@@ -547,14 +568,16 @@ const fn shifted(transform: bool, fw: usize, oh: usize, ow: usize) -> bool {
 
 impl Layout {
     /// The layout of `shape`, or `None` if the shape does not
-    /// [fit](ConvShape::fits) or a length overflows `usize`.
+    /// [fit](ConvShape::fits), is grouped (the caller lays out one group),
+    /// or a length overflows `usize`.
     pub const fn new(shape: ConvShape) -> Option<Layout> {
-        if !shape.fits() || !shape.is_plain() {
+        if !shape.fits() || shape.g != 1 {
             return None;
         }
         let [oh, ow] = shape.o;
         let [sh, sw] = shape.s;
         let [fh, fw] = shape.f;
+        let [dh, dw] = shape.d;
         let transform = sh != 1 || sw != 1 || shape.p[0] != 0 || shape.p[1] != 0;
         let shifted = shifted(transform, fw, oh, ow);
         // `fits` checked that the padded sizes fit.
@@ -570,7 +593,11 @@ impl Layout {
         } else {
             (shape.h, shape.w)
         };
-        let phases = [min(sh, fh), if shifted { fw } else { min(sw, fw) }];
+        let period = [sh / gcd(sh, dh), sw / gcd(sw, dw)];
+        let phases = [
+            min(period[0], fh),
+            if shifted { fw } else { min(period[1], fw) },
+        ];
         let plane = tri!(hq.checked_mul(wq));
         let per_channel = tri!(plane.checked_mul(phases[0] * phases[1]));
         // Without a transform this is the input's length, which must fit
@@ -580,25 +607,7 @@ impl Layout {
         let nq = tri!(tri!((oh - 1).checked_mul(wq)).checked_add(ow));
         // The scratch, transformed input and wide output, must fit too.
         tri!(tri!(shape.k.checked_mul(nq)).checked_add(xt_len));
-        // The last tap of the last channel reads furthest; which phase that
-        // is depends on the filter, so take the largest over phases.
-        let mut tap_end = 0;
-        let mut py = 0;
-        while py < phases[0] {
-            let mut px = 0;
-            while px < phases[1] {
-                let nky = (fh - py).div_ceil(sh);
-                let nkx = if shifted { 1 } else { (fw - px).div_ceil(sw) };
-                let plane_at = ((shape.c - 1) * phases[0] + py) * phases[1] + px;
-                let at = plane_at * plane + (nky - 1) * wq + nkx;
-                if at > tap_end {
-                    tap_end = at;
-                }
-                px += 1;
-            }
-            py += 1;
-        }
-        Some(Layout {
+        let mut lay = Layout {
             shape,
             oh,
             ow,
@@ -606,14 +615,91 @@ impl Layout {
             hq,
             wq,
             phases,
+            period,
             shifted,
             plane,
             xt_len,
             nq,
             wide: wq != ow,
-            tap_end,
+            tap_end: 0,
             ow_div: Divisor::new(ow),
-        })
+        };
+        // The last tap of the last channel reads furthest; which phase that
+        // is depends on the filter, so take the largest over phases. The
+        // extents fit (`fits`), and so do the offsets within the planes.
+        let mut py = 0;
+        while py < phases[0] {
+            let mut px = 0;
+            while px < phases[1] {
+                let ky = py + (fh - 1 - py) / period[0] * period[0];
+                let kx = if shifted {
+                    px
+                } else {
+                    px + (fw - 1 - px) / period[1] * period[1]
+                };
+                let at = lay.tap_offset(shape.c - 1, ky, kx) + 1;
+                if at > lay.tap_end {
+                    lay.tap_end = at;
+                }
+                px += 1;
+            }
+            py += 1;
+        }
+        Some(lay)
+    }
+
+    /// The offset into the (transformed) input, relative to the pixel, of
+    /// tap (ky, kx) of input channel `ci`: in plane (ky mod PY, kx mod PX),
+    /// or (ky mod PY, kx) shifted, ⌊ky·DH/SH⌋ rows and ⌊kx·DW/SW⌋ columns
+    /// on (no columns shifted).
+    const fn tap_offset(&self, ci: usize, ky: usize, kx: usize) -> usize {
+        let ConvShape {
+            s: [sh, sw],
+            d: [dh, dw],
+            ..
+        } = self.shape;
+        let [nph, npw] = self.phases;
+        let (px, col) = if self.shifted {
+            (kx, 0)
+        } else {
+            (kx % self.period[1], kx * dw / sw)
+        };
+        let plane = (ci * nph + ky % self.period[0]) * npw + px;
+        plane * self.plane + ky * dh / sh * self.wq + col
+    }
+
+    /// The first padded row that row phase `py` holds, py·DH mod SH (py
+    /// itself without dilation, which needs no division).
+    #[inline(always)]
+    const fn row_start(&self, py: usize) -> usize {
+        match self.shape.d[0] {
+            1 => py,
+            dh => py * dh % self.shape.s[0],
+        }
+    }
+
+    /// The first padded column that column plane `px` holds: px·DW mod SW,
+    /// or px·DW shifted (px itself without dilation).
+    #[inline(always)]
+    const fn col_start(&self, px: usize) -> usize {
+        match self.shape.d[1] {
+            1 => px,
+            dw if self.shifted => px * dw,
+            dw => px * dw % self.shape.s[1],
+        }
+    }
+
+    /// Input rows and columns past a block of pixels that its taps read:
+    /// ⌊(FH − 1)·DH/SH⌋ rows and ⌊(FW − 1)·DW/SW⌋ columns, as an offset.
+    #[inline(always)]
+    pub const fn halo(&self) -> usize {
+        let ConvShape {
+            f: [fh, fw],
+            s: [sh, sw],
+            d: [dh, dw],
+            ..
+        } = self.shape;
+        (fh - 1) * dh / sh * self.wq + (fw - 1) * dw / sw
     }
 
     /// Whether tiles of `lanes`-wide vectors should start at each output
@@ -661,20 +747,31 @@ impl Layout {
         self.xt_len + if self.wide { self.shape.k * self.nq } else { 0 }
     }
 
-    /// Every tap of one input channel, in the order [`Layout::for_each_tap`]
-    /// takes them: its index in the channel's FH·FW filter values and its
-    /// offset into the channel's planes. The blocked kernel packs the
-    /// filters in this order and reads the offsets from this table.
+    /// Every tap of one input channel: its index in the channel's FH·FW
+    /// filter values and its offset into the channel's planes. The taps of
+    /// one plane come together, so that consecutive reads stay close; at
+    /// stride 1 and not shifted (one plane), in the filter's order. The
+    /// blocked kernel packs the filters in this order and reads the
+    /// offsets from this table.
     pub fn channel_taps(&self) -> Vec<(usize, usize)> {
-        struct Record(Vec<(usize, usize)>);
-        impl Tap for Record {
-            fn tap(&mut self, a: usize, b: usize) {
-                self.0.push((a, b));
+        let [fh, fw] = self.shape.f;
+        let [nph, npw] = self.phases;
+        let [pyn, pxn] = if self.shifted {
+            [self.period[0], fw]
+        } else {
+            self.period
+        };
+        let mut taps = Vec::with_capacity(fh * fw);
+        for py in 0..nph {
+            for px in 0..npw {
+                for ky in (py..fh).step_by(pyn) {
+                    for kx in (px..fw).step_by(pxn) {
+                        taps.push((ky * fw + kx, self.tap_offset(0, ky, kx)));
+                    }
+                }
             }
         }
-        let mut record = Record(Vec::new());
-        self.for_each_tap(0..1, &mut record);
-        record.0
+        taps
     }
 
     /// How far apart two input channels' planes are.
@@ -682,60 +779,9 @@ impl Layout {
         self.phases[0] * self.phases[1] * self.plane
     }
 
-    /// Calls `f.tap(a, b)` for every filter tap of input channels `channels`,
-    /// where `a` is the tap's index in a filter (C×FH×FW) and `b` its offset
-    /// into the (transformed) input, relative to the pixel. Taps of one plane come together, so that
-    /// consecutive reads stay close.
-    pub fn for_each_tap(&self, channels: Range<usize>, f: &mut impl Tap) {
-        let ConvShape {
-            f: [fh, fw],
-            s: [sh, sw],
-            ..
-        } = self.shape;
-        if sh == 1 && sw == 1 && !self.shifted {
-            // One phase per channel: the taps are the filter, in order.
-            for ci in channels {
-                for ky in 0..fh {
-                    let a = (ci * fh + ky) * fw;
-                    let b = ci * self.plane + ky * self.wq;
-                    for kx in 0..fw {
-                        f.tap(a + kx, b + kx);
-                    }
-                }
-            }
-            return;
-        }
-        // Phase py holds taps ky ≡ py (mod SH): ⌈(FH − py)/SH⌉ of them,
-        // that is FH/SH, plus one for the first FH mod SH phases; likewise
-        // for columns, except that shifted, column plane px holds tap px
-        // alone.
-        let (qy, ry, qx, rx) = (fh / sh, fh % sh, fw / sw, fw % sw);
-        let [nph, npw] = self.phases;
-        for ci in channels {
-            for py in 0..nph {
-                let nky = qy + usize::from(py < ry);
-                for px in 0..npw {
-                    let nkx = if self.shifted {
-                        1
-                    } else {
-                        qx + usize::from(px < rx)
-                    };
-                    let plane = ((ci * nph + py) * npw + px) * self.plane;
-                    for ky in 0..nky {
-                        let a = (ci * fh + ky * sh + py) * fw + px;
-                        let b = plane + ky * self.wq;
-                        for kx in 0..nkx {
-                            f.tap(a + kx * sw, b + kx);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// [`Layout::transform`] at stride 1: each channel's one plane (or, shifted,
     /// one per filter column) holds the padded input, plane px shifted left
-    /// by px columns. Row by row, a zeroed left edge, a copy and a zeroed
+    /// by px·DW columns. Row by row, a zeroed left edge, a copy and a zeroed
     /// right edge (with AVX-512, masked vectors), with nothing worked out
     /// per row but the row.
     #[inline(always)]
@@ -751,11 +797,12 @@ impl Layout {
         let channels = xt[..self.xt_len].chunks_exact_mut(npw * plane);
         for (channel, planes) in x.chunks_exact(h * w).take(c).zip(channels) {
             for (px, planes) in planes.chunks_exact_mut(plane).enumerate() {
-                // Column jq reads input column jq + px − PW: inside the row
-                // for jq in lo..hi.
-                let lo = pw.saturating_sub(px).min(wq);
-                let hi = (w + pw).saturating_sub(px).clamp(lo, wq);
-                let first = lo + px - pw;
+                // Column jq reads input column jq + start − PW: inside the
+                // row for jq in lo..hi (from `first`, if any).
+                let start = self.col_start(px);
+                let lo = pw.saturating_sub(start).min(wq);
+                let hi = (w + pw).saturating_sub(start).clamp(lo, wq);
+                let first = if hi > lo { lo + start - pw } else { 0 };
                 #[cfg(target_arch = "x86_64")]
                 if avx512.is_some() {
                     // SAFETY: the token proves AVX-512F.
@@ -801,33 +848,41 @@ impl Layout {
         if sh == 1 && sw == 1 {
             return self.transform_unit_stride(x, xt, tokens.avx512);
         }
-        // Padded column jq·SW + px is input column jq·SW + px − PW: the
-        // columns jq in lo..hi of phase px fall inside the row.
+        // Padded column jq·SW + start(px) is input column
+        // jq·SW + start(px) − PW: the columns jq in lo..hi of plane px
+        // fall inside the row.
         let cols = |px: usize| {
-            let lo = pw.saturating_sub(px).div_ceil(sw).min(wq);
-            let hi = (w + pw).saturating_sub(px).div_ceil(sw).clamp(lo, wq);
+            let start = self.col_start(px);
+            let lo = pw.saturating_sub(start).div_ceil(sw).min(wq);
+            let hi = (w + pw).saturating_sub(start).div_ceil(sw).clamp(lo, wq);
             (lo, hi)
         };
         // With column strides, or shifted (a plane per filter column), the
         // values of a padded input row that the column planes read,
-        // (WQ − 1)·SW + their number, kept on the stack if they fit.
+        // (WQ − 1)·SW + the furthest plane's start + 1, kept on the stack
+        // if they fit.
+        let reach = (0..npw).map(|px| self.col_start(px) + 1).max().unwrap_or(0);
         let mut row_buf = [0.0f32; PADDED_ROW_MAX];
         let mut padded = match wq
             .saturating_sub(1)
             .checked_mul(sw)
-            .and_then(|n| n.checked_add(npw))
+            .and_then(|n| n.checked_add(reach))
         {
             Some(n) if (sw > 1 || self.shifted) && n <= PADDED_ROW_MAX => Some(&mut row_buf[..n]),
             _ => None,
         };
+        // Every column phase, in order (plane px starting at column px): a
+        // split of each row.
+        let split = matches!((sw, npw), (2, 2) | (4, 4)) && self.col_start(1) == 1;
         let channels = xt[..self.xt_len].chunks_exact_mut(nph * npw * plane);
         for (channel, planes) in x.chunks_exact(h * w).take(c).zip(channels) {
             for py in 0..nph {
                 let phases = &mut planes[py * npw * plane..(py + 1) * npw * plane];
+                let first_row = self.row_start(py);
                 for iq in 0..hq {
-                    // Padded row iq·SH + py is input row iy.
-                    let iy = (iq * sh + py).wrapping_sub(ph);
-                    if iy < h && matches!((sw, npw), (2, 2) | (4, 4)) {
+                    // Padded row iq·SH + start(py) is input row iy.
+                    let iy = (iq * sh + first_row).wrapping_sub(ph);
+                    if iy < h && split {
                         let src = &channel[iy * w..(iy + 1) * w];
                         let rows = phases.chunks_exact_mut(plane);
                         let mut rows = rows.map(|p| &mut p[iq * wq..(iq + 1) * wq]);
@@ -849,7 +904,8 @@ impl Layout {
                         zero_row(&mut padded[..a]);
                         copy_row(&mut padded[a..b], &src[..b - a]);
                         zero_row(&mut padded[b..]);
-                        split_columns(padded, (sw, npw, wq), phases, plane, iq * wq);
+                        let start = |px| self.col_start(px);
+                        split_columns(padded, (sw, npw, wq), start, phases, (plane, iq * wq));
                         continue;
                     }
                     for px in 0..npw {
@@ -867,8 +923,9 @@ impl Layout {
                         if mid.is_empty() {
                             continue;
                         }
-                        // lo·SW ≥ PW − px, so this does not underflow.
-                        let first = lo * sw + px - pw;
+                        // lo·SW ≥ PW − start(px), so this does not
+                        // underflow.
+                        let first = lo * sw + self.col_start(px) - pw;
                         if sw == 1 {
                             copy_row(mid, &src[first..first + mid.len()]);
                         } else {

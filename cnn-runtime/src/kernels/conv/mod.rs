@@ -22,6 +22,16 @@
 //! with `rayon::join` when they run on a thread of a rayon pool that has
 //! more than one thread (see [`PARALLEL_MIN_MACS`]).
 //!
+//!
+//! Dilated layers take the same kernels: the layout reads each tap where
+//! its dilation puts it. A grouped layer is G layers of its group's shape
+//! (C/G channels, K/G filters), each computed in turn by the kernel chosen
+//! for that shape, on its slices of the input, filters and output, and
+//! with the same scratch. Depthwise layers (as many groups as channels)
+//! have a kernel of their own (see `depthwise`): one plane of input in,
+//! one of output out per filter, so memory-bound, with output pixels in
+//! the vectors.
+//!
 //! Direct loops and im2col + sgemm are kept for comparison
 //! ([`conv_direct_with`], [`conv_im2col_with`]).
 
@@ -30,6 +40,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod blocked;
+mod depthwise;
 mod direct;
 mod filter_lanes;
 mod im2col;
@@ -72,9 +83,34 @@ pub enum ConvKernel {
     /// A 1×1 layer (stride 1, no padding) on fewer than
     /// [`POINTWISE_MIN_PIXELS`] pixels: a GEMV per pixel.
     Narrow,
+    /// A depthwise layer (G = C > 1, any channel multiplier K/C): each
+    /// filter's plane a row at a time, a vector of output pixels per
+    /// accumulator, compiled for the instruction set: AVX-512 (16 pixels),
+    /// AVX2 (8) or portable.
+    Depthwise(Isa),
     /// Direct loops, an output row at a time: any shape, dilated and
     /// grouped ones included.
     Direct,
+}
+
+/// Whether a layer is depthwise: a group per input channel, and more than
+/// one channel (a single channel is a plain layer).
+const fn is_depthwise(shape: &ConvShape) -> bool {
+    shape.g > 1 && shape.g == shape.c
+}
+
+/// The layer of one group: C/G channels and K/G filters (the layer itself
+/// if it has one group).
+const fn group_shape(shape: &ConvShape) -> ConvShape {
+    match (shape.c.checked_div(shape.g), shape.k.checked_div(shape.g)) {
+        (Some(c), Some(k)) => ConvShape {
+            c,
+            k,
+            g: 1,
+            ..*shape
+        },
+        _ => *shape,
+    }
 }
 
 /// Whether a layer is 1×1 with stride 1 and no padding: its input is its
@@ -107,6 +143,10 @@ impl ConvKernel {
     /// The kernel a layer of `shape` runs when `isa` is the widest
     /// instruction set in use: the one place this rule is written.
     ///
+    /// - Depthwise layers (G = C > 1):
+    ///   [`Depthwise`](ConvKernel::Depthwise) of that set.
+    /// - Other grouped layers: the kernel the rules below give one group's
+    ///   layer (C/G channels, K/G filters), run for each group in turn.
     /// - 1×1 layers (stride 1, no padding) on fewer than
     ///   [`POINTWISE_MIN_PIXELS`] pixels: [`Narrow`](ConvKernel::Narrow);
     ///   on more, the blocked tile on the input as it is, one row of H·W
@@ -117,11 +157,14 @@ impl ConvKernel {
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
     /// - AVX2 and portable: the blocked tile of that set.
-    /// - Dilated or grouped layers: direct loops.
+    ///
+    /// Dilation changes no choice: every kernel reads its taps where the
+    /// dilation puts them.
     pub const fn choose(shape: &ConvShape, isa: Isa) -> ConvKernel {
-        if !shape.is_plain() {
-            return ConvKernel::Direct;
+        if is_depthwise(shape) {
+            return ConvKernel::Depthwise(isa);
         }
+        let shape = &group_shape(shape);
         let pointwise = pointwise(shape);
         if pointwise && shape.h.saturating_mul(shape.w) < POINTWISE_MIN_PIXELS {
             return ConvKernel::Narrow;
@@ -143,50 +186,68 @@ impl ConvKernel {
         match self {
             ConvKernel::Blocked(isa) => isa,
             ConvKernel::FilterLanes => Isa::Avx512,
+            ConvKernel::Depthwise(isa) => isa,
             ConvKernel::Narrow | ConvKernel::Direct => Isa::Portable,
         }
     }
 
-    /// Filters per group of the packed filters: the tile's filters, whose
+    /// Filters per block of the packed filters: the tile's filters, whose
     /// values of one tap are consecutive.
-    const fn group(self) -> usize {
+    const fn block(self) -> usize {
         match self {
             ConvKernel::Blocked(Isa::Avx512) => avx512_tile_filters(),
             ConvKernel::Blocked(_) => 6,
             ConvKernel::FilterLanes => filter_lanes::LANES,
-            ConvKernel::Narrow | ConvKernel::Direct => 1,
+            ConvKernel::Narrow | ConvKernel::Depthwise(_) | ConvKernel::Direct => 1,
+        }
+    }
+
+    /// Whether the kernel computes a grouped layer a group at a time, as
+    /// a layer of the group's shape (the others take the whole layer).
+    const fn per_group(self) -> bool {
+        match self {
+            ConvKernel::Blocked(_) | ConvKernel::FilterLanes | ConvKernel::Narrow => true,
+            ConvKernel::Depthwise(_) | ConvKernel::Direct => false,
         }
     }
 
     /// Scratch of the kernel for a layer, in f32s; `None` if the shape does
-    /// not fit or the length overflows `usize`. The blocked kernel needs
-    /// the zero-padded, phase-split input (unless the layer has stride 1
-    /// and no padding) and, when its rows are computed wider than the
-    /// output's, the K × ((OH − 1)·WQ + OW) values before the copy-out (see
-    /// `layout`); filters in the lanes need the zero-padded input if the
-    /// layer is padded; the GEMV per pixel needs none.
+    /// not fit, the kernel does not take it, or the length overflows
+    /// `usize`. Kernels that run a group at a time need one group's
+    /// scratch, which every group reuses. The blocked kernel needs the
+    /// zero-padded, phase-split input (unless the layer has stride 1 and
+    /// no padding) and, when its rows are computed wider than the
+    /// output's, the K × ((OH − 1)·WQ + OW) values before the copy-out
+    /// (see `layout`); filters in the lanes need the zero-padded input if
+    /// the layer is padded; the GEMV per pixel and the depthwise kernel
+    /// need none.
     pub const fn scratch_len(self, shape: &ConvShape) -> Option<usize> {
+        if !shape.fits() {
+            return None;
+        }
+        let group = group_shape(shape);
         match self {
-            ConvKernel::Blocked(_) => match Layout::new(normalised(shape)) {
+            ConvKernel::Blocked(_) => match Layout::new(normalised(&group)) {
                 Some(lay) => Some(lay.scratch_len()),
                 None => None,
             },
-            ConvKernel::FilterLanes => filter_lanes::scratch_len(shape),
+            ConvKernel::FilterLanes => filter_lanes::scratch_len(&group),
             ConvKernel::Narrow => {
-                if shape.fits() && shape.is_plain() && pointwise(shape) {
+                if pointwise(shape) {
+                    Some(0)
+                } else {
+                    None
+                }
+            }
+            ConvKernel::Depthwise(_) => {
+                if is_depthwise(shape) {
                     Some(0)
                 } else {
                     None
                 }
             }
             // A row of the output.
-            ConvKernel::Direct => {
-                if shape.fits() {
-                    Some(shape.o[1])
-                } else {
-                    None
-                }
-            }
+            ConvKernel::Direct => Some(shape.o[1]),
         }
     }
 }
@@ -225,7 +286,8 @@ pub enum ConvError {
     Shape,
     /// The kernel does not take layers of this shape: filters in the lanes
     /// need output rows of at least 8 pixels, the GEMV per pixel a 1×1
-    /// layer with stride 1 and no padding.
+    /// layer with stride 1 and no padding, the depthwise kernel a depthwise
+    /// layer.
     Unsuited(ConvKernel),
     /// A slice is shorter than the layer needs.
     Short {
@@ -274,17 +336,22 @@ pub struct PackedConv {
     /// The layer, 1×1 layers as one row of pixels.
     shape: ConvShape,
     kernel: ConvKernel,
-    /// Groups of [`ConvKernel::group`] filters, a tap's values of a group
-    /// consecutive: filter `g·G + j`, tap `t` at `(g·taps + t)·G + j`, zero
+    /// For kernels that run a group at a time, each group's filters in
+    /// turn, `group_len` apart, packed as one layer of the group's shape;
+    /// for the others, the layer's filters as given. Packed: blocks of
+    /// [`ConvKernel::block`] filters, a tap's values of a block
+    /// consecutive: filter `b·B + j`, tap `t` at `(b·taps + t)·B + j`, zero
     /// past the last filter. For the blocked kernel, each channel's taps
     /// are in the order of `offsets`; otherwise in the filter's.
     filters: Vec<f32>,
+    /// Values of one group's packed filters.
+    group_len: usize,
     /// For the blocked kernel, each tap of a channel's offset into its
     /// planes (see [`Layout::channel_taps`]).
     offsets: Vec<usize>,
     /// The biases, zero for a layer without.
     bias: Vec<f32>,
-    /// For the blocked kernel, the layer's layout.
+    /// For the blocked kernel, the layout of one group's layer.
     layout: Option<Layout>,
     /// The kernel's scratch, in f32s.
     scratch_len: usize,
@@ -295,8 +362,9 @@ impl PackedConv {
     /// values, or none: zeros) for `kernel`.
     ///
     /// # Errors
-    /// The shape does not fit, the CPU lacks the kernel's instruction set,
-    /// or a slice is shorter than the layer's.
+    /// The shape does not fit or the kernel does not take it, the CPU
+    /// lacks the kernel's instruction set, or a slice is shorter than the
+    /// layer's.
     pub fn new(
         shape: ConvShape,
         kernel: ConvKernel,
@@ -323,18 +391,27 @@ impl PackedConv {
             }
             None => vec![0.0; shape.k],
         };
+        let (one, groups) = if kernel.per_group() {
+            (group_shape(&shape), shape.g)
+        } else {
+            (shape, 1)
+        };
         let layout = match kernel {
-            ConvKernel::Blocked(_) => Some(Layout::new(shape).ok_or(ConvError::Shape)?),
+            ConvKernel::Blocked(_) => Some(Layout::new(one).ok_or(ConvError::Shape)?),
             _ => None,
         };
         let (order, offsets): (Vec<usize>, Vec<usize>) = match layout {
             Some(lay) => lay.channel_taps().into_iter().unzip(),
             None => ((0..shape.f[0] * shape.f[1]).collect(), Vec::new()),
         };
-        let filters = pack(&weight[..len], shape.k, &order, kernel.group());
+        let filters: Vec<f32> = weight[..len]
+            .chunks_exact(len / groups)
+            .flat_map(|weight| pack(weight, one.k, &order, kernel.block()))
+            .collect();
         Ok(PackedConv {
             shape,
             kernel,
+            group_len: filters.len() / groups,
             filters,
             offsets,
             bias,
@@ -374,7 +451,6 @@ impl PackedConv {
         check("input", x.len(), s.c * s.h * s.w)?;
         check("output", y.len(), s.k * oh * ow)?;
         check("scratch", scratch.len(), self.scratch_len())?;
-        let relu = act == Act::Relu;
         let bias = &self.bias[..];
         match self.kernel {
             ConvKernel::Direct => {
@@ -382,15 +458,55 @@ impl PackedConv {
                 direct::conv(*s, x, &self.filters, Some(bias), y, act, row);
                 Ok(())
             }
+            ConvKernel::Depthwise(isa) => {
+                let tokens = Active::of(isa);
+                if !isa.supported() {
+                    return Err(ConvError::Unsupported(isa));
+                }
+                depthwise::conv(tokens, s, split, x, &self.filters, bias, y, act);
+                Ok(())
+            }
+            kernel => {
+                let one = group_shape(s);
+                let (xg, yg) = (one.c * s.h * s.w, one.k * oh * ow);
+                let filters = self.filters.chunks_exact(self.group_len.max(1));
+                let groups = x.chunks_exact(xg).zip(y.chunks_exact_mut(yg));
+                let parts = groups.zip(filters).zip(bias.chunks_exact(one.k));
+                for (((x, y), filters), bias) in parts.take(s.g) {
+                    self.run_group(kernel, &one, x, filters, bias, y, act, scratch, split)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// One group of the layer (or the layer, ungrouped) through a kernel
+    /// that runs a group at a time: `one` its shape, the slices its own.
+    #[allow(clippy::too_many_arguments)]
+    fn run_group(
+        &self,
+        kernel: ConvKernel,
+        one: &ConvShape,
+        x: &[f32],
+        filters: &[f32],
+        bias: &[f32],
+        y: &mut [f32],
+        act: Act,
+        scratch: &mut [f32],
+        split: bool,
+    ) -> Result<(), ConvError> {
+        let [oh, ow] = one.o;
+        let relu = act == Act::Relu;
+        match kernel {
             ConvKernel::Narrow => {
-                narrow(s.c, s.w, s.k, x, &self.filters, bias, y, act);
+                narrow(one.c, one.w, one.k, x, filters, bias, y, act);
                 Ok(())
             }
             ConvKernel::FilterLanes => {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(token) = Avx512::detect() {
-                    filter_lanes::conv(token, s, split, x, &self.filters, bias, y, relu, scratch);
-                    blocked::finish_in_place(s.k * oh * ow, y, act);
+                    filter_lanes::conv(token, one, split, x, filters, bias, y, relu, scratch);
+                    blocked::finish_in_place(one.k * oh * ow, y, act);
                     return Ok(());
                 }
                 Err(ConvError::Unsupported(Isa::Avx512))
@@ -402,29 +518,29 @@ impl PackedConv {
                     offsets: &self.offsets,
                     stride: lay.channel_stride(),
                 };
-                let filters = (&self.filters[..], taps);
-                run_blocked(lay, tiles, split, x, filters, bias, y, act, scratch);
+                run_blocked(lay, tiles, split, x, (filters, taps), bias, y, act, scratch);
                 Ok(())
             }
+            ConvKernel::Depthwise(_) | ConvKernel::Direct => Err(ConvError::Unsuited(kernel)),
         }
     }
 }
 
 /// Packs `weight` (K filters of C channels of `order.len()` taps) into
-/// groups of `group` filters, each channel's taps in `order` (of their
-/// indices in the channel's filter): filter `g·group + j`, tap `t` of
-/// channel `c` at `(g·C·T + c·T + t)·group + j`, the filters past K zero.
-fn pack(weight: &[f32], k: usize, order: &[usize], group: usize) -> Vec<f32> {
+/// blocks of `block` filters, each channel's taps in `order` (of their
+/// indices in the channel's filter): filter `b·block + j`, tap `t` of
+/// channel `c` at `(b·C·T + c·T + t)·block + j`, the filters past K zero.
+fn pack(weight: &[f32], k: usize, order: &[usize], block: usize) -> Vec<f32> {
     let per_channel = order.len();
     let taps = weight.len() / k.max(1);
-    let groups = k.div_ceil(group);
-    let mut packed = vec![0.0; groups * group * taps];
-    for (g, dst) in packed.chunks_exact_mut(group * taps).enumerate() {
-        let filters = weight.chunks_exact(taps).skip(g * group).take(group);
+    let blocks = k.div_ceil(block);
+    let mut packed = vec![0.0; blocks * block * taps];
+    for (g, dst) in packed.chunks_exact_mut(block * taps).enumerate() {
+        let filters = weight.chunks_exact(taps).skip(g * block).take(block);
         for (j, filter) in filters.enumerate() {
             for (c, channel) in filter.chunks_exact(per_channel).enumerate() {
                 for (t, &from) in order.iter().enumerate() {
-                    dst[(c * per_channel + t) * group + j] = channel[from];
+                    dst[(c * per_channel + t) * block + j] = channel[from];
                 }
             }
         }
@@ -726,8 +842,8 @@ const fn direct_lens(shape: &ConvShape) -> Option<[usize; 3]> {
     Some([input, filters, output])
 }
 
-/// Scratch of [`conv_im2col_with`]: the C·FH·FW × OH·OW column matrix
-/// (saturating).
+/// Scratch of [`conv_im2col_with`]: one group's (C/G)·FH·FW × OH·OW
+/// column matrix (saturating).
 #[doc(hidden)]
 pub const fn conv_im2col_scratch(shape: &ConvShape) -> usize {
     im2col::scratch_len(shape)
@@ -747,9 +863,6 @@ pub fn conv_im2col_with(
     act: Act,
     scratch: &mut [f32],
 ) -> Result<(), ConvError> {
-    if !shape.is_plain() {
-        return Err(ConvError::Unsuited(ConvKernel::Blocked(Isa::Portable)));
-    }
     check_slices(&shape, x, weight, bias, y)?;
     check("scratch", scratch.len(), conv_im2col_scratch(&shape))?;
     let zeros;

@@ -1,16 +1,22 @@
-//! Max and average pooling over F×F windows with stride S, no padding.
+//! Max and average pooling over FH×FW windows with stride S and padding P
+//! (PyTorch's semantics: max pooling pads with −∞, average pooling with
+//! zeros counted in the divisor), and global average pooling.
 //!
 //! The shapes are run-time values. Each output row folds the input rows its
 //! windows cover into one row on the stack (contiguous, so it vectorises),
-//! then each window along that row. On AVX-512, windows two or three
-//! columns wide at column stride 2 go to [`avx512`], compiled with the
-//! common window sizes constant.
+//! the padding filled in with the reduction's identity, then each window
+//! along that row. On AVX-512, windows two or three columns wide at column
+//! stride 2 go to [`avx512`], compiled with the common window sizes
+//! constant.
 
 use super::reference::Window;
 use crate::cpu::{Active, Isa, Unsupported};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod global;
+
+pub use global::{global_avg_pool, global_avg_pool_with};
 
 /// The larger of two values, NaN if either is NaN (IEEE 754 `maximum`),
 /// branch-free so that it vectorises: `a > b ? a : b` and `b > a ? b : a`
@@ -24,36 +30,74 @@ fn max_nan(a: f32, b: f32) -> f32 {
     f32::from_bits(ab.to_bits() | ba.to_bits())
 }
 
-/// Reduces every window into its output value, one output row at a time:
-/// first the FH input rows the row's windows cover are folded into one row
-/// on the stack (contiguous, so it vectorises), then each window's FW
-/// values of that row (with FW and SW constants an interleaved group of
-/// stride SW). Output rows wider than the stack row go in pieces.
+/// The inputs along one axis that the window at padded position `start`
+/// covers, as offsets `lo..hi` into the window (`0..f` unless it overlaps
+/// the padding; empty if it lies in the padding): the window's `k`-th
+/// value is input `start + k − p`, for an axis of `n` values padded by
+/// `p`.
 #[inline(always)]
-fn pool_rows(win: Window, x: &[f32], y: &mut [f32], fold: impl Fn(f32, f32) -> f32) {
-    debug_assert_eq!(win.p, [0, 0], "pooling has no padding");
+fn inside(start: usize, f: usize, p: usize, n: usize) -> (usize, usize) {
+    let lo = p.saturating_sub(start).min(f);
+    let hi = (n + p).saturating_sub(start).clamp(lo, f);
+    (lo, hi)
+}
+
+/// Reduces every window into its output value (the sum, then scaled, for
+/// the mean): through [`fold_rows`], or [`wide_windows`] for windows wider
+/// than the stack row.
+#[inline(always)]
+fn pool_rows<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
     let [oh, ow] = win.out();
-    let (h, w) = (win.h, win.w);
-    let ([fh, fw], [sh, sw]) = (win.f, win.s);
     if oh == 0 || ow == 0 {
         return;
     }
-    if fw > POOL_ROW_MAX {
-        // Windows wider than the stack row: each folded in place.
-        for (xc, yc) in x[..win.c * h * w]
-            .chunks_exact(h * w)
-            .zip(y[..win.c * oh * ow].chunks_exact_mut(oh * ow))
-        {
-            for (i, out) in yc.iter_mut().enumerate() {
-                let (oy, ox) = (i / ow, i % ow);
-                let at = oy * sh * w + ox * sw;
-                let mut values = (0..fh).flat_map(|ky| xc[at + ky * w..][..fw].iter().copied());
-                let first = values.next().unwrap_or(0.0);
-                *out = values.fold(first, &fold);
-            }
-        }
-        return;
+    let (x, y) = (&x[..win.c * win.h * win.w], &mut y[..win.c * oh * ow]);
+    if win.f[1] > POOL_ROW_MAX {
+        wide_windows::<R>(win, x, y);
+    } else {
+        fold_rows::<R>(win, x, y);
     }
+    if !R::MAX {
+        let scale = 1.0 / (win.f[0] * win.f[1]) as f32;
+        for v in y {
+            *v *= scale;
+        }
+    }
+}
+
+/// [`pool_rows`] for windows wider than the stack row: each window folded
+/// where it lies, its taps inside the input from `R::PAD` on.
+#[inline(always)]
+fn wide_windows<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
+    let [oh, ow] = win.out();
+    let (h, w) = (win.h, win.w);
+    let ([fh, fw], [sh, sw], [ph, pw]) = (win.f, win.s, win.p);
+    for (xc, yc) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+        for (i, out) in yc.iter_mut().enumerate() {
+            let (oy, ox) = (i / ow, i % ow);
+            let (ky0, ky1) = inside(oy * sh, fh, ph, h);
+            let (kx0, kx1) = inside(ox * sw, fw, pw, w);
+            // Row ky of the window, its columns inside the input.
+            let row = |ky: usize| {
+                let at = (oy * sh + ky - ph) * w + ox * sw;
+                &xc[at + kx0 - pw..at + kx1 - pw]
+            };
+            let values = (ky0..ky1).flat_map(row);
+            *out = values.fold(R::PAD, |acc, &v| R::fold(acc, v));
+        }
+    }
+}
+
+/// [`pool_rows`] for windows at most [`POOL_ROW_MAX`] wide, one output
+/// row at a time: first the FH input rows the row's windows cover are
+/// folded into one row on the stack (contiguous, so it vectorises), its
+/// padding columns set to `R::PAD`, then each window's FW values of that
+/// row. Output rows wider than the stack row go in pieces.
+#[inline(always)]
+fn fold_rows<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
+    let [oh, ow] = win.out();
+    let (h, w) = (win.h, win.w);
+    let ([fh, fw], [sh, sw], [ph, pw]) = (win.f, win.s, win.p);
     // Output columns per piece: their windows span at most POOL_ROW_MAX
     // input columns. Up to POOL_BLOCK_ROWS output rows are folded, one
     // after another on the stack, before their windows are read: read at
@@ -62,21 +106,34 @@ fn pool_rows(win: Window, x: &[f32], y: &mut [f32], fold: impl Fn(f32, f32) -> f
     let per_piece = ((POOL_ROW_MAX - fw) / sw + 1).min(ow);
     let block = (POOL_ROW_MAX / ((per_piece - 1) * sw + fw)).clamp(1, POOL_BLOCK_ROWS);
     let mut folded = [0.0f32; POOL_ROW_MAX];
-    for (xc, yc) in x[..win.c * h * w]
-        .chunks_exact(h * w)
-        .zip(y[..win.c * oh * ow].chunks_exact_mut(oh * ow))
-    {
+    for (xc, yc) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
         for oy0 in (0..oh).step_by(block) {
             let rows = block.min(oh - oy0);
             for ox0 in (0..ow).step_by(per_piece) {
                 let n = per_piece.min(ow - ox0);
                 let span = (n - 1) * sw + fw;
+                // The piece's columns inside the input: lo..hi of the
+                // span, from input column ox0·SW + lo − PW.
+                let (lo, hi) = inside(ox0 * sw, span, pw, w);
                 for (r, col) in folded.chunks_exact_mut(span).take(rows).enumerate() {
-                    let src = &xc[(oy0 + r) * sh * w + ox0 * sw..];
-                    col.copy_from_slice(&src[..span]);
-                    for ky in 1..fh {
-                        for (c, &v) in col.iter_mut().zip(&src[ky * w..][..span]) {
-                            *c = fold(*c, v);
+                    let top = (oy0 + r) * sh;
+                    let (ky0, ky1) = inside(top, fh, ph, h);
+                    col[..lo].fill(R::PAD);
+                    col[hi..].fill(R::PAD);
+                    let col = &mut col[lo..hi];
+                    if col.is_empty() {
+                        continue;
+                    }
+                    if ky0 == ky1 {
+                        // A row of windows in the padding (P > F/2).
+                        col.fill(R::PAD);
+                        continue;
+                    }
+                    let src = &xc[(top + ky0 - ph) * w + ox0 * sw + lo - pw..];
+                    col.copy_from_slice(&src[..col.len()]);
+                    for ky in 1..ky1 - ky0 {
+                        for (c, &v) in col.iter_mut().zip(&src[ky * w..]) {
+                            *c = R::fold(*c, v);
                         }
                     }
                 }
@@ -84,7 +141,9 @@ fn pool_rows(win: Window, x: &[f32], y: &mut [f32], fold: impl Fn(f32, f32) -> f
                     let ys = &mut yc[(oy0 + r) * ow + ox0..][..n];
                     for (ox, out) in ys.iter_mut().enumerate() {
                         let window = &col[ox * sw..][..fw];
-                        *out = window[1..].iter().fold(window[0], |acc, &v| fold(acc, v));
+                        *out = window[1..]
+                            .iter()
+                            .fold(window[0], |acc, &v| R::fold(acc, v));
                     }
                 }
             }
@@ -99,38 +158,11 @@ const POOL_BLOCK_ROWS: usize = 8;
 /// (4 KiB).
 const POOL_ROW_MAX: usize = 1024;
 
-/// Max pooling with the shapes as values: `x` C×H×W → `y` C×OH×OW.
-///
-/// A window that contains a NaN yields NaN (IEEE 754 `maximum`, as PyTorch's
-/// `MaxPool2d` and the reference kernel do); infinities order as usual.
-///
-/// # Panics
-/// If `x` or `y` is shorter than the volumes (the generated code passes
-/// slices of exactly the right length).
-#[inline(always)]
-fn max_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
-    pool_rows(win, x, y, max_nan);
-}
-
-/// Average pooling with the shapes as values: `x` C×H×W → `y` C×OH×OW.
-///
-/// The window's sum times `1/(FH·FW)`; NaN and infinities propagate as in
-/// any sum.
-///
-/// # Panics
-/// If `x` or `y` is shorter than the volumes.
-#[inline(always)]
-fn avg_pool_core(win: Window, x: &[f32], y: &mut [f32]) {
-    pool_rows(win, x, y, |acc, v| acc + v);
-    let [oh, ow] = win.out();
-    let scale = 1.0 / (win.f[0] * win.f[1]) as f32;
-    for v in &mut y[..win.c * oh * ow] {
-        *v *= scale;
-    }
-}
-
-/// Max pooling over the windows of `win` (no padding): `x` C×H×W → `y`
-/// C×OH×OW. A window containing NaN yields NaN.
+/// Max pooling over the windows of `win`, PyTorch's `MaxPool2d`: `x`
+/// C×H×W → `y` C×OH×OW. The padding is −∞: never the maximum unless a
+/// window lies wholly in it, which PyTorch's rule P ≤ F/2 rules out (such a
+/// window gives −∞). A window containing NaN yields NaN (IEEE 754
+/// `maximum`); infinities order as usual.
 ///
 /// # Panics
 /// If `x` or `y` is shorter than the volumes (the plan gives slices of the
@@ -139,8 +171,10 @@ pub fn max_pool(win: Window, x: &[f32], y: &mut [f32]) {
     pool::<Max>(Active::get(), win, x, y);
 }
 
-/// Average pooling over the windows of `win` (no padding): `x` C×H×W → `y`
-/// C×OH×OW.
+/// Average pooling over the windows of `win`, PyTorch's `AvgPool2d` with
+/// `count_include_pad=True`: `x` C×H×W → `y` C×OH×OW, each window's sum
+/// times `1/(FH·FW)`, the padding counted as zeros. NaN and infinities
+/// propagate as in any sum.
 ///
 /// # Panics
 /// As [`max_pool`].
@@ -179,7 +213,10 @@ pub fn pool_with(
 trait Reduce {
     /// Max pooling (else average).
     const MAX: bool;
-    fn core(win: Window, x: &[f32], y: &mut [f32]);
+    /// The value of the padding, the fold's identity: −∞ or 0.
+    const PAD: f32;
+    /// The fold of two values.
+    fn fold(a: f32, b: f32) -> f32;
 }
 
 struct Max;
@@ -187,17 +224,19 @@ struct Avg;
 
 impl Reduce for Max {
     const MAX: bool = true;
+    const PAD: f32 = f32::NEG_INFINITY;
     #[inline(always)]
-    fn core(win: Window, x: &[f32], y: &mut [f32]) {
-        max_pool_core(win, x, y);
+    fn fold(a: f32, b: f32) -> f32 {
+        max_nan(a, b)
     }
 }
 
 impl Reduce for Avg {
     const MAX: bool = false;
+    const PAD: f32 = 0.0;
     #[inline(always)]
-    fn core(win: Window, x: &[f32], y: &mut [f32]) {
-        avg_pool_core(win, x, y);
+    fn fold(a: f32, b: f32) -> f32 {
+        a + b
     }
 }
 
@@ -216,12 +255,12 @@ fn pool<R: Reduce>(tokens: Active, win: Window, x: &[f32], y: &mut [f32]) {
         return unsafe { pool_avx2::<R>(win, x, y) };
     }
     let _ = tokens;
-    R::core(win, x, y);
+    pool_rows::<R>(win, x, y);
 }
 
 /// [`pool`] under AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn pool_avx2<R: Reduce>(win: Window, x: &[f32], y: &mut [f32]) {
-    R::core(win, x, y);
+    pool_rows::<R>(win, x, y);
 }

@@ -2,7 +2,7 @@ use crate::kernels::Act;
 
 /// An activation of one value, computed in f64 with the textbook formula
 /// (independently of [`Act::apply`], which the fast kernels use).
-fn activation(act: Act, x: f64) -> f64 {
+pub(super) fn activation(act: Act, x: f64) -> f64 {
     match act {
         Act::Identity => x,
         // NaN is not below 0, so it stays NaN.
@@ -24,7 +24,7 @@ fn activation(act: Act, x: f64) -> f64 {
         Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Act::Tanh => x.tanh(),
         Act::Silu => x / (1.0 + (-x).exp()),
-        Act::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+        Act::Gelu => 0.5 * x * erfc_any(-x / std::f64::consts::SQRT_2),
         Act::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
     }
 }
@@ -50,6 +50,17 @@ fn erf(x: f64) -> f64 {
         1.0 - erfc(a)
     };
     r.copysign(x)
+}
+
+/// The complementary error function in f64 for any `v`: 1 − [`erf`] below
+/// 3, [`erfc`] from 3 on, where `1 − erf` would cancel (GELU's `1 +
+/// erf(x/√2)` loses all its digits from x ≈ −8).
+fn erfc_any(v: f64) -> f64 {
+    if v >= 3.0 {
+        erfc(v)
+    } else {
+        1.0 - erf(v)
+    }
 }
 
 /// The complementary error function in f64 for `a ≥ 3`, from its continued

@@ -4,11 +4,13 @@
 
 mod conv;
 mod dense;
+mod norm;
 mod pool;
 
 pub use conv::conv2d;
 pub use dense::{activate, fc, softmax};
-pub use pool::{avg_pool, max_pool};
+pub use norm::{add, channel_affine};
+pub use pool::{avg_pool, global_avg_pool, max_pool};
 
 /// The dimensions of a 2-D sliding window over a C×H×W volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
