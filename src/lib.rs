@@ -23,8 +23,12 @@
 //! ```
 
 pub use cnn_macros::network;
+pub use cnn_runtime::kernels::Act;
 pub use cnn_runtime::train::{Gradients, Sgd, Trainable};
-pub use cnn_runtime::{Error, LayerInfo, LayerKind, Network, Parameters, Tensor, Workspace};
+pub use cnn_runtime::{
+    Counter, Error, LayerInfo, LayerKind, Network, Node, Parameters, Slot, Tensor, TensorInfo,
+    TensorRole, Workspace,
+};
 
 /// The shape table of a network as plain text, like torchinfo's summary.
 pub fn summary<N: Network>() -> &'static str {
@@ -36,7 +40,10 @@ pub fn summary<N: Network>() -> &'static str {
 pub mod __private {
     pub use cnn_runtime::train;
     pub use cnn_runtime::{kernels, plan};
-    pub use cnn_runtime::{Error, LayerInfo, LayerKind, Model, Network, Parameters, Workspace};
+    pub use cnn_runtime::{
+        Error, LayerInfo, LayerKind, Model, Network, Node, Parameters, TensorInfo, TensorRole,
+        Workspace,
+    };
     pub use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4};
 
     /// The largest workspace a network may need, in f32s: its bytes must fit

@@ -1,5 +1,6 @@
 //! Code generation: mechanical `quote!` from the checked model and its plan.
 
+use cnn_spec::model::{Entry, TensorRole};
 use cnn_spec::plan::{self, Buffer, Op, Plan, Step};
 use cnn_spec::report::Errors;
 use cnn_spec::{Activation, Analyzed, LayerKind, Network};
@@ -220,6 +221,7 @@ fn stub_model(name: &str) -> TokenStream {
             0,
             0,
             &[],
+            &[],
             "",
             ::cnn::__private::plan::Plan {
                 steps: &[],
@@ -239,6 +241,8 @@ fn model(network: &Network) -> TokenStream {
     let macs = Literal::u64_unsuffixed(network.macs);
     let summary = cnn_spec::render::summary(network);
     let layers = network.layers.iter().map(layer_info);
+    let mut nodes = Vec::new();
+    graph(&network.body, &mut nodes);
     let plan = plan_tokens(network, &plan::plan(network));
     quote! {
         ::cnn::__private::Model::new(
@@ -248,9 +252,37 @@ fn model(network: &Network) -> TokenStream {
             #params,
             #macs,
             &[#(#layers),*],
+            &[#(#nodes),*],
             #summary,
             #plan,
         )
+    }
+}
+
+/// The runtime's `Node`s of a network's structure, in order.
+fn graph(entries: &[Entry], nodes: &mut Vec<TokenStream>) {
+    let node = quote!(::cnn::__private::Node);
+    for entry in entries {
+        match entry {
+            Entry::Layer(i) => {
+                let i = usize_lit(*i);
+                nodes.push(quote!(#node::Layer(#i)));
+            }
+            Entry::Group(block) => graph(&block.entries, nodes),
+            Entry::Residual(residual) => {
+                nodes.push(quote!(#node::Fork));
+                graph(&residual.main, nodes);
+                if let Some(shortcut) = &residual.shortcut {
+                    nodes.push(quote!(#node::Shortcut));
+                    graph(shortcut, nodes);
+                }
+                nodes.push(quote!(#node::Join));
+                if let Some(act) = residual.act {
+                    let act = usize_lit(act);
+                    nodes.push(quote!(#node::Layer(#act)));
+                }
+            }
+        }
     }
 }
 
@@ -262,23 +294,48 @@ fn pair(p: cnn_spec::Pair) -> TokenStream {
 /// A layer's `LayerInfo`.
 fn layer_info(layer: &cnn_spec::Layer) -> TokenStream {
     let name = &layer.name;
-    let path = layer.index.to_string();
+    let path = &layer.path;
     let kind = match layer.kind {
-        LayerKind::Conv { k, f, s, p } => {
-            let (k, f, s, p) = (usize_lit(k), pair(f), pair(s), pair(p));
-            quote!(Conv { k: #k, f: #f, s: #s, p: #p })
+        LayerKind::Conv {
+            k,
+            f,
+            s,
+            p,
+            d,
+            g,
+            bias,
+        } => {
+            let (k, f, s, p, d, g) = (
+                usize_lit(k),
+                pair(f),
+                pair(s),
+                pair(p),
+                pair(d),
+                usize_lit(g),
+            );
+            quote!(Conv { k: #k, f: #f, s: #s, p: #p, d: #d, g: #g, bias: #bias })
         }
-        LayerKind::MaxPool { f, s } => {
-            let (f, s) = (pair(f), pair(s));
-            quote!(MaxPool { f: #f, s: #s })
+        LayerKind::MaxPool { f, s, p } => {
+            let (f, s, p) = (pair(f), pair(s), pair(p));
+            quote!(MaxPool { f: #f, s: #s, p: #p })
         }
-        LayerKind::AvgPool { f, s } => {
-            let (f, s) = (pair(f), pair(s));
-            quote!(AvgPool { f: #f, s: #s })
+        LayerKind::AvgPool { f, s, p } => {
+            let (f, s, p) = (pair(f), pair(s), pair(p));
+            quote!(AvgPool { f: #f, s: #s, p: #p })
         }
-        LayerKind::Activation(Activation::Relu) => quote!(Relu),
-        LayerKind::Activation(Activation::Sigmoid) => quote!(Sigmoid),
-        LayerKind::Activation(Activation::Tanh) => quote!(Tanh),
+        LayerKind::GlobalAvgPool => quote!(GlobalAvgPool),
+        LayerKind::BatchNorm { eps } => {
+            let eps = Literal::f32_suffixed(eps.get());
+            quote!(BatchNorm { eps: #eps })
+        }
+        LayerKind::Activation(a) => {
+            let act = act_tokens(Some(a));
+            quote!(Activation(#act))
+        }
+        LayerKind::Dropout { p } => {
+            let p = Literal::f32_suffixed(p.get());
+            quote!(Dropout { p: #p })
+        }
         LayerKind::Flatten => quote!(Flatten),
         LayerKind::Fc { n } => {
             let n = usize_lit(n);
@@ -290,11 +347,22 @@ fn layer_info(layer: &cnn_spec::Layer) -> TokenStream {
     let output = dims(layer.output.dims());
     let params = usize_lit(layer.params);
     let macs = Literal::u64_unsuffixed(layer.macs);
-    let weight = layer
-        .weight_shape()
-        .unwrap_or_default()
-        .into_iter()
-        .map(usize_lit);
+    let tensors = layer.tensors().into_iter().map(|t| {
+        let name = t.name;
+        let shape = t.shape.into_iter().map(usize_lit);
+        let role = match t.role {
+            TensorRole::Param => quote!(Param),
+            TensorRole::Buffer => quote!(Buffer),
+            TensorRole::Counter => quote!(Counter),
+        };
+        quote! {
+            ::cnn::__private::TensorInfo {
+                name: #name,
+                shape: &[#(#shape),*],
+                role: ::cnn::__private::TensorRole::#role,
+            }
+        }
+    });
     quote! {
         ::cnn::__private::LayerInfo {
             name: #name,
@@ -304,7 +372,7 @@ fn layer_info(layer: &cnn_spec::Layer) -> TokenStream {
             output: #output,
             params: #params,
             macs: #macs,
-            weight_shape: &[#(#weight),*],
+            tensors: &[#(#tensors),*],
         }
     }
 }
@@ -313,8 +381,16 @@ fn act_tokens(act: Option<Activation>) -> TokenStream {
     let variant = match act {
         None => quote!(Identity),
         Some(Activation::Relu) => quote!(Relu),
+        Some(Activation::Relu6) => quote!(Relu6),
+        Some(Activation::LeakyRelu(slope)) => {
+            let slope = Literal::f32_suffixed(slope.get());
+            quote!(LeakyRelu(#slope))
+        }
         Some(Activation::Sigmoid) => quote!(Sigmoid),
         Some(Activation::Tanh) => quote!(Tanh),
+        Some(Activation::Silu) => quote!(Silu),
+        Some(Activation::Gelu) => quote!(Gelu),
+        Some(Activation::HardSwish) => quote!(HardSwish),
     };
     quote!(::cnn::__private::kernels::Act::#variant)
 }
@@ -372,20 +448,43 @@ fn step_tokens(network: &Network, step: &Step) -> TokenStream {
     };
     let private = quote!(::cnn::__private);
     let op = match (step.op, layer.kind) {
-        (Op::Conv, LayerKind::Conv { k, f, s, p }) => {
-            let (k, f, s, p) = (usize_lit(k), pair(f), pair(s), pair(p));
+        (
+            Op::Conv { bn },
+            LayerKind::Conv {
+                k, f, s, p, d, g, ..
+            },
+        ) => {
+            let (k, f, s, p, d, g) = (
+                usize_lit(k),
+                pair(f),
+                pair(s),
+                pair(p),
+                pair(d),
+                usize_lit(g),
+            );
+            let bn = match bn {
+                Some(bn) => {
+                    let bn = usize_lit(bn);
+                    quote!(::core::option::Option::Some(#bn))
+                }
+                None => quote!(::core::option::Option::None),
+            };
             quote! {
                 Conv {
                     layer: #index,
+                    bn: #bn,
                     shape: #private::kernels::ConvShape {
-                        c: #c, h: #h, w: #w, k: #k, f: #f, s: #s, p: #p, d: [1, 1], g: 1, o: #o,
+                        c: #c, h: #h, w: #w, k: #k, f: #f, s: #s, p: #p, d: #d, g: #g, o: #o,
                     },
                     act: #act,
                 }
             }
         }
-        (Op::MaxPool | Op::AvgPool, LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s }) => {
-            let (f, s) = (pair(f), pair(s));
+        (
+            Op::MaxPool | Op::AvgPool,
+            LayerKind::MaxPool { f, s, p } | LayerKind::AvgPool { f, s, p },
+        ) => {
+            let (f, s, p) = (pair(f), pair(s), pair(p));
             let variant = if step.op == Op::MaxPool {
                 quote!(MaxPool)
             } else {
@@ -393,9 +492,21 @@ fn step_tokens(network: &Network, step: &Step) -> TokenStream {
             };
             quote! {
                 #variant(#private::kernels::Window {
-                    c: #c, h: #h, w: #w, f: #f, s: #s, p: [0, 0], o: #o,
+                    c: #c, h: #h, w: #w, f: #f, s: #s, p: #p, o: #o,
                 })
             }
+        }
+        (Op::GlobalAvgPool, _) => {
+            let hw = usize_lit(layer.input.h * layer.input.w);
+            quote!(GlobalAvgPool { c: #c, hw: #hw })
+        }
+        (Op::BatchNorm, _) => {
+            let hw = usize_lit(layer.input.h * layer.input.w);
+            quote!(BatchNorm { layer: #index, c: #c, hw: #hw, act: #act })
+        }
+        (Op::Add, _) => {
+            let len = usize_lit(step.out_len);
+            quote!(Add { len: #len, act: #act })
         }
         (Op::Fc, LayerKind::Fc { n }) => {
             let (inputs, units) = (usize_lit(layer.input.len()), usize_lit(n));

@@ -39,10 +39,13 @@ pub enum Error {
         /// The shape found.
         got: Vec<usize>,
     },
-    /// A tensor has a dtype other than F32.
+    /// A tensor has the wrong dtype (F32 for weights and buffers, I64 for
+    /// counters).
     Dtype {
         /// The tensor's name.
         name: String,
+        /// The dtype the network needs.
+        expected: &'static str,
         /// The dtype found, e.g. `"F16"`.
         found: String,
     },
@@ -67,6 +70,12 @@ pub enum Error {
         step: usize,
         /// Why.
         source: crate::kernels::ConvError,
+    },
+    /// What the network asks is not supported yet (training a layer kind
+    /// that has no backward pass).
+    Unsupported {
+        /// What, and why.
+        message: String,
     },
     /// A network's plan is inconsistent with its layers (a plan not made by
     /// `network!`).
@@ -113,8 +122,12 @@ impl fmt::Display for Error {
                 dims(got),
                 dims(expected)
             ),
-            Error::Dtype { name, found } => {
-                write!(f, "tensor `{name}` has dtype {found}, but the network needs F32")
+            Error::Dtype {
+                name,
+                expected,
+                found,
+            } => {
+                write!(f, "tensor `{name}` has dtype {found}, but the network needs {expected}")
             }
             Error::Format { message } => write!(f, "invalid weights file: {message}"),
             Error::Label { index, label, classes } => write!(
@@ -125,6 +138,7 @@ impl fmt::Display for Error {
                 write!(f, "step {step} of the forward pass cannot run: {source}")
             }
             Error::Plan { message } => write!(f, "the network's plan is invalid: {message}"),
+            Error::Unsupported { message } => write!(f, "not supported: {message}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }

@@ -29,8 +29,8 @@ pub mod train;
 mod workspace;
 
 pub use error::Error;
-pub use layer::{LayerInfo, LayerKind};
+pub use layer::{LayerInfo, LayerKind, Node, TensorInfo, TensorRole};
 pub use model::Model;
 pub use network::Network;
-pub use params::{Parameters, Tensor};
+pub use params::{Counter, Parameters, Slot, Tensor};
 pub use workspace::Workspace;

@@ -1,6 +1,7 @@
 //! What `network!` knows of a network, as one constant: its volumes, its
 //! layers and its forward pass.
 
+use crate::layer::Node;
 use crate::plan::Plan;
 use crate::LayerInfo;
 
@@ -22,6 +23,9 @@ pub struct Model {
     pub macs: u64,
     /// Every layer after `input`, in order.
     pub layers: &'static [LayerInfo],
+    /// The network's structure: its layers in order, with its residual
+    /// blocks.
+    pub graph: &'static [Node],
     /// The shape table as plain text.
     pub summary: &'static str,
     /// The forward pass.
@@ -41,6 +45,7 @@ impl Model {
         params: usize,
         macs: u64,
         layers: &'static [LayerInfo],
+        graph: &'static [Node],
         summary: &'static str,
         plan: Plan,
     ) -> Model {
@@ -51,6 +56,7 @@ impl Model {
             params,
             macs,
             layers,
+            graph,
             summary,
             workspace: plan.workspace_len(),
             plan,

@@ -87,7 +87,8 @@ pub trait Network: Sized + Send + Sync {
         Self::from_checked(Parameters::init(Self::LAYERS, seed))
     }
 
-    /// A network whose parameters are all zero.
+    /// A network whose convolution and fc parameters are all zero (batch
+    /// norm the identity).
     fn zeros() -> Self {
         Self::from_checked(Parameters::zeros(Self::LAYERS))
     }
@@ -97,9 +98,15 @@ pub trait Network: Sized + Send + Sync {
         let tensors = params
             .iter()
             .map(|t| (t.name().to_string(), t.shape().to_vec(), t.data().to_vec()));
-        Ok(Self::from_checked(Parameters::from_tensors(
+        let counters = params
+            .counters()
+            .iter()
+            .map(|c| (c.name().to_string(), c.value()))
+            .collect();
+        Ok(Self::from_checked(Parameters::from_parts(
             Self::LAYERS,
             tensors,
+            counters,
         )?))
     }
 
@@ -173,7 +180,13 @@ pub trait Network: Sized + Send + Sync {
 
     /// The network and its weights as an ONNX model (opset 13).
     fn to_onnx_bytes(&self) -> Vec<u8> {
-        io::onnx::export(Self::NAME, Self::INPUT, Self::LAYERS, self.parameters())
+        io::onnx::export(
+            Self::NAME,
+            Self::INPUT,
+            Self::LAYERS,
+            Self::MODEL.graph,
+            self.parameters(),
+        )
     }
 
     /// Writes the network and its weights as an ONNX model file.

@@ -27,19 +27,48 @@ pub enum Buf {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
     /// Convolution by the weight and bias of layer `layer` (its index in
-    /// the network's `LAYERS`), then `act`.
+    /// the network's `LAYERS`), then the batch norm of layer `bn` (folded
+    /// into its filters when the parameters are prepared), then `act`.
     Conv {
         /// The layer whose parameters it uses.
         layer: usize,
+        /// The batch norm folded into it.
+        bn: Option<usize>,
         /// Its sizes.
         shape: ConvShape,
         /// The activation fused into it.
         act: Act,
     },
-    /// Max pooling.
+    /// Max pooling, padded with −∞.
     MaxPool(Window),
-    /// Average pooling.
+    /// Average pooling, the zero padding counted in the divisor.
     AvgPool(Window),
+    /// The mean of each of `c` channels of `hw` values.
+    GlobalAvgPool {
+        /// Channels.
+        c: usize,
+        /// Values per channel.
+        hw: usize,
+    },
+    /// Batch norm of layer `layer` on its own, in place, then `act`.
+    BatchNorm {
+        /// The layer whose parameters it uses.
+        layer: usize,
+        /// Channels.
+        c: usize,
+        /// Values per channel.
+        hw: usize,
+        /// The activation fused into it.
+        act: Act,
+    },
+    /// A residual add: the source added into the destination (both `len`
+    /// values per image), then `act`.
+    Add {
+        /// Values per image.
+        len: usize,
+        /// The activation fused into it.
+        act: Act,
+    },
     /// Fully connected, by the weight and bias of layer `layer`.
     Fc {
         /// The layer whose parameters it uses.
@@ -92,13 +121,28 @@ impl Op {
                 }
             }
             Op::Fc { inputs, units, .. } => Some((inputs, units)),
-            Op::Activate { len, .. } | Op::Softmax { len } | Op::Copy { len } => Some((len, len)),
+            Op::GlobalAvgPool { c, hw } => match c.checked_mul(hw) {
+                Some(len) => Some((len, c)),
+                None => None,
+            },
+            Op::BatchNorm { c, hw, .. } => match c.checked_mul(hw) {
+                Some(len) => Some((len, len)),
+                None => None,
+            },
+            Op::Activate { len, .. }
+            | Op::Softmax { len }
+            | Op::Copy { len }
+            | Op::Add { len, .. } => Some((len, len)),
         }
     }
 
-    /// Whether the step works in place (its source is its destination).
+    /// Whether the step works in place: its source is its destination, or
+    /// for an add, its destination is also read.
     pub const fn in_place(&self) -> bool {
-        matches!(self, Op::Activate { .. } | Op::Softmax { .. })
+        matches!(
+            self,
+            Op::Activate { .. } | Op::Softmax { .. } | Op::BatchNorm { .. } | Op::Add { .. }
+        )
     }
 }
 

@@ -7,17 +7,72 @@ use std::sync::OnceLock;
 
 use crate::cpu::Isa;
 use crate::kernels::{ConvKernel, PackedConv};
+use crate::layer::LayerKind;
 use crate::plan::{Buf, Op, Plan};
 use crate::{Error, LayerInfo, Parameters};
+
+/// What a step derives from the parameters.
+#[derive(Debug, Clone)]
+enum Derived {
+    /// Nothing.
+    None,
+    /// A convolution's filters, a batch norm after it folded in, packed.
+    Conv(Box<PackedConv>),
+    /// A batch norm's scale and shift per channel.
+    Affine(Vec<f32>, Vec<f32>),
+}
 
 /// The prepared parameters of one network.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    /// For each step of the plan, its convolution's packed filters.
-    convs: Vec<Option<PackedConv>>,
+    /// For each step of the plan, what it derives from the parameters.
+    steps: Vec<Derived>,
     /// For each layer, the positions of its weight and bias among the
     /// parameters' tensors.
     slots: Vec<Option<(usize, usize)>>,
+}
+
+/// A batch norm's inference map as a per-channel `scale` and `shift`:
+/// `scale = γ/√(σ² + ε)`, `shift = β − μ·scale`, in f64.
+fn affine(
+    layers: &[LayerInfo],
+    params: &Parameters,
+    layer: usize,
+) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    let info = layers.get(layer).ok_or_else(|| Error::Plan {
+        message: format!("layer {layer} does not exist"),
+    })?;
+    let LayerKind::BatchNorm { eps } = info.kind else {
+        return Err(Error::Plan {
+            message: format!("layer {layer} is not a batch norm"),
+        });
+    };
+    let tensor = |what: &str| {
+        let name = info.tensor_name(what);
+        params
+            .get(&name)
+            .map(|t| t.data())
+            .ok_or(Error::MissingTensor {
+                name,
+                expected: vec![info.input[0]],
+            })
+    };
+    let (gamma, beta) = (tensor("weight")?, tensor("bias")?);
+    let (mean, var) = (tensor("running_mean")?, tensor("running_var")?);
+    let c = info.input[0];
+    if [gamma, beta, mean, var].iter().any(|t| t.len() != c) {
+        return Err(Error::Plan {
+            message: format!("layer {layer}'s batch norm tensors are not of length {c}"),
+        });
+    }
+    let mut scale = Vec::with_capacity(c);
+    let mut shift = Vec::with_capacity(c);
+    for ch in 0..c {
+        let s = f64::from(gamma[ch]) / (f64::from(var[ch]) + f64::from(eps)).sqrt();
+        scale.push(s as f32);
+        shift.push((f64::from(beta[ch]) - f64::from(mean[ch]) * s) as f32);
+    }
+    Ok((scale, shift))
 }
 
 impl Prepared {
@@ -33,29 +88,61 @@ impl Prepared {
             .collect();
         validate(plan)?;
         let mut prepared = Prepared {
-            convs: Vec::new(),
+            steps: Vec::new(),
             slots,
         };
         let isa = Isa::active();
         for (i, step) in plan.steps.iter().enumerate() {
-            let packed = match step.op {
-                Op::Conv { layer, shape, .. } => {
-                    let (weight, bias) = prepared.tensors(params, layer)?;
+            let derived = match step.op {
+                Op::Conv {
+                    layer, bn, shape, ..
+                } => {
+                    let info = layers.get(layer).ok_or_else(|| Error::Plan {
+                        message: format!("step {i}: layer {layer} does not exist"),
+                    })?;
+                    let tensor = |what: &str| params.get(&info.tensor_name(what)).map(|t| t.data());
+                    let weight = tensor("weight").ok_or_else(|| Error::Plan {
+                        message: format!("layer {layer} has no weight"),
+                    })?;
+                    let bias = tensor("bias");
                     let kernel = ConvKernel::choose(&shape, isa);
-                    let packed = PackedConv::new(shape, kernel, weight, Some(bias))
-                        .map_err(|source| Error::Kernel { step: i, source })?;
-                    Some(packed)
+                    let packed = match bn {
+                        None => PackedConv::new(shape, kernel, weight, bias),
+                        Some(bn) => {
+                            let (scale, shift) = affine(layers, params, bn)?;
+                            let (weight, bias) = fold(weight, bias, &scale, &shift);
+                            PackedConv::new(shape, kernel, &weight, Some(&bias))
+                        }
+                    };
+                    Derived::Conv(Box::new(
+                        packed.map_err(|source| Error::Kernel { step: i, source })?,
+                    ))
                 }
-                _ => None,
+                Op::BatchNorm { layer, .. } => {
+                    let (scale, shift) = affine(layers, params, layer)?;
+                    Derived::Affine(scale, shift)
+                }
+                _ => Derived::None,
             };
-            prepared.convs.push(packed);
+            prepared.steps.push(derived);
         }
         Ok(prepared)
     }
 
     /// The packed convolution of step `step`.
     pub fn conv(&self, step: usize) -> Option<&PackedConv> {
-        self.convs.get(step).and_then(Option::as_ref)
+        match self.steps.get(step) {
+            Some(Derived::Conv(packed)) => Some(packed),
+            _ => None,
+        }
+    }
+
+    /// The scale and shift of the batch norm of step `step`.
+    pub fn affine(&self, step: usize) -> Option<(&[f32], &[f32])> {
+        match self.steps.get(step) {
+            Some(Derived::Affine(scale, shift)) => Some((scale, shift)),
+            _ => None,
+        }
     }
 
     /// The weight and bias of layer `layer`.
@@ -71,6 +158,29 @@ impl Prepared {
             }),
         }
     }
+}
+
+/// A convolution's weight (`K` filters, one after another) and bias (none
+/// is zero) with a batch norm's `scale` and `shift` folded in:
+/// `w'ₖ = wₖ·scaleₖ`, `b'ₖ = bₖ·scaleₖ + shiftₖ`.
+fn fold(
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    scale: &[f32],
+    shift: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let k = scale.len().max(1);
+    let per_filter = weight.len() / k;
+    let mut folded = weight.to_vec();
+    for (filter, &s) in folded.chunks_exact_mut(per_filter.max(1)).zip(scale) {
+        for w in filter {
+            *w *= s;
+        }
+    }
+    let bias = (0..scale.len())
+        .map(|ch| bias.map_or(0.0, |b| b.get(ch).copied().unwrap_or(0.0)) * scale[ch] + shift[ch])
+        .collect();
+    (folded, bias)
 }
 
 /// Checks what a pass takes on trust: every step's lengths fit `usize`,
@@ -97,7 +207,9 @@ fn validate(plan: &Plan) -> Result<(), Error> {
             }
         }
         if let Op::MaxPool(win) | Op::AvgPool(win) = step.op {
-            if !win.fits() || win.p != [0, 0] {
+            // A window wholly in the padding has no value to pool.
+            let padding = win.p[0] * 2 > win.f[0] || win.p[1] * 2 > win.f[1];
+            if !win.fits() || padding {
                 return Err(error("its windows do not fit its input"));
             }
         }

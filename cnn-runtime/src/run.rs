@@ -1,7 +1,10 @@
 //! Runs a [`Plan`]: each step is a call to a kernel compiled in this crate,
 //! on buffers of the caller's input and output and the workspace.
 
-use crate::kernels::{activate, avg_pool, fc, max_pool, softmax, split_pays};
+use crate::kernels::{
+    activate, add, avg_pool, channel_affine_in_place, fc, global_avg_pool, max_pool, softmax,
+    split_pays,
+};
 use crate::model::Model;
 use crate::plan::{Buf, Op, Step};
 use crate::prepared::Prepared;
@@ -147,6 +150,36 @@ fn run_steps(
             Op::Copy { .. } => {
                 let (src, dst) = bufs.io(step, in_len, out_len)?;
                 dst.copy_from_slice(src);
+            }
+            Op::Add { act, .. } => {
+                let (src, dst) = bufs.io(step, in_len, out_len)?;
+                add(src, dst, act);
+            }
+            Op::BatchNorm { c, hw, act, .. } => {
+                let (scale, shift) = prepared
+                    .affine(first + i)
+                    .ok_or_else(|| plan_error(format!("step {} has no batch norm", first + i)))?;
+                if scale.len() < c || shift.len() < c {
+                    return Err(plan_error(format!(
+                        "step {}'s batch norm is too short",
+                        first + i
+                    )));
+                }
+                for image in bufs
+                    .place(step.dst, out_len)?
+                    .chunks_exact_mut(out_len.max(1))
+                {
+                    channel_affine_in_place(c, hw, scale, shift, image, act);
+                }
+            }
+            Op::GlobalAvgPool { c, hw } => {
+                let (src, dst) = bufs.io(step, in_len, out_len)?;
+                for (x, y) in src
+                    .chunks_exact(in_len.max(1))
+                    .zip(dst.chunks_exact_mut(c.max(1)))
+                {
+                    global_avg_pool(c, hw, x, y);
+                }
             }
             Op::Conv { shape, act, .. } => {
                 let packed = prepared

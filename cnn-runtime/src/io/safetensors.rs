@@ -12,6 +12,7 @@ use safetensors::tensor::{Dtype, TensorInfo, TensorView};
 use safetensors::SafeTensors;
 use serde_json::{Map, Value};
 
+use crate::layer::TensorRole;
 use crate::{Error, LayerInfo, Parameters};
 
 /// Bytes of the header-length field that starts every file.
@@ -22,19 +23,27 @@ const METADATA_KEY: &str = "__metadata__";
 
 /// Reads and checks parameters for `layers` from safetensors bytes.
 ///
-/// Tensors are named `"{i}.weight"` and `"{i}.bias"` and must be F32; every
-/// tensor the layers need must be present with its shape, and no other.
+/// Tensors are named after their layer's path (`"0.weight"`,
+/// `"layer1.0.bn1.running_var"`); weights and buffers must be F32 and
+/// counters (`num_batches_tracked`) I64 of shape `[]`, absent counters read
+/// as 0. Every other tensor the layers need must be present with its
+/// shape, and no other.
 pub fn load(layers: &[LayerInfo], bytes: &[u8]) -> Result<Parameters, Error> {
     let header = checked_header(bytes)?;
     let file = SafeTensors::deserialize(bytes).map_err(|e| format_error(e.to_string()))?;
 
     let layout = Parameters::layout(layers);
     let mut views: HashMap<&str, TensorView<'_>> = file.iter().collect();
-    for (name, _) in &layout {
-        if let Some(view) = views.get(name.as_str()) {
-            if view.dtype() != Dtype::F32 {
+    for slot in &layout {
+        if let Some(view) = views.get(slot.name.as_str()) {
+            let expected = match slot.role {
+                TensorRole::Counter => Dtype::I64,
+                TensorRole::Param | TensorRole::Buffer => Dtype::F32,
+            };
+            if view.dtype() != expected {
                 return Err(Error::Dtype {
-                    name: name.clone(),
+                    name: slot.name.clone(),
+                    expected: if expected == Dtype::I64 { "I64" } else { "F32" },
                     found: view.dtype().to_string(),
                 });
             }
@@ -44,9 +53,29 @@ pub fn load(layers: &[LayerInfo], bytes: &[u8]) -> Result<Parameters, Error> {
     // Expected tensors in layout order, then the others in file order, so
     // that the first error reported does not depend on hashing.
     let mut tensors = Vec::with_capacity(views.len());
-    for (name, _) in &layout {
-        if let Some(view) = views.remove(name.as_str()) {
-            tensors.push((name.clone(), view.shape().to_vec(), f32_values(view.data())));
+    let mut counters = Vec::new();
+    for slot in &layout {
+        let Some(view) = views.remove(slot.name.as_str()) else {
+            continue;
+        };
+        if slot.role == TensorRole::Counter {
+            let value = match view.data().first_chunk::<8>() {
+                Some(bytes) if view.shape().is_empty() => i64::from_le_bytes(*bytes),
+                _ => {
+                    return Err(Error::TensorShape {
+                        name: slot.name.clone(),
+                        expected: Vec::new(),
+                        got: view.shape().to_vec(),
+                    })
+                }
+            };
+            counters.push((slot.name.clone(), value));
+        } else {
+            tensors.push((
+                slot.name.clone(),
+                view.shape().to_vec(),
+                f32_values(view.data()),
+            ));
         }
     }
     for name in header {
@@ -54,21 +83,32 @@ pub fn load(layers: &[LayerInfo], bytes: &[u8]) -> Result<Parameters, Error> {
             tensors.push((name, view.shape().to_vec(), Vec::new()));
         }
     }
-    Parameters::from_tensors(layers, tensors)
+    Parameters::from_parts(layers, tensors, counters)
 }
 
-/// Serialises parameters as safetensors bytes (F32, PyTorch's names and
-/// layouts, with the `{"format": "pt"}` metadata PyTorch writes).
+/// Serialises parameters as safetensors bytes (PyTorch's names, layouts
+/// and dtypes: F32, and I64 for counters; with the `{"format": "pt"}`
+/// metadata PyTorch writes).
 pub fn save(params: &Parameters) -> Result<Vec<u8>, Error> {
     let bytes: Vec<Vec<u8>> = params
         .iter()
         .map(|t| t.data().iter().flat_map(|v| v.to_le_bytes()).collect())
         .collect();
-    let mut views = Vec::with_capacity(params.len());
+    let counts: Vec<[u8; 8]> = params
+        .counters()
+        .iter()
+        .map(|c| c.value().to_le_bytes())
+        .collect();
+    let mut views = Vec::with_capacity(params.len() + counts.len());
     for (tensor, data) in params.iter().zip(&bytes) {
         let view = TensorView::new(Dtype::F32, tensor.shape().to_vec(), data)
             .map_err(|e| format_error(format!("tensor `{}`: {e}", tensor.name())))?;
         views.push((tensor.name(), view));
+    }
+    for (counter, data) in params.counters().iter().zip(&counts) {
+        let view = TensorView::new(Dtype::I64, Vec::new(), data)
+            .map_err(|e| format_error(format!("tensor `{}`: {e}", counter.name())))?;
+        views.push((counter.name(), view));
     }
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize(views, Some(metadata)).map_err(|e| format_error(e.to_string()))

@@ -19,10 +19,10 @@ impl Gradients {
         let mut offset = 0;
         let tensors = Parameters::layout(layers)
             .into_iter()
-            .map(|(name, shape)| {
+            .map(|slot| {
                 let start = offset;
-                offset += shape.iter().product::<usize>();
-                (name, shape, start)
+                offset += slot.shape.iter().product::<usize>();
+                (slot.name, slot.shape, start)
             })
             .collect();
         debug_assert_eq!(offset, data.len());

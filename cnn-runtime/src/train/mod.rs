@@ -108,6 +108,7 @@ fn accumulate(
     x: ArrayView4<f32>,
     labels: &[usize],
 ) -> Result<(f32, Vec<f32>), Error> {
+    pass::trainable(model)?;
     let n = x.len_of(Axis(0));
     if x.shape()[1..] != model.input || n == 0 {
         return Err(Error::Shape {

@@ -11,7 +11,47 @@ use super::kernels::{
 use super::loss::softmax_cross_entropy_with;
 use super::CHUNK;
 use crate::kernels::Act;
-use crate::{Error, LayerInfo, LayerKind, Parameters};
+use crate::{Error, LayerInfo, LayerKind, Model, Node, Parameters};
+
+/// Checks that every layer of `model` has a backward pass here: a plain
+/// chain of convolutions with a bias and no dilation or groups, unpadded
+/// pools, activations, flatten, fc and softmax.
+pub(crate) fn trainable(model: &Model) -> Result<(), Error> {
+    if model
+        .graph
+        .iter()
+        .any(|node| !matches!(node, Node::Layer(_)))
+    {
+        return Err(Error::Unsupported {
+            message: format!(
+                "`{}` has residual blocks, which training does not support yet",
+                model.name
+            ),
+        });
+    }
+    for layer in model.layers {
+        let supported = match layer.kind {
+            LayerKind::Conv { d, g, bias, .. } => d == [1, 1] && g == 1 && bias,
+            LayerKind::MaxPool { p, .. } | LayerKind::AvgPool { p, .. } => p == [0, 0],
+            LayerKind::Activation(_)
+            | LayerKind::Flatten
+            | LayerKind::Fc { .. }
+            | LayerKind::Softmax => true,
+            LayerKind::GlobalAvgPool | LayerKind::BatchNorm { .. } | LayerKind::Dropout { .. } => {
+                false
+            }
+        };
+        if !supported {
+            return Err(Error::Unsupported {
+                message: format!(
+                    "layer `{}` (`{}`) has no backward pass yet",
+                    layer.path, layer.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The layers a pass computes: all but a final softmax, which the loss
 /// takes in (fused softmax cross-entropy).
@@ -43,13 +83,13 @@ const fn window(layer: &LayerInfo) -> Option<Window> {
             p,
             o,
         }),
-        LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s } => Some(Window {
+        LayerKind::MaxPool { f, s, p } | LayerKind::AvgPool { f, s, p } => Some(Window {
             c,
             h,
             w,
             f,
             s,
-            p: [0, 0],
+            p,
             o,
         }),
         _ => None,
@@ -92,9 +132,7 @@ fn plan_error(message: String) -> Error {
 /// The activation of an activation layer.
 fn act(kind: LayerKind) -> Option<Act> {
     match kind {
-        LayerKind::Relu => Some(Act::Relu),
-        LayerKind::Sigmoid => Some(Act::Sigmoid),
-        LayerKind::Tanh => Some(Act::Tanh),
+        LayerKind::Activation(act) => Some(act),
         _ => None,
     }
 }
@@ -183,11 +221,14 @@ pub(crate) fn backward(
                     avg_pool_forward_with(win, n, src, dst);
                 }
             }
-            LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => {
+            LayerKind::Activation(_) => {
                 let a = act(layer.kind).unwrap_or(Act::Identity);
                 activate_with(n * len, a, src, dst);
             }
             LayerKind::Flatten => dst[..n * len].copy_from_slice(&src[..n * len]),
+            LayerKind::GlobalAvgPool | LayerKind::BatchNorm { .. } | LayerKind::Dropout { .. } => {
+                return Err(plan_error(format!("layer {i} has no backward pass")));
+            }
             LayerKind::Fc { n: units } => {
                 let Some((weight, bias, _, _)) = slots[i] else {
                     return Err(plan_error(format!("layer {i} has no parameters")));
@@ -244,9 +285,12 @@ pub(crate) fn backward(
                 let win = window(layer).ok_or_else(|| plan_error(format!("layer {i}")))?;
                 avg_pool_backward_with(win, n, dy, dx);
             }
-            LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => {
+            LayerKind::Activation(_) => {
                 let a = act(layer.kind).unwrap_or(Act::Identity);
                 activate_backward_with(n * len, a, (src, out), dy, dx);
+            }
+            LayerKind::GlobalAvgPool | LayerKind::BatchNorm { .. } | LayerKind::Dropout { .. } => {
+                return Err(plan_error(format!("layer {i} has no backward pass")));
             }
             LayerKind::Flatten => dx[..n * len].copy_from_slice(&dy[..n * len]),
             LayerKind::Softmax => softmax_backward_with(len, n, out, dy, dx),

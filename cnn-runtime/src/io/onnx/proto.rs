@@ -92,8 +92,13 @@ pub struct AttributeProto {
     /// An INTS value.
     #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
+    /// A FLOAT value.
+    #[prost(float, optional, tag = "2")]
+    pub f: Option<f32>,
 }
 
+/// `AttributeProto.AttributeType.FLOAT`.
+pub const ATTRIBUTE_FLOAT: i32 = 1;
 /// `AttributeProto.AttributeType.INT`.
 pub const ATTRIBUTE_INT: i32 = 2;
 /// `AttributeProto.AttributeType.INTS`.
