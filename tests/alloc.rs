@@ -121,6 +121,28 @@ network! {
         conv(16, 3, p = same)
     }
 
+    /// Every layer of modern networks: batch norm folded into a conv and
+    /// standing alone, residual blocks with and without a shortcut,
+    /// grouped, depthwise and dilated convolutions, padded pools, global
+    /// pooling, dropout and the smooth activations.
+    struct Modern {
+        input(8, 12, 12)
+        conv(16, 3, p = 1, bias = false) bn relu6
+        pool(3, 2, p = 1, floor)
+        residual(relu) {
+            conv(16, 3, p = 1, g = 16, bias = false) bn silu
+            conv(16, 1) bn
+        }
+        residual {
+            conv(32, 3, s = 2, d = 2, p = 2, g = 4, floor) bn hardswish
+        } shortcut {
+            conv(32, 1, s = 2, bias = false, floor) bn
+        }
+        avgpool(3, 1, p = 1) gelu
+        leaky_relu(0.1) bn dropout(0.2)
+        global_avgpool flatten fc(10)
+    }
+
     /// Activations and softmax only: the copies of the plan.
     struct Copies {
         input(2, 5, 5)
@@ -202,6 +224,7 @@ fn forward_allocates_only_its_output() {
     check::<Copies>();
     check::<Pointwise>();
     check::<Narrow>();
+    check::<Modern>();
 }
 
 /// A convolution large enough to split: from outside the pool it runs on

@@ -1,17 +1,25 @@
 //! The generated forward pass against a plain interpreter of the same
 //! layers (`cnn_runtime::reference_forward`, built on the reference kernels
-//! only), on random networks covering every layer kind and every
-//! convolution kernel path (tests/forward/cases.rs, written by
-//! tests/gen_forward_cases.py).
+//! only, with no fusion and no folding), on random networks covering every
+//! layer kind and option, groups, residual blocks and names
+//! (tests/forward/cases.rs, written by tests/gen_forward_cases.py).
 //!
-//! For each network: `forward`, `forward_batch` (batches of 1, 3 and 7)
-//! and the batched pass it runs on chunks (1 to 7 images) agree with the
-//! interpreter to 1e-4 relative; non-contiguous views give
-//! the same result as contiguous arrays; wrong shapes are errors naming
-//! both shapes; NaN and infinities flow through as in the interpreter.
+//! For each network, its batch norms given random statistics: `forward`,
+//! `forward_batch` (batches of 1, 3 and 7) and the batched pass it runs on
+//! chunks (1 to 7 images) agree with the interpreter to 1e-4 relative;
+//! non-contiguous views give the same result as contiguous arrays; wrong
+//! shapes are errors naming both shapes; NaN and infinities flow through
+//! as in the interpreter. Together the cases reach every convolution
+//! kernel on every instruction set, and every step of a plan with every
+//! activation fused into it (`cases_reach_every_kernel_and_step`).
+
+use std::collections::BTreeSet;
 
 use cnn::Network;
-use cnn_runtime::reference_forward;
+use cnn_runtime::cpu::Isa;
+use cnn_runtime::kernels::{Act, ConvKernel};
+use cnn_runtime::plan::Op;
+use cnn_runtime::{reference_forward, LayerKind};
 use ndarray::{s, Array3, Array4, ArrayView3, Axis};
 
 #[path = "forward/cases.rs"]
@@ -33,6 +41,44 @@ impl Rng {
     fn value(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
+
+    /// Uniform in [lo, hi).
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * (self.value() + 1.0) / 2.0
+    }
+}
+
+/// `N` with PyTorch's initialisation, and batch norms that are not the
+/// identity, so that folding them into a convolution, or running them on
+/// their own, has something to get wrong: weights of either sign, 0.7 to
+/// 1.3 in size; biases and running means within ±0.3; running variances
+/// from 0.5 to 2.
+fn random_net<N: Network>(seed: u64) -> N {
+    let mut net = N::init(seed);
+    let mut rng = Rng(seed ^ 0xba7c_4e0a);
+    let norms: Vec<&str> = N::LAYERS
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::BatchNorm { .. }))
+        .map(|l| l.path)
+        .collect();
+    for tensor in net.parameters_mut().iter_mut() {
+        let name = tensor.name().to_string();
+        let Some((layer, what)) = name.rsplit_once('.') else {
+            continue;
+        };
+        if !norms.contains(&layer) {
+            continue;
+        }
+        for v in tensor.data_mut() {
+            *v = match what {
+                "weight" => rng.uniform(0.7, 1.3).copysign(rng.value()),
+                "running_var" => rng.uniform(0.5, 2.0),
+                "bias" | "running_mean" => rng.uniform(-0.3, 0.3),
+                other => panic!("{}: unexpected batch norm tensor `{other}`", N::NAME),
+            };
+        }
+    }
+    net
 }
 
 const RTOL: f32 = 1e-4;
@@ -56,13 +102,13 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
 
 fn reference<N: Network>(net: &N, image: ArrayView3<f32>) -> Vec<f32> {
     let x: Vec<f32> = image.iter().copied().collect();
-    reference_forward::forward(N::LAYERS, net.parameters(), &x)
+    reference_forward::forward(N::LAYERS, N::MODEL.graph, net.parameters(), &x)
 }
 
 /// Everything the forward pass promises, on network `N`.
 fn check<N: Network>(seed: u64) {
     let name = N::NAME;
-    let net = N::init(seed);
+    let net = random_net::<N>(seed);
     let [c, h, w] = N::INPUT;
     let mut rng = Rng(seed);
     let batch = Array4::from_shape_simple_fn((7, c, h, w), || rng.value());
@@ -203,4 +249,149 @@ fn check_specials<N: Network>(net: &N, rng: &mut Rng) {
             &reference(net, x),
         );
     }
+}
+
+/// The name of an activation, its slope left out.
+fn act_name(act: Act) -> &'static str {
+    match act {
+        Act::Identity => "identity",
+        Act::Relu => "relu",
+        Act::Relu6 => "relu6",
+        Act::LeakyRelu(_) => "leaky_relu",
+        Act::Sigmoid => "sigmoid",
+        Act::Tanh => "tanh",
+        Act::Silu => "silu",
+        Act::Gelu => "gelu",
+        Act::HardSwish => "hardswish",
+    }
+}
+
+/// What a step of a plan reaches: the kernel each instruction set runs a
+/// convolution with (and how the layer is special for it), the steps, and
+/// the activation fused into each.
+fn reached(op: &Op) -> Vec<String> {
+    match *op {
+        Op::Conv { shape, bn, act, .. } => {
+            let after = if bn.is_some() { "conv+bn" } else { "conv" };
+            let mut out = vec![format!("{} after {after}", act_name(act))];
+            let depthwise = shape.g > 1 && shape.g == shape.c;
+            let traits = [
+                ("grouped", shape.g > 1 && !depthwise),
+                ("dilated", shape.d != [1, 1]),
+                ("strided", shape.s != [1, 1]),
+                ("with a multiplier", depthwise && shape.k > shape.c),
+            ];
+            for isa in Isa::ALL {
+                let kernel = ConvKernel::choose(&shape, isa);
+                out.push(format!("{isa:?}: {kernel:?}"));
+                for (name, _) in traits.iter().filter(|(_, on)| *on) {
+                    out.push(format!("{isa:?}: {kernel:?} {name}"));
+                }
+            }
+            out
+        }
+        Op::MaxPool(win) | Op::AvgPool(win) => {
+            let kind = if matches!(op, Op::MaxPool(_)) {
+                "max pool"
+            } else {
+                "average pool"
+            };
+            let padded = if win.p == [0, 0] { "" } else { " padded" };
+            vec![format!("{kind}{padded}")]
+        }
+        Op::GlobalAvgPool { .. } => vec!["global average pool".to_string()],
+        Op::BatchNorm { act, .. } => vec![
+            "batch norm on its own".to_string(),
+            format!("{} after bn", act_name(act)),
+        ],
+        Op::Add { act, .. } => vec![format!("{} after add", act_name(act))],
+        Op::Fc { act, .. } => vec![format!("{} after fc", act_name(act))],
+        Op::Activate { act, .. } => vec![format!("{} alone", act_name(act))],
+        Op::Softmax { .. } => vec!["softmax".to_string()],
+        Op::Copy { .. } => vec!["copy".to_string()],
+    }
+}
+
+/// Everything the cases must reach together.
+fn required() -> Vec<String> {
+    let mut out = Vec::new();
+    for isa in Isa::ALL {
+        let mut kernels = vec![
+            (
+                ConvKernel::Blocked(isa),
+                &["", " grouped", " dilated", " strided"][..],
+            ),
+            (ConvKernel::Narrow, &["", " grouped"][..]),
+            (
+                ConvKernel::Depthwise(isa),
+                &["", " with a multiplier", " dilated", " strided"][..],
+            ),
+        ];
+        if isa == Isa::Avx512 {
+            kernels.push((ConvKernel::FilterLanes, &["", " grouped", " dilated"][..]));
+            kernels.push((ConvKernel::Blocked(Isa::Avx2), &["", " grouped"][..]));
+        }
+        for (kernel, traits) in kernels {
+            out.extend(traits.iter().map(|t| format!("{isa:?}: {kernel:?}{t}")));
+        }
+    }
+    let acts = [
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "sigmoid",
+        "tanh",
+        "silu",
+        "gelu",
+        "hardswish",
+    ];
+    for act in acts {
+        for after in ["conv", "conv+bn", "fc", "bn", "add"] {
+            out.push(format!("{act} after {after}"));
+        }
+        out.push(format!("{act} alone"));
+    }
+    for after in ["conv", "conv+bn", "fc", "bn", "add"] {
+        out.push(format!("identity after {after}"));
+    }
+    for step in [
+        "max pool",
+        "max pool padded",
+        "average pool",
+        "average pool padded",
+        "global average pool",
+        "batch norm on its own",
+        "softmax",
+        "copy",
+        "a batched tail",
+    ] {
+        out.push(step.to_string());
+    }
+    out
+}
+
+/// The cases reach every convolution kernel `ConvKernel::choose` gives, on
+/// every instruction set (grouped, dilated, strided where that is a path of
+/// its own), and every step of a plan with every activation fused into it
+/// or on its own: read off their plans, so that the runtime's rules are
+/// not copied into the generator.
+#[test]
+fn cases_reach_every_kernel_and_step() {
+    let mut seen = BTreeSet::new();
+    for model in cases::MODELS {
+        for step in model.plan.steps {
+            seen.extend(reached(&step.op));
+        }
+        if model.plan.tail.is_some() {
+            seen.insert("a batched tail".to_string());
+        }
+    }
+    let missing: Vec<String> = required()
+        .into_iter()
+        .filter(|r| !seen.contains(r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no case reaches {missing:?}; change tests/gen_forward_cases.py"
+    );
 }

@@ -72,7 +72,7 @@ fn forward64(layers: &[LayerInfo], params: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
         let [c, h, w] = layer.input;
         let [_, oh, ow] = layer.output;
         v = match layer.kind {
-            LayerKind::Conv { k, f, s, p } => {
+            LayerKind::Conv { k, f, s, p, .. } => {
                 let (weight, bias) = (&params[slot], &params[slot + 1]);
                 slot += 2;
                 let mut y = vec![0.0; k * oh * ow];
@@ -100,7 +100,7 @@ fn forward64(layers: &[LayerInfo], params: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
                 }
                 y
             }
-            LayerKind::MaxPool { f, s } | LayerKind::AvgPool { f, s } => {
+            LayerKind::MaxPool { f, s, .. } | LayerKind::AvgPool { f, s, .. } => {
                 let max = matches!(layer.kind, LayerKind::MaxPool { .. });
                 let mut y = vec![0.0; c * oh * ow];
                 for ci in 0..c {
@@ -120,10 +120,11 @@ fn forward64(layers: &[LayerInfo], params: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
                 }
                 y
             }
-            LayerKind::Relu => v.iter().map(|&a| a.max(0.0)).collect(),
-            LayerKind::Sigmoid => v.iter().map(|&a| 1.0 / (1.0 + (-a).exp())).collect(),
-            LayerKind::Tanh => v.iter().map(|&a| a.tanh()).collect(),
-            LayerKind::Flatten => v,
+            LayerKind::Activation(act) => v.iter().map(|&a| act64(act, a)).collect(),
+            LayerKind::Flatten | LayerKind::Dropout { .. } => v,
+            LayerKind::GlobalAvgPool | LayerKind::BatchNorm { .. } => {
+                panic!("layer `{}` has no backward pass to check", layer.name)
+            }
             LayerKind::Fc { n } => {
                 let (weight, bias) = (&params[slot], &params[slot + 1]);
                 slot += 2;
@@ -141,6 +142,28 @@ fn forward64(layers: &[LayerInfo], params: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
         };
     }
     v
+}
+
+/// An activation of one value, in f64.
+fn act64(act: Act, a: f64) -> f64 {
+    let sigmoid = |a: f64| 1.0 / (1.0 + (-a).exp());
+    match act {
+        Act::Identity => a,
+        Act::Relu => a.max(0.0),
+        Act::Relu6 => a.clamp(0.0, 6.0),
+        Act::LeakyRelu(slope) => {
+            if a < 0.0 {
+                f64::from(slope) * a
+            } else {
+                a
+            }
+        }
+        Act::Sigmoid => sigmoid(a),
+        Act::Tanh => a.tanh(),
+        Act::Silu => a * sigmoid(a),
+        Act::Gelu => a * 0.5 * (1.0 + erf64(a / std::f64::consts::SQRT_2)),
+        Act::HardSwish => a * (a + 3.0).clamp(0.0, 6.0) / 6.0,
+    }
 }
 
 fn softmax64(v: &[f64]) -> Vec<f64> {

@@ -4,305 +4,544 @@
 use super::check;
 
 cnn::network! {
-    /// Case 0.
-    pub struct Case00 { input(4, 6, 6) sigmoid }
-    /// Case 1.
-    pub struct Case01 { input(3, 20, 4) relu sigmoid }
-    /// Case 2.
-    pub struct Case02 { input(2, 18, 11) relu avgpool(1, 1) conv(7, 3, p = (2, 0)) }
-    /// Case 3.
-    pub struct Case03 { input(3, 18, 14) conv(4, 1) fc(19) }
-    /// Case 4.
-    pub struct Case04 { input(5, 15, 22) fc(21) fc(11) conv(11, 1) tanh relu }
-    /// Case 5.
-    pub struct Case05 { input(3, 13, 4) pool(3, 1) tanh conv(3, 2) softmax fc(35) }
-    /// Case 6.
-    pub struct Case06 { input(4, 6, 3) conv(6, 3, p = same) }
-    /// Case 7.
-    pub struct Case07 { input(6, 15, 20) avgpool((3, 2), 3) conv(1, 3, s = (3, 2), p = (2, 1)) }
-    /// Case 8.
-    pub struct Case08 { input(5, 17, 18) pool(2, 1) }
-    /// Case 9.
-    pub struct Case09 { input(6, 7, 13) tanh fc(14) flatten }
-    /// Case 10.
-    pub struct Case10 { input(6, 5, 3) pool(3, 1) fc(8) relu conv(9, 1, p = same) sigmoid }
-    /// Case 11.
-    pub struct Case11 { input(4, 21, 16) conv(3, 1, p = same) sigmoid avgpool(2, 1) }
-    /// Case 12.
-    pub struct Case12 { input(3, 11, 17) sigmoid conv(10, 3, s = 2, p = (0, 1)) relu }
-    /// Case 13.
-    pub struct Case13 { input(3, 24, 18) tanh }
-    /// Case 14.
-    pub struct Case14 { input(1, 10, 4) sigmoid pool(2, 2) conv(11, 1) conv(11, 1, s = (2, 1)) conv(12, 3, p = (0, 2)) conv(10, 1, p = same) }
-    /// Case 15.
-    pub struct Case15 { input(3, 4, 15) conv(10, (5, 3), p = 2) conv(6, 1, s = (1, 2)) conv(11, 1, p = same) relu softmax relu }
-    /// Case 16.
-    pub struct Case16 { input(3, 14, 21) conv(7, 3, p = same) conv(8, (3, 2), p = 2) softmax pool((1, 3), 1) fc(14) tanh }
-    /// Case 17.
-    pub struct Case17 { input(4, 4, 19) fc(26) flatten conv(9, 3, s = (2, 1), p = 1) tanh conv(1, 3, p = 1) conv(9, (1, 5), p = same) }
-    /// Case 18.
-    pub struct Case18 { input(2, 12, 18) flatten fc(19) sigmoid fc(32) }
-    /// Case 19.
-    pub struct Case19 { input(2, 5, 16) conv(12, 3, p = (1, 0)) conv(1, 5, p = 4) sigmoid avgpool(2, (1, 2)) softmax avgpool(4, 1) }
-    /// Case 20.
-    pub struct Case20 { input(6, 19, 12) conv(12, 1, s = (3, 1)) pool(1) }
-    /// Case 21.
-    pub struct Case21 { input(5, 6, 4) conv(7, 4, s = (3, 1), p = 2) }
-    /// Case 22.
-    pub struct Case22 { input(6, 7, 4) conv(7, 4, p = 2) conv(8, 4, p = 1) avgpool((1, 2)) avgpool(1, 1) pool((2, 1), 1) }
-    /// Case 23.
-    pub struct Case23 { input(6, 22, 3) fc(22) softmax sigmoid }
-    /// Case 24.
-    pub struct Case24 { input(2, 9, 14) conv(4, (5, 2), p = (2, 1)) conv(4, 3, s = (2, 1)) sigmoid sigmoid softmax pool(2, 1) }
-    /// Case 25.
-    pub struct Case25 { input(2, 21, 10) flatten softmax }
-    /// Case 26.
-    pub struct Case26 { input(4, 20, 8) conv(11, 1) pool(2) pool(2, 2) }
-    /// Case 27.
-    pub struct Case27 { input(1, 12, 11) conv(10, 1) pool(3, 1) softmax relu }
-    /// Case 28.
-    pub struct Case28 { input(5, 22, 3) conv(11, 4, p = 3) conv(2, 5, s = (3, 1), p = 2) conv(11, 3, p = 2) sigmoid fc(29) }
-    /// Case 29.
-    pub struct Case29 { input(1, 24, 19) pool(1) avgpool((2, 1)) }
-    /// Case 30.
-    pub struct Case30 { input(3, 3, 24) pool(3) softmax }
-    /// Case 31.
-    pub struct Case31 { input(3, 8, 12) tanh }
-    /// Case 32.
-    pub struct Case32 { input(16, 24, 24) conv(32, 3, p = same) tanh pool(2) fc(10) }
-    /// Case 33.
-    pub struct Case33 { input(3, 67, 67) conv(32, (7, 5), s = 2, p = (3, 2)) relu flatten fc(7) softmax }
-    /// Case 34.
-    pub struct Case34 { input(5, 40, 36) sigmoid }
-    /// Case 35.
-    pub struct Case35 { input(12, 22, 22) conv(48, 3, p = 1) relu conv(16, 1) sigmoid }
-    /// Case 36.
-    pub struct Case36 { input(64, 14, 14) conv(32, 1) relu avgpool(2) }
-    /// Case 37.
-    pub struct Case37 { input(8, 9, 9) conv(4, 1, s = 2) conv(3, 1, p = 1) tanh }
-    /// Case 38.
-    pub struct Case38 { input(3, 32, 32) conv(10, 5, p = 2) relu pool(2) fc(10) }
-    /// Case 39.
-    pub struct Case39 { input(1, 28, 28) conv(6, 5, p = 2) relu pool(2) conv(16, 5) relu pool(2) fc(120) relu fc(84) relu fc(10) }
-    /// Case 40.
-    pub struct Case40 { input(2, 5, 5) relu softmax flatten }
-    /// Case 41.
-    pub struct Case41 { input(3, 4, 6) flatten }
-    /// Case 42.
-    pub struct Case42 { input(4, 6, 6) pool((2, 3), (1, 3)) relu tanh fc(1) sigmoid }
+    /// Case 0: random 16 parameters.
+    pub struct Case00 { input(8, 6, 6) bn(eps = 0.1) bn1: global_avgpool }
+    /// Case 1: random 18296 parameters.
+    pub struct Case01 { input(8, 9, 18) pool(1) 1: bn fc(14) 74: conv(5, 1, s = 3, bias = false) bn dropout(0.2) fc(7) softmax }
+    /// Case 2: random 26 parameters.
+    pub struct Case02 { input(1, 15, 3) bn softmax conv(2, 3, s = 2, p = 1, floor) bn(eps = 0.1) silu flatten }
+    /// Case 3: random 34 parameters.
+    pub struct Case03 { input(1, 16, 18) conv(1, 3, p = same) bn { conv2: relu6 } pool(2) global_avgpool fc(11) }
+    /// Case 4: random 118 parameters.
+    pub struct Case04 { input(7, 3, 5) avgpool(1, 2, floor) bn conv(7, 1, s = 3, d = 2, g = 7, floor) sigmoid bn residual { leaky_relu(0.2) bn(eps = 0.1) } shortcut { gelu bn } fc(6) stem: softmax }
+    /// Case 5: random 356 parameters.
+    pub struct Case05 { input(8, 7, 11) conv(1, 1) bn(eps = 0.1) hardswish conv1: pool((1, 4), (1, 3), p = (0, 1)) conv(9, 5, s = 2, p = 3, bias = false, floor) relu6 pool(4, 3, p = (1, 2)) global_avgpool fc(12) softmax }
+    /// Case 6: random 77 parameters.
+    pub struct Case06 { input(2, 10, 4) conv(7, 1, p = same, d = 3, bias = false) bn 2: pool(3, 3, p = (0, 1), floor) conv(7, 1, g = 7, bias = false) tanh conv(7, 1, g = 7) bn leaky_relu(0.2) conv(7, 1, p = same, d = 2, g = 7) leaky_relu(0.2) }
+    /// Case 7: random 923 parameters.
+    pub struct Case07 { input(3, 12, 14) dropout(0.25) conv(3, 1, g = 3) hardswish pool((3, 4), 2, floor) conv(10, 5, s = 2, p = 3, bias = false, floor) layer1: dropout(0.5) conv(1, 4, p = (0, 1)) bn global_avgpool dropout(0.2) fc(2) }
+    /// Case 8: random 1048 parameters.
+    pub struct Case08 { input(1, 6, 9) conv(2, (3, 5), p = 1) bn bn2: conv(8, (3, 1), s = (1, 2), p = (2, 0)) bn tanh conv(8, 1, g = 8) leaky_relu(-0.5) fc(3) residual { fc: residual { bn(eps = 1e-3) 72: conv(3, (5, 3), p = same, bias = false) bn sigmoid sigmoid } } shortcut { bn(eps = 1e-3) } }
+    /// Case 9: random 6639 parameters.
+    pub struct Case09 { input(6, 9, 7) fc(17) fc(7) softmax flatten 75: residual { bn(eps = 0.1) residual { leaky_relu(-0.5) } 2: dropout(0.0) } shortcut { pool((3, 1), (3, 4), p = (1, 0), floor) } fc(7) }
+    /// Case 10: random 316 parameters.
+    pub struct Case10 { input(3, 4, 6) residual(relu6) { classifier: conv(3, 5, p = same, d = 3, g = 3) relu6 } softmax conv(11, 2, s = 2, p = (0, 1), bias = false) gelu bn(eps = 1e-3) avgpool((1, 3), floor) conv(6, 1) bn(eps = 1e-3) }
+    /// Case 11: random 408 parameters.
+    pub struct Case11 { input(5, 18, 6) global_avgpool fc(22) fc(12) }
+    /// Case 12: random 1084 parameters.
+    pub struct Case12 { input(3, 18, 12) conv(8, 2, s = 2, floor) bn leaky_relu(-0.5) relu global_avgpool residual(sigmoid) { bn(eps = 0.1) } conv(3, (5, 2), p = 7, d = 2, bias = false) leaky_relu conv(12, (3, 5)) global_avgpool fc(12) }
+    /// Case 13: random 1930 parameters.
+    pub struct Case13 { input(1, 14, 7) conv(7, 2, s = 2, floor) residual { residual { conv(7, 1, p = same, bias = false) bn(eps = 0.1) } shortcut { { conv(7, 1) } } } fc(12) 91: flatten }
+    /// Case 14: random 518 parameters.
+    pub struct Case14 { input(7, 20, 11) residual(silu) { conv(7, 3, p = same, g = 7, bias = false) hardswish bn pool: pool(5, 1, p = 2) } residual { conv(7, 3, p = same, bias = false) hardswish } 85: leaky_relu(-0.5) pool(2, floor) conv: residual { pool(3, 1, p = 1) } pool((1, 2), floor) }
+    /// Case 15: random 351 parameters.
+    pub struct Case15 { input(6, 18, 7) conv(12, 5, p = 2, g = 6) bn(eps = 0.1) conv(1, 1, d = 3) bn leaky_relu leaky_relu(0.2) }
+    /// Case 16: random 746 parameters.
+    pub struct Case16 { input(5, 20, 12) 0: residual(gelu) { stem: residual(gelu) { conv(5, 5, p = same) relu } conv(5, (1, 5), p = same, g = 5) bn(eps = 0.1) relu6 gelu } 1: silu bn(eps = 1e-3) dropout(0.25) global_avgpool fc(11) softmax }
+    /// Case 17: random 350 parameters.
+    pub struct Case17 { input(5, 17, 3) avgpool(2, 2, floor) leaky_relu(1.5) conv(6, 2, p = 1, bias = false) bn fc(2) }
+    /// Case 18: random 313 parameters.
+    pub struct Case18 { input(7, 8, 3) pool((2, 3)) conv(7, 2, s = 2, p = 1, g = 7, floor) leaky_relu(1.5) bn(eps = 0.1) flatten fc(12) softmax }
+    /// Case 19: random 736 parameters.
+    pub struct Case19 { input(4, 16, 5) conv(6, 5, s = 3, p = (8, 6), d = 3, floor) gelu relu: silu conv(5, 1, bias = false) bn leaky_relu(0.2) conv(10, 3, p = 1, g = 5, bias = false) relu downsample: flatten }
+    /// Case 20: random 421 parameters.
+    pub struct Case20 { input(3, 3, 20) 0: conv(5, 5, p = (2, 3), bias = false) hardswish bn(eps = 0.1) residual { residual { 0: leaky_relu(-0.5) avgpool(5, 1, p = 2) } } global_avgpool fc(6) sigmoid }
+    /// Case 21: random 1935 parameters.
+    pub struct Case21 { input(8, 20, 4) { softmax gelu } fc(3) 86: bn bn(eps = 1e-3) }
+    /// Case 22: random 16811 parameters.
+    pub struct Case22 { input(7, 11, 16) 0: pool((4, 2), 1) pool(2, 1) conv(14, 3, p = (2, 0), g = 7) bn(eps = 0.1) hardswish dw: fc(11) }
+    /// Case 23: random 1086 parameters.
+    pub struct Case23 { input(1, 11, 19) fc(5) proj: leaky_relu(1.5) fc(6) relu }
+    /// Case 24: random 151 parameters.
+    pub struct Case24 { input(2, 14, 9) layer2: pool(2, (2, 1)) relu6 layer1: conv(2, 1, g = 2) relu6 4: relu conv(6, 3, p = 4, d = 3) bn(eps = 0.1) global_avgpool dropout(0.2) fc(3) }
+    /// Case 25: random 44 parameters.
+    pub struct Case25 { input(1, 11, 3) tanh conv(11, 1, d = 3) tanh bn }
+    /// Case 26: random 292 parameters.
+    pub struct Case26 { input(5, 8, 18) relu6 conv2: pool(2, 1) pool(2, 1, floor) bn(eps = 0.1) conv(6, 3, p = same, bias = false) bn residual { pool(1, 1) } }
+    /// Case 27: random 45 parameters.
+    pub struct Case27 { input(6, 10, 19) conv(2, 1, s = (1, 2), g = 2, floor) bn hardswish residual { conv(2, 2, p = (0, 1)) leaky_relu dropout(0.0) residual { 0: pool(1, 2) } shortcut { { avgpool(3, 2, p = 1) } } } shortcut { pool(2, 2, p = (0, 1)) } leaky_relu(0.2) global_avgpool fc(5) softmax }
+    /// Case 28: random 0 parameters.
+    pub struct Case28 { input(8, 18, 3) avgpool((1, 2), 1) leaky_relu bn1: leaky_relu }
+    /// Case 29: random 10345 parameters.
+    pub struct Case29 { input(7, 15, 12) gelu block: conv(8, (1, 3), p = (0, 2)) pool: fc(6) conv(1, 3, s = 3, p = 1) gelu conv(7, 1, p = same, d = 3) bn(eps = 0.1) }
+    /// Case 30: random 450 parameters.
+    pub struct Case30 { input(8, 11, 13) conv(7, 1, p = same, bias = false) bn(eps = 1e-3) tanh conv(2, 5, p = 4) bn(eps = 1e-3) conv(3, 2, bias = false) }
+    /// Case 31: random 512 parameters.
+    pub struct Case31 { input(4, 20, 8) conv(4, 1, p = same, g = 4) bn(eps = 0.1) conv(8, 3, p = same, g = 2, bias = false) downsample: residual(gelu) { residual(relu6) { pool((1, 3), 1, p = (0, 1)) } shortcut { bn(eps = 0.1) } proj: conv(8, 3, p = same, g = 8) bn } { relu6 } global_avgpool residual { bn 1: residual(leaky_relu(-0.5)) { 98: conv(8, (3, 1), p = same, d = 2, g = 8, bias = false) leaky_relu(-0.5) conv(8, (3, 1), p = same) leaky_relu(1.5) } leaky_relu } }
+    /// Case 32: random 227 parameters.
+    pub struct Case32 { input(1, 16, 16) residual(tanh) { conv(1, 3, p = same, bias = false) relu6 } softmax avgpool(4) global_avgpool layer2: conv(11, 3, s = 2, p = 1, floor) relu6 leaky_relu fc(9) softmax }
+    /// Case 33: random 1535 parameters.
+    pub struct Case33 { input(1, 6, 14) block: { pool(1, 1) } fc(17) fc(5) hardswish }
+    /// Case 34: random 17783 parameters.
+    pub struct Case34 { input(7, 10, 9) flatten residual { residual { bn dropout(0.25) } { flatten 1: fc(13) } conv1: conv(13, 1, s = 2, g = 13, bias = false) bn } shortcut { conv(13, 1, s = (2, 3), p = (0, 1), floor) } 68: residual { 0: gelu residual { softmax } } shortcut { bn } bn bn }
+    /// Case 35: random 486 parameters.
+    pub struct Case35 { input(3, 16, 13) avgpool((2, 1), 1) 1: bn residual { conv(3, 3, p = same, bias = false) sigmoid residual { 53: leaky_relu(-0.5) conv(3, (3, 1), p = same) leaky_relu(1.5) 3: pool(3, 1, p = 1) } shortcut { bn } conv(3, 3, p = same) bn(eps = 0.1) hardswish } avgpool(4, 1, floor) avgpool(2, floor) flatten fc(3) sigmoid }
+    /// Case 36: random 8673 parameters.
+    pub struct Case36 { input(7, 11, 9) conv(12, 1, s = (2, 1)) stem: fc(13) 2: softmax leaky_relu dropout(0.2) fc(10) softmax }
+    /// Case 37: random 525 parameters.
+    pub struct Case37 { input(4, 5, 15) residual(leaky_relu) { 0: residual(gelu) { bn avgpool(3, 1, p = 1) } } residual(leaky_relu) { pool((3, 1), 1, p = (1, 0)) { avgpool((3, 1), 1, p = (1, 0)) } } conv(11, 2, p = 1) conv(11, 5, p = same, g = 11) bn(eps = 0.1) bn }
+    /// Case 38: random 135 parameters.
+    pub struct Case38 { input(1, 8, 14) conv(9, (3, 5), s = 2, p = (2, 1), bias = false, floor) leaky_relu(-0.5) 2: hardswish }
+    /// Case 39: random 10 parameters.
+    pub struct Case39 { input(5, 17, 10) conv(10, 1, g = 5, bias = false) silu leaky_relu(1.5) residual { 84: softmax } }
+    /// Case 40: A large 3×3 layer, `p = same`. 50730 parameters.
+    pub struct Case40 { input(16, 24, 24) conv(32, 3, p = same) tanh pool(2) fc(10) }
+    /// Case 41: A large strided layer with pairs. 68135 parameters.
+    pub struct Case41 { input(3, 67, 67) conv(32, (7, 5), s = 2, p = (3, 2)) relu pool(2, 2) flatten fc(7) softmax }
+    /// Case 42: Stride pairs. 6164 parameters.
+    pub struct Case42 { input(5, 41, 37) conv(24, (3, 5), s = (1, 2), p = (1, 2)) sigmoid conv(20, 3, s = (2, 1), p = (0, 1)) avgpool((2, 3), 2) }
+    /// Case 43: A 3×3 layer, then a 1×1 on its output. 6016 parameters.
+    pub struct Case43 { input(12, 22, 22) conv(48, 3, p = 1) relu conv(16, 1) sigmoid }
+    /// Case 44: A large 1×1 layer. 2080 parameters.
+    pub struct Case44 { input(64, 14, 14) conv(32, 1) relu avgpool(2) }
+    /// Case 45: 1×1 with a stride, and 1×1 with padding: not pointwise. 51 parameters.
+    pub struct Case45 { input(8, 9, 9) conv(4, 1, s = 2) conv(3, 1, p = 1) tanh }
+    /// Case 46: B1, the seed network. 26370 parameters.
+    pub struct Case46 { input(3, 32, 32) conv(10, 5, p = 2) relu pool(2) fc(10) }
+    /// Case 47: B2, LeNet-5. 61706 parameters.
+    pub struct Case47 { input(1, 28, 28) conv(6, 5, p = 2) relu pool(2) conv(16, 5) relu pool(2) fc(120) relu fc(84) relu fc(10) }
+    /// Case 48: An activation first, softmax over a volume, flatten last. 0 parameters.
+    pub struct Case48 { input(2, 5, 5) relu softmax flatten }
+    /// Case 49: Only a flatten. 0 parameters.
+    pub struct Case49 { input(3, 4, 6) flatten }
+    /// Case 50: Two activations in a row, fc(1), pool pairs. 41 parameters.
+    pub struct Case50 { input(4, 6, 6) pool((2, 3), (1, 3)) relu tanh fc(1) sigmoid }
+    /// Case 51: Filters in the lanes: rows of 9, 243 taps, 24 filters; then grouped and dilated. 8060 parameters.
+    pub struct Case51 { input(27, 11, 11) conv(24, 3, bias = false) bn relu6 conv(20, 3, d = (1, 2), g = 2) }
+    /// Case 52: Filters in the lanes per group (27 channels, 17 filters, rows of 13), and dilated. 20616 parameters.
+    pub struct Case52 { input(54, 3, 13) conv(34, 3, p = (0, 1), g = 2) gelu conv(40, 3, p = (1, 2), d = (1, 2), bias = false) bn(eps = 1e-3) }
+    /// Case 53: 1×1 layers on 6 pixels, one grouped: a GEMV per pixel. 184 parameters.
+    pub struct Case53 { input(16, 2, 3) conv(8, 1) silu conv(12, 1, g = 4, bias = false) bn hardswish }
+    /// Case 54: Depthwise: plain, with a multiplier and a stride, dilated, strided and dilated. 648 parameters.
+    pub struct Case54 { input(8, 23, 21) conv(8, 3, p = 1, g = 8, bias = false) bn relu6 conv(16, 3, s = 2, p = 1, g = 8, floor) leaky_relu(0.2) conv(16, (5, 3), p = same, d = (1, 2), g = 16) conv(16, 3, s = (2, 1), p = 2, d = 2, g = 16, bias = false, floor) }
+    /// Case 55: Depthwise on rows of 37 pixels, then a pointwise projection. 1168 parameters.
+    pub struct Case55 { input(32, 40, 37) conv(32, 3, p = same, g = 32, bias = false) bn silu conv(24, 1, bias = false) bn }
+    /// Case 56: Grouped convolutions: 3 groups of 4 channels, depthwise, then 2 groups on 4 pixels. 946 parameters.
+    pub struct Case56 { input(12, 9, 10) conv(18, 3, p = same, g = 3) tanh conv(6, 3, s = 2, g = 6, floor) conv(4, 3, g = 2) relu }
+    /// Case 57: A small ResNet with torchvision's names. 26586 parameters.
+    pub struct Case57 { input(3, 32, 32) conv1: conv(16, 7, s = 2, p = 3, bias = false, floor) bn1: bn relu: relu maxpool: pool(3, 2, p = 1, floor) layer1: { residual(relu) { conv1: conv(16, 3, p = 1, bias = false) bn1: bn relu: relu conv2: conv(16, 3, p = 1, bias = false) bn2: bn } residual(relu) { conv1: conv(16, 3, p = 1, bias = false) bn1: bn relu: relu conv2: conv(16, 3, p = 1, bias = false) bn2: bn } } layer2: { residual(relu) { conv1: conv(32, 3, s = 2, p = 1, bias = false, floor) bn1: bn relu: relu conv2: conv(32, 3, p = 1, bias = false) bn2: bn } shortcut { downsample: { conv(32, 1, s = 2, bias = false, floor) bn } } } avgpool: global_avgpool fc: fc(10) }
+    /// Case 58: Small MobileNetV2 blocks with torchvision's names. 4933 parameters.
+    pub struct Case58 { input(8, 12, 12) features: { 0: { conv(16, 3, s = 2, p = 1, bias = false, floor) bn relu6 } residual { conv: { 0: { conv(32, 1, bias = false) bn relu6 } 1: { conv(32, 3, p = 1, g = 32, bias = false) bn relu6 } conv(16, 1, bias = false) bn } } { conv: { 0: { conv(48, 1, bias = false) bn relu6 } 1: { conv(48, 3, s = 2, p = 1, g = 48, bias = false, floor) bn relu6 } conv(16, 1, bias = false) bn } } } classifier: { global_avgpool dropout(0.2) fc(5) } }
+    /// Case 59: A residual on the input whose MAIN is one activation, then one with no step (twice its input), last. 0 parameters.
+    pub struct Case59 { input(3, 5, 5) residual { relu } residual { dropout(0.5) } }
+    /// Case 60: Both branches start in place on the input; a batch norm after an add; nested residuals; an activation after an activated add. 180 parameters.
+    pub struct Case60 { input(4, 6, 7) residual(hardswish) { bn } shortcut { bn(eps = 1e-3) tanh } bn gelu residual { residual(silu) { conv(4, 3, p = same) } leaky_relu } relu6 avgpool(3, 2, p = 1, floor) bn }
+    /// Case 61: A residual on a conv's output (kept for the add), a batch norm on a global average pool, a residual of fc layers, a batched tail. 489 parameters.
+    pub struct Case61 { input(6, 8, 8) conv(6, 3, p = same) residual { sigmoid conv(6, 1) } shortcut { pool(3, 1, p = 1) } global_avgpool bn relu residual(relu) { flatten fc(6) gelu fc(6) } fc(3) softmax }
+    /// Case 62: A batch norm of 20 channels after a conv of 5 filters and a flatten. 180 parameters.
+    pub struct Case62 { input(3, 4, 4) conv(5, 3) flatten bn silu }
+    /// Case 63: A batch norm folded through a dropout, one after it, one after an fc. 2419 parameters.
+    pub struct Case63 { input(5, 9, 9) conv(7, 3, bias = false) dropout(0.3) bn relu bn fc(6) bn tanh }
+    /// Case 64: Every activation the random networks missed after conv+bn. 90 parameters.
+    pub struct Case64 { input(3, 6, 5) conv(3, 3, p = same) bn gelu }
+    /// Case 65: Every activation the random networks missed after fc. 749 parameters.
+    pub struct Case65 { input(3, 6, 5) fc(7) relu6 fc(7) silu fc(7) tanh }
+    /// Case 66: Every activation the random networks missed after bn. 30 parameters.
+    pub struct Case66 { input(3, 6, 5) bn hardswish bn leaky_relu bn relu6 bn sigmoid bn silu }
 }
 
 #[test]
 fn case_00() {
-    check::<Case00>(8137395086486394226);
+    check::<Case00>(8776183692307912534);
 }
 
 #[test]
 fn case_01() {
-    check::<Case01>(182584831110764189);
+    check::<Case01>(3790861458350326135);
 }
 
 #[test]
 fn case_02() {
-    check::<Case02>(8661664338152232785);
+    check::<Case02>(5523549069852733446);
 }
 
 #[test]
 fn case_03() {
-    check::<Case03>(4901217331497635531);
+    check::<Case03>(1635433830801001129);
 }
 
 #[test]
 fn case_04() {
-    check::<Case04>(6596994626385307333);
+    check::<Case04>(3632529772733724009);
 }
 
 #[test]
 fn case_05() {
-    check::<Case05>(5012124751402879849);
+    check::<Case05>(3210681090928849449);
 }
 
 #[test]
 fn case_06() {
-    check::<Case06>(2362338261288063327);
+    check::<Case06>(2518492883940238044);
 }
 
 #[test]
 fn case_07() {
-    check::<Case07>(519432099214936393);
+    check::<Case07>(4799947707166289161);
 }
 
 #[test]
 fn case_08() {
-    check::<Case08>(2650930949075241208);
+    check::<Case08>(6475939393595230165);
 }
 
 #[test]
 fn case_09() {
-    check::<Case09>(7625669055300911814);
+    check::<Case09>(1494652779315245228);
 }
 
 #[test]
 fn case_10() {
-    check::<Case10>(1568844648386773516);
+    check::<Case10>(897464752829101893);
 }
 
 #[test]
 fn case_11() {
-    check::<Case11>(5375250650416014427);
+    check::<Case11>(7480846261259393441);
 }
 
 #[test]
 fn case_12() {
-    check::<Case12>(3353859504621860689);
+    check::<Case12>(25677058303235585);
 }
 
 #[test]
 fn case_13() {
-    check::<Case13>(5800694527090197985);
+    check::<Case13>(8447079917475039552);
 }
 
 #[test]
 fn case_14() {
-    check::<Case14>(9151713281731312378);
+    check::<Case14>(4169734800696782680);
 }
 
 #[test]
 fn case_15() {
-    check::<Case15>(4386710492927613891);
+    check::<Case15>(5927050716247003739);
 }
 
 #[test]
 fn case_16() {
-    check::<Case16>(494369089341410796);
+    check::<Case16>(1796305518978271630);
 }
 
 #[test]
 fn case_17() {
-    check::<Case17>(3628530032084510124);
+    check::<Case17>(3843907832767918138);
 }
 
 #[test]
 fn case_18() {
-    check::<Case18>(3205448983686432879);
+    check::<Case18>(695201686936645268);
 }
 
 #[test]
 fn case_19() {
-    check::<Case19>(1831241206863154208);
+    check::<Case19>(524810610560715521);
 }
 
 #[test]
 fn case_20() {
-    check::<Case20>(5962300497571187490);
+    check::<Case20>(5924642525290193387);
 }
 
 #[test]
 fn case_21() {
-    check::<Case21>(4522031729899872025);
+    check::<Case21>(4673883202082186902);
 }
 
 #[test]
 fn case_22() {
-    check::<Case22>(3784132725342197143);
+    check::<Case22>(9033803879169192533);
 }
 
 #[test]
 fn case_23() {
-    check::<Case23>(7325059922723398852);
+    check::<Case23>(5059831651582299522);
 }
 
 #[test]
 fn case_24() {
-    check::<Case24>(8880199500050526030);
+    check::<Case24>(8782055103815072886);
 }
 
 #[test]
 fn case_25() {
-    check::<Case25>(5948330108357238676);
+    check::<Case25>(2671235852308266968);
 }
 
 #[test]
 fn case_26() {
-    check::<Case26>(2605491430274848946);
+    check::<Case26>(8068487548246201030);
 }
 
 #[test]
 fn case_27() {
-    check::<Case27>(2794280363293738444);
+    check::<Case27>(7898393020317171543);
 }
 
 #[test]
 fn case_28() {
-    check::<Case28>(3105136070348489070);
+    check::<Case28>(8257144907700905456);
 }
 
 #[test]
 fn case_29() {
-    check::<Case29>(776254194170125751);
+    check::<Case29>(3233352647125674887);
 }
 
 #[test]
 fn case_30() {
-    check::<Case30>(3300636522813816319);
+    check::<Case30>(3478440012744681514);
 }
 
 #[test]
 fn case_31() {
-    check::<Case31>(9059602439541207077);
+    check::<Case31>(1274266543376702663);
 }
 
 #[test]
 fn case_32() {
-    check::<Case32>(5165144606306406899);
+    check::<Case32>(7764007046329568295);
 }
 
 #[test]
 fn case_33() {
-    check::<Case33>(4391448272526306930);
+    check::<Case33>(2897283018254033124);
 }
 
 #[test]
 fn case_34() {
-    check::<Case34>(256129974949867369);
+    check::<Case34>(3540759828446383062);
 }
 
 #[test]
 fn case_35() {
-    check::<Case35>(7116300653645728458);
+    check::<Case35>(7408753681813360553);
 }
 
 #[test]
 fn case_36() {
-    check::<Case36>(265880044741100297);
+    check::<Case36>(5275023875818669606);
 }
 
 #[test]
 fn case_37() {
-    check::<Case37>(4546962631788095646);
+    check::<Case37>(6988152390017511144);
 }
 
 #[test]
 fn case_38() {
-    check::<Case38>(7722861163519001947);
+    check::<Case38>(5789183140917035798);
 }
 
 #[test]
 fn case_39() {
-    check::<Case39>(7337055746293043237);
+    check::<Case39>(1323632054795186732);
 }
 
 #[test]
 fn case_40() {
-    check::<Case40>(1344369525861775325);
+    check::<Case40>(4446054465890920193);
 }
 
 #[test]
 fn case_41() {
-    check::<Case41>(4222249510256545996);
+    check::<Case41>(1110842372267872480);
 }
 
 #[test]
 fn case_42() {
-    check::<Case42>(1729290842373443336);
+    check::<Case42>(690264967607517115);
 }
+
+#[test]
+fn case_43() {
+    check::<Case43>(3849606924511993750);
+}
+
+#[test]
+fn case_44() {
+    check::<Case44>(8545634238511997835);
+}
+
+#[test]
+fn case_45() {
+    check::<Case45>(7417879327334822797);
+}
+
+#[test]
+fn case_46() {
+    check::<Case46>(236522519083558848);
+}
+
+#[test]
+fn case_47() {
+    check::<Case47>(4476601956888297163);
+}
+
+#[test]
+fn case_48() {
+    check::<Case48>(20969327847618286);
+}
+
+#[test]
+fn case_49() {
+    check::<Case49>(3101954969781325760);
+}
+
+#[test]
+fn case_50() {
+    check::<Case50>(7822442437823183579);
+}
+
+#[test]
+fn case_51() {
+    check::<Case51>(935304599607937509);
+}
+
+#[test]
+fn case_52() {
+    check::<Case52>(6617849146749428258);
+}
+
+#[test]
+fn case_53() {
+    check::<Case53>(8365926400360815357);
+}
+
+#[test]
+fn case_54() {
+    check::<Case54>(2292619317444663905);
+}
+
+#[test]
+fn case_55() {
+    check::<Case55>(7351065186825597951);
+}
+
+#[test]
+fn case_56() {
+    check::<Case56>(4314031321794052969);
+}
+
+#[test]
+fn case_57() {
+    check::<Case57>(4331135497716340528);
+}
+
+#[test]
+fn case_58() {
+    check::<Case58>(495156295561952799);
+}
+
+#[test]
+fn case_59() {
+    check::<Case59>(711826843606344944);
+}
+
+#[test]
+fn case_60() {
+    check::<Case60>(341460929664096298);
+}
+
+#[test]
+fn case_61() {
+    check::<Case61>(1292705408386226423);
+}
+
+#[test]
+fn case_62() {
+    check::<Case62>(7889227939546741870);
+}
+
+#[test]
+fn case_63() {
+    check::<Case63>(1168191289462386564);
+}
+
+#[test]
+fn case_64() {
+    check::<Case64>(7246190055173322603);
+}
+
+#[test]
+fn case_65() {
+    check::<Case65>(1549763984393164837);
+}
+
+#[test]
+fn case_66() {
+    check::<Case66>(1362616646468494655);
+}
+
+/// Every case's model, for the coverage test.
+pub const MODELS: [&cnn_runtime::Model; 67] = [
+    <Case00 as cnn::Network>::MODEL,
+    <Case01 as cnn::Network>::MODEL,
+    <Case02 as cnn::Network>::MODEL,
+    <Case03 as cnn::Network>::MODEL,
+    <Case04 as cnn::Network>::MODEL,
+    <Case05 as cnn::Network>::MODEL,
+    <Case06 as cnn::Network>::MODEL,
+    <Case07 as cnn::Network>::MODEL,
+    <Case08 as cnn::Network>::MODEL,
+    <Case09 as cnn::Network>::MODEL,
+    <Case10 as cnn::Network>::MODEL,
+    <Case11 as cnn::Network>::MODEL,
+    <Case12 as cnn::Network>::MODEL,
+    <Case13 as cnn::Network>::MODEL,
+    <Case14 as cnn::Network>::MODEL,
+    <Case15 as cnn::Network>::MODEL,
+    <Case16 as cnn::Network>::MODEL,
+    <Case17 as cnn::Network>::MODEL,
+    <Case18 as cnn::Network>::MODEL,
+    <Case19 as cnn::Network>::MODEL,
+    <Case20 as cnn::Network>::MODEL,
+    <Case21 as cnn::Network>::MODEL,
+    <Case22 as cnn::Network>::MODEL,
+    <Case23 as cnn::Network>::MODEL,
+    <Case24 as cnn::Network>::MODEL,
+    <Case25 as cnn::Network>::MODEL,
+    <Case26 as cnn::Network>::MODEL,
+    <Case27 as cnn::Network>::MODEL,
+    <Case28 as cnn::Network>::MODEL,
+    <Case29 as cnn::Network>::MODEL,
+    <Case30 as cnn::Network>::MODEL,
+    <Case31 as cnn::Network>::MODEL,
+    <Case32 as cnn::Network>::MODEL,
+    <Case33 as cnn::Network>::MODEL,
+    <Case34 as cnn::Network>::MODEL,
+    <Case35 as cnn::Network>::MODEL,
+    <Case36 as cnn::Network>::MODEL,
+    <Case37 as cnn::Network>::MODEL,
+    <Case38 as cnn::Network>::MODEL,
+    <Case39 as cnn::Network>::MODEL,
+    <Case40 as cnn::Network>::MODEL,
+    <Case41 as cnn::Network>::MODEL,
+    <Case42 as cnn::Network>::MODEL,
+    <Case43 as cnn::Network>::MODEL,
+    <Case44 as cnn::Network>::MODEL,
+    <Case45 as cnn::Network>::MODEL,
+    <Case46 as cnn::Network>::MODEL,
+    <Case47 as cnn::Network>::MODEL,
+    <Case48 as cnn::Network>::MODEL,
+    <Case49 as cnn::Network>::MODEL,
+    <Case50 as cnn::Network>::MODEL,
+    <Case51 as cnn::Network>::MODEL,
+    <Case52 as cnn::Network>::MODEL,
+    <Case53 as cnn::Network>::MODEL,
+    <Case54 as cnn::Network>::MODEL,
+    <Case55 as cnn::Network>::MODEL,
+    <Case56 as cnn::Network>::MODEL,
+    <Case57 as cnn::Network>::MODEL,
+    <Case58 as cnn::Network>::MODEL,
+    <Case59 as cnn::Network>::MODEL,
+    <Case60 as cnn::Network>::MODEL,
+    <Case61 as cnn::Network>::MODEL,
+    <Case62 as cnn::Network>::MODEL,
+    <Case63 as cnn::Network>::MODEL,
+    <Case64 as cnn::Network>::MODEL,
+    <Case65 as cnn::Network>::MODEL,
+    <Case66 as cnn::Network>::MODEL,
+];
