@@ -1,4 +1,4 @@
-//! The six benchmark networks, shared by the criterion benchmarks
+//! The benchmark networks (six small ones, ResNet-18 and MobileNetV2), shared by the criterion benchmarks
 //! (`benches/networks.rs`) and the comparison against onnxruntime
 //! (`examples/bench_networks.rs`, driven by `benches/compare.py`).
 //!
@@ -58,7 +58,13 @@ pub trait Visit {
     fn visit<N: Network>(&mut self, id: &'static str, name: &'static str);
 }
 
-/// Hands every benchmark network to `v`, B1 to B6 in order.
+#[path = "modern.rs"]
+mod modern;
+
+pub use modern::{MobileNetV2, ResNet18};
+
+/// Hands every benchmark network to `v`, B1 to B6 then R1 (ResNet-18) and
+/// R2 (MobileNetV2), in order.
 pub fn for_each(v: &mut impl Visit) {
     v.visit::<Seed>("B1", "seed");
     v.visit::<Lenet5>("B2", "lenet5");
@@ -66,4 +72,6 @@ pub fn for_each(v: &mut impl Visit) {
     v.visit::<AlexnetConv1>("B4", "alexnet-conv1");
     v.visit::<VggBlock>("B5", "vgg-block");
     v.visit::<Pointwise>("B6", "pointwise");
+    v.visit::<ResNet18>("R1", "resnet18");
+    v.visit::<MobileNetV2>("R2", "mobilenet-v2");
 }
