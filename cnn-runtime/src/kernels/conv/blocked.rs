@@ -14,7 +14,7 @@
 //! over the output's numbering (oy·OW + ox), written in place.
 
 use super::layout::{copy_row, row_tiles, Layout, Tap};
-use crate::kernels::Act;
+use crate::kernels::{activate, Act};
 
 /// Vectors of pixels per register tile, at most: with AVX2, 6 × 2
 /// accumulators, 2 input vectors and a broadcast filter value fit the 16
@@ -528,30 +528,19 @@ impl Tap for Dot<'_> {
 /// Copies the valid pixels of a wide output to `y` and applies the
 /// activations that the tiles did not.
 pub(crate) fn finish(lay: &Layout, wide: Option<&[f32]>, y: &mut [f32], act: Act) {
-    let late = late(act);
     let (oh, ow) = (lay.oh, lay.ow);
     let len = lay.shape.k * oh * ow;
-    match wide {
-        Some(wide) => {
-            for (yk, wk) in y[..len]
-                .chunks_exact_mut(oh * ow)
-                .zip(wide.chunks_exact(lay.nq))
-            {
-                for (oy, row) in yk.chunks_exact_mut(ow).enumerate() {
-                    let src = &wk[oy * lay.wq..oy * lay.wq + ow];
-                    match late {
-                        None => copy_row(row, src),
-                        Some(act) => {
-                            for (d, &s) in row.iter_mut().zip(src) {
-                                *d = act.apply(s);
-                            }
-                        }
-                    }
-                }
+    if let Some(wide) = wide {
+        for (yk, wk) in y[..len]
+            .chunks_exact_mut(oh * ow)
+            .zip(wide.chunks_exact(lay.nq))
+        {
+            for (oy, row) in yk.chunks_exact_mut(ow).enumerate() {
+                copy_row(row, &wk[oy * lay.wq..oy * lay.wq + ow]);
             }
         }
-        None => finish_in_place(len, y, act),
     }
+    finish_in_place(len, y, act);
 }
 
 /// The activation the tiles leave to [`finish`]: all but ReLU.
@@ -566,8 +555,6 @@ fn late(act: Act) -> Option<Act> {
 /// not ([`late`]).
 pub(crate) fn finish_in_place(len: usize, y: &mut [f32], act: Act) {
     if let Some(act) = late(act) {
-        for v in &mut y[..len] {
-            *v = act.apply(*v);
-        }
+        activate(act, &mut y[..len]);
     }
 }

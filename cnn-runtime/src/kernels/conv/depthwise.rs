@@ -26,7 +26,7 @@
 
 use super::layout::ConvShape;
 use crate::cpu::Active;
-use crate::kernels::Act;
+use crate::kernels::{activate, Act};
 
 /// The depthwise layer `s` of `x` into `y`, the filters `filters` as
 /// given (K×FH×FW) and `bias` K values, on the widest instruction set of
@@ -81,10 +81,8 @@ fn channels(
         let input = &x[ko / multiplier * plane_in..][..plane_in];
         let filter = &filters[ko * taps..][..taps];
         plane(tokens, s, input, filter, bias[ko], out, clamp);
-        if clamp.is_none() && act != Act::Identity {
-            for v in out.iter_mut() {
-                *v = act.apply(*v);
-            }
+        if clamp.is_none() {
+            activate(act, out);
         }
     }
 }

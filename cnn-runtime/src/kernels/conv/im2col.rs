@@ -4,7 +4,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::layout::ConvShape;
-use crate::kernels::Act;
+use crate::kernels::{activate, Act};
 
 /// Scratch of [`conv`], in f32s: one group's column matrix (see
 /// [`cols_len`](crate::kernels::cols_len)), which every group reuses.
@@ -105,10 +105,6 @@ pub(crate) fn gemm(
         return false;
     };
     general_mat_mul(1.0, &a, &b, 1.0, &mut out);
-    if act != Act::Identity {
-        for v in y.iter_mut() {
-            *v = act.apply(*v);
-        }
-    }
+    activate(act, y);
     true
 }
