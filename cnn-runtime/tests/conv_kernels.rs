@@ -388,13 +388,12 @@ const KERNELS: [ConvKernel; 9] = [
     ConvKernel::Direct,
 ];
 
-/// Whether `kernel` may refuse `shape` as a shape it does not take: filters
-/// in the lanes output rows under 8 pixels, the GEMV per pixel all but 1×1
+/// Whether `kernel` may refuse `shape` as a shape it does not take: the
+/// GEMV per pixel all but 1×1
 /// layers of stride 1 without padding, the depthwise kernel all but
 /// depthwise layers. The others take every layer that fits.
 fn may_refuse(kernel: ConvKernel, shape: &ConvShape) -> bool {
     match kernel {
-        ConvKernel::FilterLanes => shape.o[1] < 8,
         ConvKernel::Narrow => shape.f != [1, 1] || shape.s != [1, 1] || shape.p != [0, 0],
         ConvKernel::Depthwise(_) => shape.g != shape.c || shape.g == 1,
         _ => false,
@@ -799,9 +798,9 @@ fn the_workspace_reserves_every_kernels_scratch() {
     let padded = fit((3, 18, 18, 40), (11, 11, 1, 1, 1, 1));
     assert_eq!(lanes(&padded), Some(3 * 20 * 20));
     assert_eq!(conv_scratch(&padded), 3 * 20 * 20 + 40 * (9 * 20 + 10));
-    // Rows narrower than a tile are not the kernel's.
+    // Rows narrower than a tile are the kernel's too.
     let narrow = fit((3, 24, 7, 96), (3, 3, 1, 1, 1, 1));
-    assert_eq!(lanes(&narrow), None);
+    assert_eq!(lanes(&narrow), Some(3 * 26 * 9));
 }
 
 /// Output rows of at most 8 pixels take a plane per filter column, OW

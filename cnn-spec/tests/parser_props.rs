@@ -1802,7 +1802,13 @@ fn fit_layer(layer: &mut Layer, [c, h, w]: [u64; 3], lax: Lax) -> [u64; 3] {
             let [fh, fw] = axes(*f);
             if let Some(Opt::P(Pad::Same)) = find("p") {
                 // D·(F − 1) even, stride 1: the output is the input.
-                let odd = |f: u64, d: u64| if d % 2 == 1 && f.is_multiple_of(2) { f - 1 } else { f };
+                let odd = |f: u64, d: u64| {
+                    if d % 2 == 1 && f.is_multiple_of(2) {
+                        f - 1
+                    } else {
+                        f
+                    }
+                };
                 *f = like(*f, [odd(fh, d[0]), odd(fw, d[1])]);
                 for opt in opts.iter_mut() {
                     if let Opt::S(s) = opt {

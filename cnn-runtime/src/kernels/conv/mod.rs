@@ -152,7 +152,7 @@ impl ConvKernel {
     ///   on more, the blocked tile on the input as it is, one row of H·W
     ///   pixels.
     /// - AVX-512: filters in the lanes where that kernel pays (not 1×1; output rows
-    ///   wider than 8 pixels but not a multiple of 16, at least 240 taps per
+    ///   of at least 7 pixels but not a multiple of 16, at least 240 taps per
     ///   filter, more than 16 filters); otherwise the blocked AVX-512 tile,
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
