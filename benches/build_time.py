@@ -12,7 +12,8 @@ Usage (from anywhere; cnn is the repository holding this script unless --repo):
 
 Options:
     --net LIST        networks, comma-separated, measured in turn on top of one
-                      dependency build per profile: empty, seed, vgg16
+                      dependency build per profile: empty, seed, vgg16,
+                      resnet18
                       (default seed). `empty` is `fn main() {}`, so its
                       "network" build is the floor of any incremental build.
     --profiles LIST   cargo profiles, comma-separated: release, dev (alias
@@ -101,7 +102,7 @@ FORWARD_RUNS = 3  # timed forward passes after one warm-up; keep in step with MA
 # The networks a user's crate declares. `body` is the network! body, one line
 # per block; `make` builds it (`zeros()` skips the RNG, whose time is not
 # measured anyway); `params` is the expected parameter count, checked against
-# the binary's `params=` line. Add ResNet-18 and others here.
+# the binary's `params=` line.
 NETS = {
     "empty": None,
     "seed": {
@@ -130,7 +131,29 @@ NETS = {
         "input": (3, 224, 224),
         "params": 138_357_544,
     },
+    "resnet18": {
+        "struct": "ResNet18",
+        # torchvision's, from the benchmarks' declaration (its body lines).
+        "body": None,
+        "make": "zeros()",
+        "input": (3, 224, 224),
+        "params": 11_689_512,
+    },
 }
+
+
+def modern_body(struct):
+    """The body lines of `struct` in benches/common/modern.rs."""
+    text = (Path(__file__).resolve().parent / "common" / "modern.rs").read_text()
+    start = text.index(f"pub struct {struct} {{") + len(f"pub struct {struct} {{")
+    depth, end = 1, start
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        end += 1
+    return [line.strip() for line in text[start:end - 1].splitlines() if line.strip()]
+
+
+NETS["resnet18"]["body"] = modern_body("ResNet18")
 
 EMPTY_TEMPLATE = """\
 // {stamp}

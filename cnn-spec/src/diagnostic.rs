@@ -572,8 +572,9 @@ pub(crate) fn groups_do_not_divide(g: usize, input: Volume, k: usize) -> String 
         .map(String::as_str)
         .collect();
     format!(
-        "g = {g} groups do not divide {} (of {input}): each group takes C/G channels and gives K/G filters; g = {} would divide both",
+        "g = {g} groups do not divide {} (C = {}, K = {k}): each group takes C/G channels and gives K/G filters; g = {} would divide both",
         which.join(" and "),
+        input.c,
         shown.join(", ")
     )
 }
