@@ -2,7 +2,7 @@
 //! the optimiser follows its rule, the loss falls, bad input is an error,
 //! and the result does not depend on the number of threads.
 
-use cnn::{network, Error, Sgd};
+use cnn::{network, Error, Optimizer, Sgd};
 use ndarray::{s, Array4, ArrayView4};
 
 network! {

@@ -18,7 +18,8 @@ pub fn items(ident: &Ident) -> TokenStream {
             /// One step of training on a batch `N×C×H×W`: forward, softmax
             /// cross-entropy against `labels` (class indices), backward
             /// through every layer, and an update of the parameters by
-            /// `opt`. Returns the batch's mean loss, before the update.
+            /// `opt` (`cnn::Sgd`, `cnn::AdamW` or any `cnn::Optimizer`).
+            /// Returns the batch's mean loss, before the update.
             ///
             /// A network ending in `softmax` is trained on the softmax's
             /// input (fused softmax cross-entropy); otherwise the output is
@@ -34,7 +35,7 @@ pub fn items(ident: &Ident) -> TokenStream {
                 &mut self,
                 x: ::cnn::__private::ArrayView4<'_, f32>,
                 labels: &[usize],
-                opt: &mut ::cnn::__private::train::Sgd,
+                opt: &mut dyn ::cnn::__private::train::Optimizer,
             ) -> ::core::result::Result<f32, ::cnn::__private::Error> {
                 <Self as ::cnn::__private::train::Trainable>::train_step(self, x, labels, opt)
             }

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum and weight decay.
 
-use super::Gradients;
+use super::{check_match, learnable, learnable_mut, state_is_stale, Gradients, Optimizer};
 use crate::{Error, Parameters};
 
 /// Stochastic gradient descent with momentum and weight decay, with the
@@ -12,12 +12,17 @@ use crate::{Error, Parameters};
 /// w ← w − lr · v
 /// ```
 ///
-/// The velocity buffers are created on the first step, one per tensor.
+/// The velocity buffers are created on the first step, one per learnable
+/// tensor; buffers and counters are never touched. The update is
+/// [`Optimizer::step`].
 ///
 /// ```
-/// # use cnn_runtime::train::Sgd;
-/// let opt = Sgd::new(0.05).momentum(0.9).weight_decay(1e-4);
+/// use cnn_runtime::train::{Optimizer, Sgd};
+///
+/// let mut opt = Sgd::new(0.05).momentum(0.9).weight_decay(1e-4);
 /// assert_eq!((opt.lr, opt.momentum, opt.weight_decay), (0.05, 0.9, 1e-4));
+/// opt.set_lr(0.01);
+/// assert_eq!(opt.lr(), 0.01);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sgd {
@@ -27,7 +32,7 @@ pub struct Sgd {
     pub momentum: f32,
     /// L2 penalty added to the gradient (0 for none).
     pub weight_decay: f32,
-    /// One velocity per parameter tensor, empty until the first step.
+    /// One velocity per learnable tensor, empty until the first step.
     velocity: Vec<Vec<f32>>,
 }
 
@@ -56,30 +61,24 @@ impl Sgd {
         self.weight_decay = weight_decay;
         self
     }
+}
 
-    /// Forgets the velocities: the next step starts from rest.
-    pub fn reset(&mut self) {
-        self.velocity.clear();
-    }
-
-    /// Updates the parameters with their gradients.
+impl Optimizer for Sgd {
+    /// One step of the update rule above on every learnable tensor.
     ///
     /// # Errors
-    /// The gradients do not belong to these parameters: a tensor is missing
-    /// or has another name or shape. Nothing is updated then.
-    pub fn step(&mut self, params: &mut Parameters, grads: &Gradients) -> Result<(), Error> {
+    /// The gradients do not belong to these parameters (see
+    /// [`Optimizer::step`]); nothing is updated then.
+    fn step(&mut self, params: &mut Parameters, grads: &Gradients) -> Result<(), Error> {
         check_match(params, grads)?;
-        let fresh = self.velocity.len() != params.len()
-            || self
-                .velocity
-                .iter()
-                .zip(params.iter())
-                .any(|(v, p)| v.len() != p.data().len());
-        if self.momentum != 0.0 && fresh {
-            self.velocity = params.iter().map(|p| vec![0.0; p.data().len()]).collect();
-        }
         let (lr, momentum, decay) = (self.lr, self.momentum, self.weight_decay);
-        for (index, (tensor, (_, _, grad))) in params.iter_mut().zip(grads.iter()).enumerate() {
+        if momentum != 0.0 && state_is_stale(&self.velocity, params) {
+            self.velocity = learnable(params)
+                .map(|p| vec![0.0; p.data().len()])
+                .collect();
+        }
+        let tensors = learnable_mut(params).zip(grads.iter()).enumerate();
+        for (index, (tensor, (_, _, grad))) in tensors {
             let velocity = self.velocity.get_mut(index).filter(|_| momentum != 0.0);
             let weights = tensor.data_mut();
             match velocity {
@@ -98,38 +97,17 @@ impl Sgd {
         }
         Ok(())
     }
-}
 
-/// Checks that the gradients name the same tensors, with the same shapes,
-/// in the same order as the parameters.
-fn check_match(params: &Parameters, grads: &Gradients) -> Result<(), Error> {
-    let mut grads_iter = grads.iter();
-    for tensor in params.iter() {
-        let Some((name, shape, _)) = grads_iter.next() else {
-            return Err(Error::MissingTensor {
-                name: tensor.name().to_string(),
-                expected: tensor.shape().to_vec(),
-            });
-        };
-        if name != tensor.name() {
-            return Err(Error::UnexpectedTensor {
-                name: name.to_string(),
-                shape: shape.to_vec(),
-            });
-        }
-        if shape != tensor.shape() {
-            return Err(Error::TensorShape {
-                name: name.to_string(),
-                expected: tensor.shape().to_vec(),
-                got: shape.to_vec(),
-            });
-        }
+    fn lr(&self) -> f32 {
+        self.lr
     }
-    if let Some((name, shape, _)) = grads_iter.next() {
-        return Err(Error::UnexpectedTensor {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-        });
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
     }
-    Ok(())
+
+    /// Forgets the velocities: the next step starts from rest.
+    fn reset(&mut self) {
+        self.velocity.clear();
+    }
 }
