@@ -218,12 +218,14 @@ impl nets::Visit for Timer {
                 ((n * 7 + c * 5 + y * 3 + x) as f32 * 0.37).sin()
             });
             // One image through `forward`, on the calling thread, unless
-            // there are several threads and a layer large enough to split
-            // over them: then through `forward_batch_into` with a batch of
-            // one, which runs on the pool (and pays to hand the pass over).
-            let splits = N::LAYERS
-                .iter()
-                .any(|l| l.macs >= cnn_runtime::kernels::PARALLEL_MIN_MACS as u64);
+            // there are several threads and the pass is large enough to
+            // form a team of two or has a layer large enough to split: then
+            // through `forward_batch_into` with a batch of one, which runs
+            // on the pool (and pays to hand the pass over).
+            let splits = N::MACS >= cnn_runtime::TEAM_MIN_PASS_MACS
+                || N::LAYERS
+                    .iter()
+                    .any(|l| l.macs >= cnn_runtime::kernels::PARALLEL_MIN_MACS as u64);
             let single = batch == 1 && (rayon::current_num_threads() == 1 || !splits);
             let [oc, oh, ow] = N::OUTPUT;
             let mut output = Array4::zeros((batch, oc, oh, ow));

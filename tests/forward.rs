@@ -395,3 +395,41 @@ fn cases_reach_every_kernel_and_step() {
         "no case reaches {missing:?}; change tests/gen_forward_cases.py"
     );
 }
+
+cnn::network! {
+    /// Large enough for one image on a pool to form a team of two threads,
+    /// with a layer for each step that splits: blocked (its padding copy
+    /// too), filters in the lanes, depthwise, and an fc of 0.8 M MACs.
+    struct Team {
+        input(16, 28, 28)
+        conv(32, 3, p = 1, bias = false) bn relu
+        conv(32, 3, p = 1, g = 32) relu6
+        conv(48, 3, s = 2, p = 1, floor) silu
+        conv(64, 1) bn
+        flatten fc(64) relu fc(10)
+    }
+}
+
+/// One image through `forward_batch` on pools of one to three threads
+/// (alone, or with a partner thread taking half of each large layer) gives
+/// exactly what `forward` gives: a split changes which thread computes a
+/// filter, not its arithmetic.
+#[test]
+fn one_image_split_over_a_team_matches_forward() {
+    const { assert!(Team::MACS >= cnn_runtime::TEAM_MIN_PASS_MACS) };
+    let net = random_net::<Team>(11);
+    let mut rng = Rng(5);
+    let [c, h, w] = Team::INPUT;
+    let x = Array4::from_shape_fn((1, c, h, w), |_| rng.uniform(-1.0, 1.0));
+    let alone = net.forward(x.index_axis(Axis(0), 0)).expect("forward");
+    for threads in 1..=3 {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a pool");
+        for _ in 0..20 {
+            let y = pool.install(|| net.forward_batch(x.view())).expect("batch");
+            assert_eq!(y.index_axis(Axis(0), 0), alone, "{threads} threads");
+        }
+    }
+}

@@ -223,7 +223,21 @@ fn run_steps(
                     )));
                 }
                 let (src, dst) = bufs.io(step, in_len, out_len)?;
-                fc(images, inputs, units, src, weight, bias, dst, act);
+                let macs = inputs.saturating_mul(units);
+                if images == 1 && units >= 32 && crate::par::active() && split_pays(macs) {
+                    // One image's fc reads its weights once: the two
+                    // threads of a team each read half of the rows.
+                    let half = units / 2;
+                    let (w0, w1) = weight[..inputs * units].split_at(half * inputs);
+                    let (b0, b1) = bias[..units].split_at(half);
+                    let (y0, y1) = dst.split_at_mut(half);
+                    crate::par::join(
+                        || fc(1, inputs, half, src, w0, b0, y0, act),
+                        || fc(1, inputs, units - half, src, w1, b1, y1, act),
+                    );
+                } else {
+                    fc(images, inputs, units, src, weight, bias, dst, act);
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ pub use activation::{activate, activate_with, softmax};
 pub use conv::{
     conv_direct_with, conv_im2col_scratch, conv_im2col_with, conv_scratch, conv_with, split_pays,
     ConvError, ConvKernel, ConvShape, PackedConv, PARALLEL_MIN_MACS, POINTWISE_MIN_PIXELS,
+    TEAM_MIN_MACS,
 };
 pub use dense::{fc, fc_with};
 pub use norm::{add, add_with, channel_affine, channel_affine_in_place, channel_affine_with};

@@ -49,7 +49,7 @@ pub(crate) fn conv(
     if split && s.k > 1 {
         let half = s.k.div_ceil(2);
         let (first, second) = y.split_at_mut(half * plane);
-        rayon::join(
+        crate::par::join(
             || channels(tokens, s, 0..half, x, filters, bias, first, act),
             || channels(tokens, s, half..s.k, x, filters, bias, second, act),
         );

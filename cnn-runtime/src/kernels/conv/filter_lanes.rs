@@ -191,7 +191,7 @@ mod avx512 {
         if split && g.groups > 1 {
             let half = g.groups.div_ceil(2);
             let (y0, y1) = y[..s.k * plane].split_at_mut(half * LANES * plane);
-            rayon::join(
+            crate::par::join(
                 || groups(token, &g, 0..half, xp, packed, bias, relu, y0),
                 || groups(token, &g, half..g.groups, xp, packed, bias, relu, y1),
             );

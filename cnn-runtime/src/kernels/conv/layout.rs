@@ -827,6 +827,21 @@ impl Layout {
         }
     }
 
+    /// The layout of `c` of the layer's channels (as a layer of its own):
+    /// the transform of channels `c0..c0 + c` is this layout's transform of
+    /// their input planes into their part of the transformed input, which
+    /// starts at `c0` times `xt_len / C`. `None` unless `0 < c ≤ C`.
+    pub fn channels(&self, c: usize) -> Option<Layout> {
+        if c == 0 || c > self.shape.c {
+            return None;
+        }
+        Some(Layout {
+            shape: ConvShape { c, ..self.shape },
+            xt_len: self.xt_len / self.shape.c * c,
+            ..*self
+        })
+    }
+
     /// Writes the transformed input: zero-padded phase planes. Each input
     /// row is read once, into the row of every column phase it feeds; with
     /// AVX2's token, rows split into two or four phases go through its

@@ -65,6 +65,11 @@ use crate::cpu::{Active, Avx2, Avx512, Isa};
 /// rayon allocate now and then, and a single-image pass allocates nothing.
 pub const PARALLEL_MIN_MACS: usize = 4_000_000;
 
+/// Multiply-accumulates from which a layer is split when a pass runs with
+/// a spinning partner thread ([`crate::par::team`]): handing it half a
+/// layer costs about a microsecond, not a wake-up.
+pub const TEAM_MIN_MACS: usize = 500_000;
+
 /// Pixels from which a 1×1 layer uses the blocked kernel: one vector.
 pub const POINTWISE_MIN_PIXELS: usize = 8;
 
@@ -656,7 +661,7 @@ fn run_blocked(
     let s = lay.shape;
     let (xt, wide) = scratch.split_at_mut(lay.xt_len);
     let xt: &[f32] = if lay.transform {
-        transform(lay, tiles, x, xt);
+        transform_split(lay, tiles, x, xt, split);
         xt
     } else {
         x
@@ -670,7 +675,7 @@ fn run_blocked(
             // Split at a multiple of the tile height.
             let k_half = (s.k / mr).div_ceil(2) * mr;
             let (first, second) = out.split_at_mut(k_half * ldo);
-            rayon::join(
+            crate::par::join(
                 || tiles.rows(lay, 0, k_half, xt, filters, bias, relu, first),
                 || tiles.rows(lay, k_half, s.k, xt, filters, bias, relu, second),
             );
@@ -686,6 +691,26 @@ fn run_blocked(
         compute(&mut y[..s.k * ldo]);
         blocked::finish(lay, None, y, act);
     }
+}
+
+/// [`transform`], its channels split in two halves over a team's threads
+/// when the layer is split ([`crate::par`]): otherwise the partner waits
+/// for the whole copy.
+fn transform_split(lay: &Layout, tiles: Tiles, x: &[f32], xt: &mut [f32], split: bool) {
+    let c = lay.shape.c;
+    let half = c / 2;
+    if split && crate::par::active() {
+        if let (Some(first), Some(second)) = (lay.channels(half), lay.channels(c - half)) {
+            let (x0, x1) = x.split_at(half * lay.shape.h * lay.shape.w);
+            let (t0, t1) = xt[..lay.xt_len].split_at_mut(first.xt_len);
+            crate::par::join(
+                || transform(&first, tiles, x0, t0),
+                || transform(&second, tiles, x1, t1),
+            );
+            return;
+        }
+    }
+    transform(lay, tiles, x, xt);
 }
 
 /// [`Layout::transform`], compiled with AVX-512 when the micro-kernel has
@@ -709,6 +734,9 @@ fn transform_avx512(lay: &Layout, x: &[f32], xt: &mut [f32], tokens: Active) {
 /// Whether a layer of `macs` multiply-accumulates is split across threads:
 /// large enough, and on a worker of a pool with another thread to help.
 pub fn split_pays(macs: usize) -> bool {
+    if crate::par::active() {
+        return macs >= TEAM_MIN_MACS;
+    }
     macs >= PARALLEL_MIN_MACS
         && rayon::current_thread_index().is_some()
         && rayon::current_num_threads() > 1
