@@ -87,9 +87,13 @@ pub struct Slot {
 pub struct Parameters {
     tensors: Vec<Tensor>,
     counters: Vec<Counter>,
+    /// Training steps taken, the seed of dropout's masks (not a tensor).
+    steps: u64,
     prepared: Cache,
 }
 
+/// Equal tensors and counters (the [`steps`](Parameters::steps) count is
+/// training state, not a value of the network).
 impl PartialEq for Parameters {
     fn eq(&self, other: &Parameters) -> bool {
         self.tensors == other.tensors && self.counters == other.counters
@@ -263,8 +267,24 @@ impl Parameters {
         Parameters {
             tensors,
             counters,
+            steps: 0,
             prepared: Cache::default(),
         }
+    }
+
+    /// Training steps taken: `train_step` counts them, and a training
+    /// pass draws its dropout masks from this count, so that a run from
+    /// the same parameters is reproducible (like PyTorch's
+    /// `torch.manual_seed`). 0 for new or loaded parameters; it is not a
+    /// tensor, neither saved nor compared.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Sets the [`steps`](Parameters::steps) count, e.g. to replay a step's
+    /// dropout masks.
+    pub fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
     }
 
     /// The integer counters (batch norm's `num_batches_tracked`), in layer

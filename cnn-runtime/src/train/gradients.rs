@@ -1,10 +1,12 @@
 //! Parameter gradients, by the same names as the parameters.
 
-use crate::{LayerInfo, Parameters};
+use crate::{LayerInfo, Parameters, Slot, TensorRole};
 
-/// The gradient of the mean loss with respect to every parameter tensor,
-/// named like the parameters (`"0.weight"`, `"0.bias"`, …) and in the same
-/// layouts, as returned by [`Trainable::gradients`](super::Trainable::gradients).
+/// The gradient of the mean loss with respect to every learnable tensor
+/// ([`TensorRole::Param`]: weights and biases, not batch norm's running
+/// statistics), named like the parameters (`"0.weight"`, `"0.bias"`, …)
+/// and in the same layouts, as returned by
+/// [`Trainable::gradients`](super::Trainable::gradients).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gradients {
     /// Name, shape and offset into `data` of each tensor, in layer order.
@@ -14,10 +16,19 @@ pub struct Gradients {
 }
 
 impl Gradients {
-    /// Names the concatenated gradients `data` by the layout of `layers`.
+    /// Names the concatenated gradients `data` by the learnable tensors of
+    /// `layers`, in layer order.
     pub(crate) fn new(layers: &[LayerInfo], data: Vec<f32>) -> Gradients {
+        let learnable = Parameters::layout(layers)
+            .into_iter()
+            .filter(|slot| slot.role == TensorRole::Param);
+        Gradients::from_slots(learnable, data)
+    }
+
+    /// Names the concatenated gradients `data` by `slots`, in order.
+    pub(crate) fn from_slots(slots: impl IntoIterator<Item = Slot>, data: Vec<f32>) -> Gradients {
         let mut offset = 0;
-        let tensors = Parameters::layout(layers)
+        let tensors = slots
             .into_iter()
             .map(|slot| {
                 let start = offset;
@@ -56,7 +67,7 @@ impl Gradients {
         self.tensors.len()
     }
 
-    /// Whether there is no tensor (a network without conv or fc).
+    /// Whether there is no tensor (a network without conv, fc or bn).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.tensors.is_empty()

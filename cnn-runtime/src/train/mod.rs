@@ -2,18 +2,33 @@
 //! ([`Sgd`], [`AdamW`]) and learning-rate [`Schedule`]s.
 //!
 //! `network!` implements [`Trainable`] for every network. Its training pass
-//! runs from the network's layers (`pass`): a forward pass that keeps every
-//! layer's output in a workspace whose size is a constant, the softmax
-//! cross-entropy of the logits, and the backward pass through the layers in
-//! reverse, each a kernel of [`kernels`] compiled here. A network that ends
-//! in `softmax` is trained on the softmax's input with the fused,
+//! runs from the network's layers and structure (`pass`): a forward pass
+//! that keeps the values the backward pass needs, the softmax
+//! cross-entropy of the logits, and the backward pass through the layers
+//! in reverse, each a kernel of [`kernels`] compiled here. A network that
+//! ends in `softmax` is trained on the softmax's input with the fused,
 //! numerically stable softmax cross-entropy; any other network's output is
 //! taken as the logits.
 //!
-//! A batch is cut into chunks of [`CHUNK`] images, spread over rayon's global
-//! pool; each chunk accumulates its gradients in its own buffer and the
-//! chunks are summed in order, so the result does not depend on the number
-//! of threads.
+//! Every layer of the DSL trains, as in PyTorch's training mode:
+//! convolutions (stride, padding, dilation, groups, with or without a
+//! bias), padded max and average pooling, global average pooling, every
+//! activation, fc, softmax, residual blocks (the gradients of MAIN and of
+//! the shortcut or identity add up at the block's input), batch norm on
+//! the batch's statistics (whose running statistics
+//! [`train_step`](Trainable::train_step) then updates with momentum 0.1,
+//! from the unbiased variance, and counts in `num_batches_tracked`), and
+//! dropout (inverted: kept values scaled by `1/(1 − p)`), whose masks are
+//! drawn from the parameters' [`steps`](crate::Parameters::steps) count, so
+//! that a run is reproducible. Inference (`forward`) stays in evaluation
+//! mode: running statistics, no dropout.
+//!
+//! A batch is cut into chunks of [`CHUNK`] images, spread over rayon's
+//! global pool; each chunk runs the layers on its images, and the chunks
+//! meet only where batch norm needs the whole batch. What sums over images
+//! (parameter gradients, batch statistics, the loss) is summed per chunk,
+//! then over the chunks in order, so the result does not depend on the
+//! number of threads.
 //!
 //! An optimiser is anything that implements [`Optimizer`]; a [`Schedule`]
 //! sets its learning rate step by step (or epoch by epoch).
@@ -41,10 +56,9 @@
 
 use std::cell::RefCell;
 
-use ndarray::{s, ArrayView4, Axis};
-use rayon::prelude::*;
+use ndarray::{ArrayView4, Axis};
 
-use crate::{Error, Model, Network, Parameters, Tensor, TensorRole};
+use crate::{Error, LayerInfo, Model, Network, Parameters, Tensor, TensorRole};
 
 mod adamw;
 mod gradients;
@@ -71,40 +85,104 @@ pub const CHUNK: usize = 8;
 /// and [`gradients`](Trainable::gradients) as inherent methods; the trait is
 /// for generic training code.
 pub trait Trainable: Network {
-    /// f32s of scratch one chunk of [`CHUNK`] images needs: every layer's
-    /// output, two gradient buffers and the im2col scratch.
+    /// f32s of scratch one thread of a training pass needs (the largest
+    /// im2col matrix); the values a pass keeps are allocated per batch.
     #[doc(hidden)]
-    const TRAIN_WORKSPACE: usize = pass::workspace_len(Self::MODEL.input, Self::MODEL.layers);
+    const TRAIN_WORKSPACE: usize = pass::scratch_len(Self::MODEL.layers);
 
     /// The mean softmax cross-entropy of a batch `N×C×H×W` against its
-    /// labels, and its gradient with respect to every parameter, named like
-    /// the parameters.
+    /// labels, and its gradient with respect to every learnable tensor,
+    /// named like the parameters, in training mode (batch norm on the
+    /// batch's statistics, dropout drawn from the parameters'
+    /// [`steps`](crate::Parameters::steps)). The network is unchanged:
+    /// batch norm's running statistics are updated by
+    /// [`train_step`](Trainable::train_step) only.
     ///
     /// # Errors
     /// The images' shape is not `INPUT`, the batch is empty, the number of
-    /// labels differs from the number of images, or a label is not below the
-    /// number of outputs.
+    /// labels differs from the number of images, a label is not below the
+    /// number of outputs, or a batch norm layer would see a single value
+    /// per channel (one image, before an fc).
     fn gradients(&self, x: ArrayView4<f32>, labels: &[usize]) -> Result<(f32, Gradients), Error> {
-        let (loss, grads) = accumulate(Self::MODEL, self.parameters(), x, labels)?;
-        Ok((loss, Gradients::new(Self::LAYERS, grads)))
+        let (loss, outcome) = accumulate(Self::MODEL, self.parameters(), x, labels)?;
+        Ok((loss, Gradients::new(Self::LAYERS, outcome.grads)))
     }
 
     /// One step of training on a batch: forward, softmax cross-entropy,
     /// backward, and an update by `opt` ([`Sgd`], [`AdamW`], any
-    /// [`Optimizer`]). Returns the batch's mean loss (before the update).
+    /// [`Optimizer`]); then batch norm's running statistics are updated
+    /// (momentum 0.1, PyTorch's: `running_var` from the unbiased batch
+    /// variance), its `num_batches_tracked` incremented, and the
+    /// parameters' [`steps`](crate::Parameters::steps) count too. Returns
+    /// the batch's mean loss (before the update).
     ///
     /// # Errors
-    /// As [`gradients`](Trainable::gradients); the parameters are unchanged
-    /// then.
+    /// As [`gradients`](Trainable::gradients), or the optimiser's; the
+    /// parameters are unchanged then.
     fn train_step(
         &mut self,
         x: ArrayView4<f32>,
         labels: &[usize],
         opt: &mut dyn Optimizer,
     ) -> Result<f32, Error> {
-        let (loss, grads) = self.gradients(x, labels)?;
+        let (loss, outcome) = accumulate(Self::MODEL, self.parameters(), x, labels)?;
+        check_running(Self::LAYERS, self.parameters(), &outcome.stats)?;
+        let grads = Gradients::new(Self::LAYERS, outcome.grads);
         opt.step(self.parameters_mut(), &grads)?;
+        let params = self.parameters_mut();
+        update_running(Self::LAYERS, params, &outcome.stats);
+        params.set_steps(params.steps().wrapping_add(1));
         Ok(loss)
+    }
+}
+
+/// PyTorch's default momentum of batch norm's running statistics.
+pub const BN_MOMENTUM: f32 = 0.1;
+
+/// Checks that every batch norm layer with statistics has its running
+/// statistics in `params`, so that [`update_running`] cannot fail.
+fn check_running(
+    layers: &[LayerInfo],
+    params: &Parameters,
+    stats: &[pass::BatchStats],
+) -> Result<(), Error> {
+    for s in stats {
+        let layer = &layers[s.layer];
+        for what in ["running_mean", "running_var"] {
+            let name = layer.tensor_name(what);
+            match params.get(&name) {
+                Some(t) if t.data().len() == s.mean.len() => {}
+                _ => {
+                    return Err(Error::MissingTensor {
+                        name,
+                        expected: vec![s.mean.len()],
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Updates batch norm's running statistics from a pass's batch
+/// statistics, as PyTorch does in training mode: `running = (1 − m) ·
+/// running + m · batch` with momentum m = [`BN_MOMENTUM`], the variance
+/// unbiased, then `num_batches_tracked += 1`. Computed in f64.
+fn update_running(layers: &[LayerInfo], params: &mut Parameters, stats: &[pass::BatchStats]) {
+    let m = f64::from(BN_MOMENTUM);
+    for s in stats {
+        let layer = &layers[s.layer];
+        for (what, batch) in [("running_mean", &s.mean), ("running_var", &s.var)] {
+            if let Some(t) = params.get_mut(&layer.tensor_name(what)) {
+                for (r, &b) in t.data_mut().iter_mut().zip(batch.iter()) {
+                    *r = ((1.0 - m) * f64::from(*r) + m * f64::from(b)) as f32;
+                }
+            }
+        }
+        let counter = layer.tensor_name("num_batches_tracked");
+        if let Some(count) = params.counter(&counter) {
+            params.set_counter(&counter, count.wrapping_add(1));
+        }
     }
 }
 
@@ -204,14 +282,15 @@ fn check_match(params: &Parameters, grads: &Gradients) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks a batch and its labels, then runs the generated pass over its
-/// chunks in parallel and sums their gradients in chunk order.
+/// Checks a batch and its labels, then runs the training pass over it
+/// (in parallel over chunks of images): the mean loss and the pass's
+/// outcome (gradients of the mean loss, batch statistics).
 fn accumulate(
     model: &Model,
     params: &Parameters,
     x: ArrayView4<f32>,
     labels: &[usize],
-) -> Result<(f32, Vec<f32>), Error> {
+) -> Result<(f32, pass::Outcome), Error> {
     pass::trainable(model)?;
     let n = x.len_of(Axis(0));
     if x.shape()[1..] != model.input || n == 0 {
@@ -236,42 +315,17 @@ fn accumulate(
             classes,
         });
     }
-    let scale = 1.0 / n as f32;
-    let workspace = pass::workspace_len(model.input, model.layers);
-    let partial: Vec<Result<(f64, Vec<f32>), Error>> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|chunk| {
-            let (lo, hi) = (chunk * CHUNK, n.min((chunk + 1) * CHUNK));
-            let images = x.slice(s![lo..hi, .., .., ..]);
-            let owned: Vec<f32>;
-            let x = match images.as_slice() {
-                Some(images) => images,
-                None => {
-                    owned = images.iter().copied().collect();
-                    &owned
-                }
-            };
-            let mut grads = vec![0.0; model.params];
-            let loss = with_scratch(workspace, |scratch| {
-                let (images, labels) = (hi - lo, &labels[lo..hi]);
-                let (input, layers) = (model.input, model.layers);
-                pass::backward(
-                    input, layers, params, images, x, labels, scale, &mut grads, scratch,
-                )
-            })?;
-            Ok((loss, grads))
-        })
-        .collect();
-    let mut loss = 0.0f64;
-    let mut grads = vec![0.0f32; model.params];
-    for part in partial {
-        let (chunk_loss, chunk_grads) = part?;
-        loss += chunk_loss;
-        for (g, c) in grads.iter_mut().zip(&chunk_grads) {
-            *g += c;
+    let owned: Vec<f32>;
+    let images = match x.as_slice() {
+        Some(images) => images,
+        None => {
+            owned = x.iter().copied().collect();
+            &owned
         }
-    }
-    Ok(((loss / n as f64) as f32, grads))
+    };
+    let scale = 1.0 / n as f32;
+    let outcome = pass::run(model, params, images, labels, scale, params.steps())?;
+    Ok(((outcome.loss / n as f64) as f32, outcome))
 }
 
 thread_local! {
@@ -339,13 +393,6 @@ mod fixture {
         layer("1", BN_KIND, BN),
     ];
 
-    /// The learnable tensors of [`LAYERS`] alone: the layout of their
-    /// gradients.
-    const LEARNABLE: &[LayerInfo] = &[
-        layer("0", LayerKind::Fc { n: 2 }, FC),
-        layer("1", BN_KIND, BN.split_at(2).0),
-    ];
-
     /// The learnable values of [`params`], in order.
     pub(super) const VALUES: [f32; 10] = [0.5, -1.0, 0.25, 2.0, 0.0, -0.3, 1.0, 0.8, 0.1, 0.0];
 
@@ -368,7 +415,7 @@ mod fixture {
 
     /// Gradients of the learnable tensors of [`params`], concatenated.
     pub(super) fn grads(values: [f32; 10]) -> Gradients {
-        Gradients::new(LEARNABLE, values.to_vec())
+        Gradients::new(LAYERS, values.to_vec())
     }
 
     /// The learnable values of `params`, concatenated.
@@ -392,7 +439,7 @@ mod fixture {
 mod tests {
     use super::fixture::{self, assert_buffers_untouched};
     use super::{AdamW, Gradients, Optimizer, Sgd};
-    use crate::Error;
+    use crate::{Error, Parameters};
 
     const GRADS: [f32; 10] = [0.1, -0.2, 0.0, 3.0, 1e-3, -0.5, 0.25, -1.5, 0.6, 0.0];
 
@@ -438,7 +485,7 @@ mod tests {
             twin.step(&mut other, &fixture::grads(GRADS)).unwrap();
             // Gradients of the whole layout, buffers and counter included,
             // are not gradients of the learnable tensors.
-            let all = Gradients::new(fixture::LAYERS, vec![0.5; 15]);
+            let all = Gradients::from_slots(Parameters::layout(fixture::LAYERS), vec![0.5; 15]);
             match opt.step(&mut params, &all) {
                 Err(Error::UnexpectedTensor { name, shape }) => {
                     assert_eq!((name.as_str(), shape), ("1.running_mean", vec![2]));

@@ -1,13 +1,24 @@
-//! Element-wise activations and softmax for training. Their backward passes
-//! take the activation's input `x` and output `y`: sigmoid′ = y(1 − y),
-//! tanh′ = 1 − y², the others from `x` (PyTorch's choices at the kinks), and
-//! softmax's Jacobian is diag(y) − y·yᵀ.
+//! Element-wise activations and softmax for training: every [`Act`]
+//! (relu, relu6, leaky relu, sigmoid, tanh, SiLU, GELU in its exact erf
+//! form, hard swish). Their backward passes take the activation's input `x`
+//! and output `y`: sigmoid′ = y(1 − y), tanh′ = 1 − y², the others from `x`
+//! with PyTorch's choices at the kinks (relu′(0) = 0, relu6′ = 0 at 0 and
+//! 6, leaky relu′(0) = slope, hard swish′ = x/3 + 1/2 at ±3), and softmax's
+//! Jacobian is diag(y) − y·yᵀ.
 
 use crate::kernels::Act;
 
 /// `y = act(x)` over `len` values.
 pub fn activate_with(len: usize, act: Act, x: &[f32], y: &mut [f32]) {
-    for (out, &v) in y[..len].iter_mut().zip(&x[..len]) {
+    let (x, y) = (&x[..len], &mut y[..len]);
+    if act == Act::Relu {
+        // The common case, a loop of selects.
+        for (out, &v) in y.iter_mut().zip(x) {
+            *out = if v < 0.0 { 0.0 } else { v };
+        }
+        return;
+    }
+    for (out, &v) in y.iter_mut().zip(x) {
         *out = act.apply(v);
     }
 }
@@ -22,8 +33,15 @@ pub fn activate_backward_with(
     dy: &[f32],
     dx: &mut [f32],
 ) {
-    let values = x[..len].iter().zip(&y[..len]).zip(&dy[..len]);
-    for (((&x, &y), &d), g) in values.zip(&mut dx[..len]) {
+    let (x, y, dy, dx) = (&x[..len], &y[..len], &dy[..len], &mut dx[..len]);
+    if act == Act::Relu {
+        // The common case, a loop of selects.
+        for ((&x, &d), g) in x.iter().zip(dy).zip(dx.iter_mut()) {
+            *g = if x > 0.0 { d } else { 0.0 };
+        }
+        return;
+    }
+    for (((&x, &y), &d), g) in x.iter().zip(y).zip(dy).zip(dx.iter_mut()) {
         *g = d * derivative(act, x, y);
     }
 }
@@ -54,13 +72,15 @@ fn derivative(act: Act, x: f32, y: f32) -> f32 {
             let phi = (-0.5 * x * x).exp() / (2.0 * std::f32::consts::PI).sqrt();
             0.5 * crate::kernels::erfc(-x * std::f32::consts::FRAC_1_SQRT_2) + x * phi
         }
+        // PyTorch's `hardswish_backward`: x/3 + 1/2 on [−3, 3], ends
+        // included.
         Act::HardSwish => {
-            if x <= -3.0 {
+            if x < -3.0 {
                 0.0
-            } else if x >= 3.0 {
-                1.0
+            } else if x <= 3.0 {
+                x / 3.0 + 0.5
             } else {
-                (2.0 * x + 3.0) / 6.0
+                1.0
             }
         }
     }

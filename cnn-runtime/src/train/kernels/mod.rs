@@ -9,20 +9,30 @@
 //!
 //! Backward kernels *add* parameter gradients into the given buffers (a
 //! chunk accumulates over its images) and *overwrite* the input gradient.
+//! Batch norm's kernels add a chunk's per-channel sums into a buffer, for
+//! the pass to combine over the batch.
 
 mod activation;
 mod conv;
 mod dense;
+mod dropout;
+mod norm;
 mod pool;
 
 pub use activation::{activate_backward_with, activate_with, softmax_backward_with, softmax_with};
 pub use conv::{col2im_with, conv_backward_with, conv_cols_len, conv_forward_with, im2col_with};
 pub use dense::{fc_backward_with, fc_forward_with};
+pub use dropout::Dropout;
+pub use norm::{
+    batch_norm_backward_with, batch_norm_forward_with, batch_norm_sums_with, channel_moments_with,
+};
 pub use pool::{
-    avg_pool_backward_with, avg_pool_forward_with, max_pool_backward_with, max_pool_forward_with,
+    avg_pool_backward_with, avg_pool_forward_with, global_avg_pool_backward_with,
+    global_avg_pool_forward_with, max_pool_backward_with, max_pool_forward_with,
 };
 
 pub use crate::kernels::reference::Window;
+pub use crate::kernels::ConvShape;
 
 /// A matrix operand of [`gemm`]: values with a row and a column stride.
 #[derive(Clone, Copy)]
