@@ -1,9 +1,10 @@
-//! Convolution kernels on the layers of the benchmark networks (B1–B6), a
-//! dilated and a grouped layer, and MobileNetV2's depthwise layers, one
-//! thread, every path: the blocked implicit GEMM with the AVX-512, AVX2 and
-//! portable micro-kernels, the AVX-512 kernel with filters in its vectors,
-//! the GEMV per pixel of narrow 1×1 layers, the depthwise kernel on each
-//! instruction set, im2col + sgemm, and direct loops; "chosen" is the
+//! Convolution kernels on the layers of the benchmark networks (B1–B6),
+//! VGG's and ResNet's on short rows, a dilated and a grouped layer, and
+//! MobileNetV2's depthwise layers, one thread, every path: the blocked
+//! implicit GEMM with the AVX-512, AVX2 and portable micro-kernels, the
+//! AVX-512 and AVX2 kernels with filters in their vectors, the GEMV per
+//! pixel of narrow 1×1 layers, the depthwise kernel on each instruction
+//! set, im2col + sgemm, and direct loops; "chosen" is the
 //! kernel a network runs on this CPU. Filters are packed once, as a
 //! network packs them. Throughput is in flops (2·MACs), so criterion's
 //! "elem/s" reads as FLOP/s, except for depthwise layers, which are bound
@@ -56,7 +57,7 @@ fn depthwise(c: usize, hw: usize, s: usize) -> ConvShape {
     spread(c, [hw, hw], c, (3, s, 1), 1, c)
 }
 
-fn layers() -> [(&'static str, ConvShape); 23] {
+fn layers() -> [(&'static str, ConvShape); 27] {
     [
         ("B1", conv(3, 32, 32, 10, 5, 1, 2)),
         ("B2.1", conv(1, 28, 28, 6, 5, 1, 2)),
@@ -69,6 +70,12 @@ fn layers() -> [(&'static str, ConvShape); 23] {
         ("B4", conv(3, 227, 227, 96, 11, 4, 0)),
         ("B5", conv(64, 56, 56, 64, 3, 1, 1)),
         ("B6", conv(256, 14, 14, 64, 1, 1, 0)),
+        // VGG's 3 × 3 blocks on rows of 28, 14 and 7 pixels, and ResNet's
+        // stride-2 3 × 3 from 56 × 56.
+        ("VGG-128-28", conv(128, 28, 28, 128, 3, 1, 1)),
+        ("VGG-256-14", conv(256, 14, 14, 256, 3, 1, 1)),
+        ("VGG-512-7", conv(512, 7, 7, 512, 3, 1, 1)),
+        ("RN-64-128-s2", conv(64, 56, 56, 128, 3, 2, 1)),
         // B5 dilated by 2, as DeepLab's atrous blocks are.
         ("B5-d2", spread(64, [56, 56], 64, (3, 1, 2), 2, 1)),
         // ResNeXt-50's first grouped 3 × 3: 32 groups of 4 channels.
@@ -213,6 +220,7 @@ fn paths(c: &mut Criterion) {
         ConvKernel::Blocked(Isa::Avx512),
         ConvKernel::Blocked(Isa::Avx2),
         ConvKernel::FilterLanes,
+        ConvKernel::FilterLanesAvx2,
         ConvKernel::Blocked(Isa::Portable),
         ConvKernel::Narrow,
     ];

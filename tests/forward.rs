@@ -327,6 +327,12 @@ fn required() -> Vec<String> {
                 &["", " with a multiplier", " dilated", " strided"][..],
             ),
         ];
+        if isa == Isa::Avx2 {
+            kernels.push((
+                ConvKernel::FilterLanesAvx2,
+                &["", " grouped", " dilated", " strided"][..],
+            ));
+        }
         if isa == Isa::Avx512 {
             kernels.push((ConvKernel::FilterLanes, &["", " grouped", " dilated"][..]));
             kernels.push((ConvKernel::Blocked(Isa::Avx2), &["", " grouped"][..]));

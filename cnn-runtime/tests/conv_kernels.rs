@@ -374,13 +374,78 @@ fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
     )
 }
 
+/// Layers for the AVX2 kernel with filters in the lanes: 1 to 40
+/// filters (one vector of 8 or part of one, pairs of vectors, and a last,
+/// odd vector beside pairs), 1 × 1, 3 × 3 and other filters (the taps
+/// unrolled for the first two), strides, paddings and dilations, and
+/// output rows of 1 to 20 pixels, so that runs of 6 and 8 pixels start
+/// and end anywhere in a row, span several short rows, and leave a last,
+/// narrower tile.
+fn lanes_avx2_shape() -> impl Strategy<Value = ConvShape> {
+    producing_dilated(
+        (1usize..7, 1usize..7, 1usize..21, 1usize..41),
+        prop_oneof![
+            (
+                Just(1usize),
+                Just(1usize),
+                1usize..4,
+                1usize..4,
+                0usize..2,
+                0usize..2
+            ),
+            (
+                Just(3usize),
+                Just(3usize),
+                1usize..4,
+                1usize..4,
+                0usize..3,
+                0usize..3
+            ),
+            (
+                1usize..6,
+                1usize..6,
+                1usize..4,
+                1usize..4,
+                0usize..3,
+                0usize..3
+            ),
+        ],
+        (1usize..3, 1usize..3),
+    )
+}
+
+/// Grouped layers whose groups have 9 to 24 filters each (a pair of
+/// vectors of 8 and a last, odd one per group, with the AVX2 kernel with
+/// filters in the lanes), strided, padded and dilated.
+fn grouped_lanes_shape() -> impl Strategy<Value = ConvShape> {
+    (
+        (2usize..4, 1usize..4, 2usize..10, 2usize..14, 9usize..25),
+        (
+            1usize..4,
+            1usize..4,
+            1usize..3,
+            1usize..3,
+            0usize..2,
+            0usize..2,
+        ),
+        (1usize..3, 1usize..3),
+    )
+        .prop_filter_map(
+            "the filter fits, the layer is not depthwise",
+            |((g, cg, h, w, kg), filter, (dh, dw))| {
+                spread_layer((g * cg, h, w, g * kg), filter, (dh, dw, g)).filter(|s| s.g != s.c)
+            },
+        )
+}
+
 /// Every kernel there is: each instruction set's blocked tile and
 /// depthwise kernel, and the kernels of their own.
-const KERNELS: [ConvKernel; 9] = [
+const KERNELS: [ConvKernel; 10] = [
     ConvKernel::Blocked(Isa::Portable),
     ConvKernel::Blocked(Isa::Avx2),
     ConvKernel::Blocked(Isa::Avx512),
     ConvKernel::FilterLanes,
+    ConvKernel::FilterLanesAvx2,
     ConvKernel::Narrow,
     ConvKernel::Depthwise(Isa::Portable),
     ConvKernel::Depthwise(Isa::Avx2),
@@ -511,6 +576,16 @@ proptest! {
     }
 
     #[test]
+    fn avx2_filter_lanes_layers_match_the_reference(shape in lanes_avx2_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
+    fn grouped_lanes_layers_match_the_reference(shape in grouped_lanes_shape(), act in act(), seed in any::<u64>()) {
+        every_path(&Case::new(shape, act, seed))?;
+    }
+
+    #[test]
     fn grouped_layers_match_the_reference(shape in grouped_shape(), act in act(), seed in any::<u64>()) {
         every_path(&Case::new(shape, act, seed))?;
     }
@@ -548,9 +623,47 @@ fn kernels_are_chosen_by_the_rule() {
     );
     let vgg = ((64, 56, 56, 64), (3, 3, 1, 1, 1, 1));
     assert_eq!(choose(vgg.0, vgg.1, avx512), ConvKernel::FilterLanes);
-    // Without AVX-512, the blocked tile of the set in use.
-    for isa in [Isa::Avx2, Isa::Portable] {
-        assert_eq!(choose(alexnet.0, alexnet.1, isa), ConvKernel::Blocked(isa));
+    // With AVX2 alone, filters in the lanes of 8 where rows are not a
+    // multiple of 16 pixels and filters have enough taps (fewer if
+    // strided): AlexNet's first layer, VGG's blocks from 56 × 56 down to
+    // 7 × 7, ResNet's stride-2 3 × 3 and its 1 × 1 of stride 2 on 128
+    // channels, CIFAR-VGG's 8 × 8 block, 16 channels of 3 × 3 (144 taps);
+    // portable code keeps the blocked tile.
+    let avx2 = Isa::Avx2;
+    let lanes = [
+        alexnet,
+        vgg,
+        ((128, 28, 28, 128), (3, 3, 1, 1, 1, 1)),
+        ((512, 7, 7, 512), (3, 3, 1, 1, 1, 1)),
+        ((64, 56, 56, 128), (3, 3, 2, 2, 1, 1)),
+        ((128, 28, 28, 256), (1, 1, 2, 2, 0, 0)),
+        ((64, 8, 8, 128), (3, 3, 1, 1, 1, 1)),
+        ((16, 28, 28, 64), (3, 3, 1, 1, 1, 1)),
+    ];
+    for (volume, filter) in lanes {
+        let got = choose(volume, filter, avx2);
+        assert_eq!(got, ConvKernel::FilterLanesAvx2, "{volume:?} {filter:?}");
+    }
+    assert_eq!(
+        choose(alexnet.0, alexnet.1, Isa::Portable),
+        ConvKernel::Blocked(Isa::Portable)
+    );
+    // With AVX2, the blocked tile for rows of 16 or 32 pixels (CIFAR-VGG's
+    // 32 × 32 and 16 × 16 blocks, ResNet's stem: 112), too few taps
+    // (CIFAR-VGG's first layer, 27; 12 channels of 3 × 3, 108; ResNet's
+    // 1 × 1 of stride 2 on 64 channels), or one vector of filters.
+    let blocked = [
+        ((3, 32, 32, 32), (3, 3, 1, 1, 1, 1)),
+        ((32, 32, 32, 32), (3, 3, 1, 1, 1, 1)),
+        ((64, 16, 16, 64), (3, 3, 1, 1, 1, 1)),
+        ((3, 224, 224, 64), (7, 7, 2, 2, 3, 3)),
+        ((12, 28, 28, 64), (3, 3, 1, 1, 1, 1)),
+        ((64, 56, 56, 128), (1, 1, 2, 2, 0, 0)),
+        ((64, 28, 28, 8), (3, 3, 1, 1, 1, 1)),
+    ];
+    for (volume, filter) in blocked {
+        let got = choose(volume, filter, avx2);
+        assert_eq!(got, ConvKernel::Blocked(avx2), "{volume:?} {filter:?}");
     }
     // Rows of 32, or too few taps, or one vector of filters: blocked.
     let b3 = ((32, 32, 32, 32), (3, 3, 1, 1, 1, 1));
@@ -603,6 +716,10 @@ fn kernels_are_chosen_by_the_rule() {
     assert_eq!(
         spread(vgg2.0, vgg2.1, (1, 1, 2), avx512),
         ConvKernel::FilterLanes
+    );
+    assert_eq!(
+        spread(vgg2.0, vgg2.1, (1, 1, 2), Isa::Avx2),
+        ConvKernel::FilterLanesAvx2
     );
     let resnext = ((128, 56, 56, 128), (3, 3, 1, 1, 1, 1));
     for isa in Isa::ALL {
@@ -732,6 +849,9 @@ fn benchmark_and_edge_layers() {
         // ResNet's stride-2 layers on even sizes drop an edge.
         ((8, 16, 16, 12), (3, 3, 2, 2, 1, 1), Act::Relu),
         ((8, 16, 16, 12), (1, 1, 2, 2, 0, 0), Act::Identity),
+        // Two vectors of 8 filters, the second of one filter, split over
+        // two threads a vector each; rows of one pixel.
+        ((1, 4, 3, 9), (3, 3, 1, 1, 0, 0), Act::Identity),
     ];
     for (volume, filter, act) in layers {
         every_path(&Case::new(fit(volume, filter), act, 11)).unwrap();

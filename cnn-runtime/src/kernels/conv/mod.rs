@@ -15,7 +15,8 @@
 //! are packed so that a tap's values for the tile's channels are
 //! consecutive. With AVX-512, layers whose output rows are not a multiple
 //! of 16 pixels and whose filters have many taps take a kernel with filters
-//! rather than pixels in its vectors instead (see `filter_lanes`). 1×1
+//! rather than pixels in its vectors instead (see `filter_lanes`), and
+//! with AVX2 alone its form with 8 filters to a vector. 1×1
 //! layers with stride 1 and no padding run the blocked kernel on the input
 //! as it is, without scratch, or with fewer than [`POINTWISE_MIN_PIXELS`]
 //! pixels a GEMV per pixel. Large layers split their output channels in two
@@ -85,6 +86,8 @@ pub enum ConvKernel {
     Blocked(Isa),
     /// AVX-512 with 16 filters in each vector rather than 16 pixels.
     FilterLanes,
+    /// AVX2 + FMA with 8 filters in each vector rather than 8 pixels.
+    FilterLanesAvx2,
     /// A 1×1 layer (stride 1, no padding) on fewer than
     /// [`POINTWISE_MIN_PIXELS`] pixels: a GEMV per pixel.
     Narrow,
@@ -161,7 +164,11 @@ impl ConvKernel {
     ///   filter, more than 16 filters); otherwise the blocked AVX-512 tile,
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
-    /// - AVX2 and portable: the blocked tile of that set.
+    /// - AVX2: filters in the lanes of 8 where that kernel pays (not 1×1
+    ///   of stride 1; output rows not a multiple of 16 pixels, at least 144
+    ///   taps per filter, 100 if strided, more than 8 filters, as measured
+    ///   in `filter_lanes::applies_avx2`); otherwise the blocked AVX2 tile.
+    /// - Portable: the blocked tile.
     ///
     /// Dilation changes no choice: every kernel reads its taps where the
     /// dilation puts them.
@@ -176,6 +183,9 @@ impl ConvKernel {
         }
         match isa {
             Isa::Avx512 if !pointwise && filter_lanes::applies(shape) => ConvKernel::FilterLanes,
+            Isa::Avx2 if !pointwise && filter_lanes::applies_avx2(shape) => {
+                ConvKernel::FilterLanesAvx2
+            }
             Isa::Avx512 => match Layout::new(normalised(shape)) {
                 Some(lay) if lay.nq < AVX512_LANES && !lay.pairs(AVX512_LANES) => {
                     ConvKernel::Blocked(Isa::Avx2)
@@ -191,6 +201,7 @@ impl ConvKernel {
         match self {
             ConvKernel::Blocked(isa) => isa,
             ConvKernel::FilterLanes => Isa::Avx512,
+            ConvKernel::FilterLanesAvx2 => Isa::Avx2,
             ConvKernel::Depthwise(isa) => isa,
             ConvKernel::Narrow | ConvKernel::Direct => Isa::Portable,
         }
@@ -203,6 +214,7 @@ impl ConvKernel {
             ConvKernel::Blocked(Isa::Avx512) => avx512_tile_filters(),
             ConvKernel::Blocked(_) => 6,
             ConvKernel::FilterLanes => filter_lanes::LANES,
+            ConvKernel::FilterLanesAvx2 => filter_lanes::AVX2_LANES,
             ConvKernel::Narrow | ConvKernel::Depthwise(_) | ConvKernel::Direct => 1,
         }
     }
@@ -211,7 +223,10 @@ impl ConvKernel {
     /// a layer of the group's shape (the others take the whole layer).
     const fn per_group(self) -> bool {
         match self {
-            ConvKernel::Blocked(_) | ConvKernel::FilterLanes | ConvKernel::Narrow => true,
+            ConvKernel::Blocked(_)
+            | ConvKernel::FilterLanes
+            | ConvKernel::FilterLanesAvx2
+            | ConvKernel::Narrow => true,
             ConvKernel::Depthwise(_) | ConvKernel::Direct => false,
         }
     }
@@ -236,7 +251,9 @@ impl ConvKernel {
                 Some(lay) => Some(lay.scratch_len()),
                 None => None,
             },
-            ConvKernel::FilterLanes => filter_lanes::scratch_len(&group),
+            ConvKernel::FilterLanes | ConvKernel::FilterLanesAvx2 => {
+                filter_lanes::scratch_len(&group)
+            }
             ConvKernel::Narrow => {
                 if pointwise(shape) {
                     Some(0)
@@ -289,10 +306,9 @@ pub enum ConvError {
     /// The shape is not one a convolution has (see [`ConvShape::fits`]), or
     /// its lengths overflow `usize`.
     Shape,
-    /// The kernel does not take layers of this shape: filters in the lanes
-    /// need output rows of at least 8 pixels, the GEMV per pixel a 1×1
-    /// layer with stride 1 and no padding, the depthwise kernel a depthwise
-    /// layer.
+    /// The kernel does not take layers of this shape: the GEMV per pixel
+    /// needs a 1×1 layer with stride 1 and no padding, the depthwise kernel
+    /// a depthwise layer.
     Unsuited(ConvKernel),
     /// A slice is shorter than the layer needs.
     Short {
@@ -515,6 +531,15 @@ impl PackedConv {
                     return Ok(());
                 }
                 Err(ConvError::Unsupported(Isa::Avx512))
+            }
+            ConvKernel::FilterLanesAvx2 => {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(token) = Avx2::detect() {
+                    filter_lanes::conv_avx2(token, one, split, x, filters, bias, y, relu, scratch);
+                    blocked::finish_in_place(one.k * oh * ow, y, act);
+                    return Ok(());
+                }
+                Err(ConvError::Unsupported(Isa::Avx2))
             }
             ConvKernel::Blocked(isa) => {
                 let tiles = Tiles::of(isa).ok_or(ConvError::Unsupported(isa))?;
