@@ -21,6 +21,9 @@ use cnn::{network, Sgd};
 use digits_data::{Digits, SplitMix64};
 use indicatif::{ProgressBar, ProgressStyle};
 
+#[path = "support/confusion.rs"]
+mod confusion;
+
 network! {
     /// A small CNN for 8×8 digits: two 3×3 convolutions with max pooling,
     /// then a linear classifier over the 32×2×2 features.
@@ -135,21 +138,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let predicted = predict(&net, &test)?;
     let test_acc = accuracy(&predicted, &test.labels);
-    println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
-    let mut matrix = [[0usize; 10]; 10];
-    for (&p, &l) in predicted.iter().zip(&test.labels) {
-        matrix[l][p] += 1;
-    }
-    println!(
-        "      {}",
-        (0..10).map(|d| format!("{d:>4}")).collect::<String>()
-    );
-    for (digit, row) in matrix.iter().enumerate() {
-        println!(
-            "  {digit:>2}: {}",
-            row.iter().map(|n| format!("{n:>4}")).collect::<String>()
-        );
-    }
+    confusion::print(&predicted, &test.labels);
     println!(
         "\ntest accuracy {:.2}% ({} of {}) after {EPOCHS} epochs; training took {:.2} s",
         100.0 * test_acc,

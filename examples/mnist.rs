@@ -28,6 +28,9 @@ use flate2::read::GzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array4, Axis};
 
+#[path = "support/confusion.rs"]
+mod confusion;
+
 network! {
     /// A small ResNet for 28×28 digits: a 3×3 stem with batch norm, max
     /// pooling to 14×14, an identity block, a strided block to 7×7 with a
@@ -292,21 +295,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let predicted = predict(&net, &test)?;
     let test_right = correct(&predicted, &test.labels);
-    println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
-    let mut matrix = [[0usize; 10]; 10];
-    for (&p, &l) in predicted.iter().zip(&test.labels) {
-        matrix[l][p] += 1;
-    }
-    println!(
-        "      {}",
-        (0..10).map(|d| format!("{d:>4}")).collect::<String>()
-    );
-    for (digit, row) in matrix.iter().enumerate() {
-        println!(
-            "  {digit:>2}: {}",
-            row.iter().map(|n| format!("{n:>4}")).collect::<String>()
-        );
-    }
+    confusion::print(&predicted, &test.labels);
     println!(
         "\ntest accuracy {:.2}% ({test_right} of {}), final training loss {last_loss:.4}, after {EPOCHS} epochs",
         100.0 * test_right as f64 / test.len() as f64,

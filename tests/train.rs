@@ -21,29 +21,10 @@ network! {
     }
 }
 
-/// A deterministic value in [0, 1) from a counter (no RNG dependency).
-fn noise(i: usize) -> f32 {
-    let mut z = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-}
+use bars::bars;
 
-/// `n` images of three classes: a horizontal bar, a vertical bar, a
-/// diagonal, each at a varying position, plus noise.
-fn bars(n: usize) -> (Array4<f32>, Vec<usize>) {
-    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    let x = Array4::from_shape_fn((n, 1, 6, 6), |(i, _, h, w)| {
-        let at = 1 + i / 3 % 4;
-        let on = match labels[i] {
-            0 => h == at,
-            1 => w == at,
-            _ => h == w,
-        };
-        f32::from(u8::from(on)) + 0.3 * noise(i * 36 + h * 6 + w)
-    });
-    (x, labels)
-}
+#[path = "support/bars.rs"]
+mod bars;
 
 /// The mean softmax cross-entropy of `Tiny`'s outputs, in f64, from
 /// `forward_batch`: independent of the training code.

@@ -8,6 +8,9 @@
 use cnn::{network, AdamW, Error, Network, Optimizer, Sgd, TensorRole};
 use ndarray::{s, Array4, ArrayView4};
 
+#[path = "support/bars.rs"]
+mod bars;
+
 network! {
     /// A tiny residual network with batch norm: a batch norm straight on
     /// the input (whose statistics are the images'), a stem, an identity
@@ -28,29 +31,10 @@ network! {
     struct FcBn { input(1, 6, 6) fc(4) bn relu fc(3) }
 }
 
-/// A deterministic value in [0, 1) from a counter.
-fn noise(i: usize) -> f32 {
-    let mut z = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-}
-
-/// `n` 6×6 images of three classes — a horizontal bar, a vertical bar, a
-/// diagonal, at varying positions — with noise and an offset, so that the
-/// batch's statistics are far from 0 and 1.
-fn bars(n: usize) -> (Array4<f32>, Vec<usize>) {
-    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    let x = Array4::from_shape_fn((n, 1, 6, 6), |(i, _, h, w)| {
-        let at = 1 + i / 3 % 4;
-        let on = match labels[i] {
-            0 => h == at,
-            1 => w == at,
-            _ => h == w,
-        };
-        2.0 * f32::from(u8::from(on)) + 0.5 * noise(i * 36 + h * 6 + w) + 0.7
-    });
-    (x, labels)
+/// The bars with an offset, so that the batch's statistics are far from 0
+/// and 1.
+fn bars(n: usize) -> (ndarray::Array4<f32>, Vec<usize>) {
+    bars::bars_with(n, 2.0, 0.5, 0.7)
 }
 
 /// The mean softmax cross-entropy of a network's eval-mode outputs, in
