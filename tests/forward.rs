@@ -404,12 +404,15 @@ fn cases_reach_every_kernel_and_step() {
 
 cnn::network! {
     /// Large enough for one image on a pool to form a team of two threads,
-    /// with a layer for each step that splits: blocked (its padding copy
-    /// too), filters in the lanes, depthwise, and an fc of 0.8 M MACs.
+    /// with a layer for each step that splits (blocked with its padding
+    /// copy, depthwise, filters in the lanes, an fc of 1.3 M MACs) and
+    /// steps that run on the leader alone between them (an add, a
+    /// standalone activation, relu6 after a blocked conv).
     struct Team {
-        input(16, 28, 28)
-        conv(32, 3, p = 1, bias = false) bn relu
-        conv(32, 3, p = 1, g = 32) relu6
+        input(8, 36, 36)
+        conv(32, 3, p = 1, bias = false) bn relu6
+        residual(relu) { conv(32, 3, p = 1, g = 32) silu }
+        tanh
         conv(48, 3, s = 2, p = 1, floor) silu
         conv(64, 1) bn
         flatten fc(64) relu fc(10)
