@@ -21,8 +21,8 @@ use cnn::{network, Sgd};
 use digits_data::{Digits, SplitMix64};
 use indicatif::{ProgressBar, ProgressStyle};
 
-#[path = "support/confusion.rs"]
-mod confusion;
+#[path = "support/report.rs"]
+mod report;
 
 network! {
     /// A small CNN for 8×8 digits: two 3×3 convolutions with max pooling,
@@ -41,22 +41,9 @@ const BATCH: usize = 32;
 
 /// The class with the highest score of each image.
 fn predict(net: &DigitNet, images: &Digits) -> Result<Vec<usize>, cnn::Error> {
-    let scores = net.forward_batch(images.images.view())?;
-    Ok(scores
-        .outer_iter()
-        .map(|s| {
-            s.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
-        .collect())
+    Ok(report::classes(
+        net.forward_batch(images.images.view())?.view(),
+    ))
 }
 
 fn accuracy(predicted: &[usize], labels: &[usize]) -> f64 {
@@ -138,7 +125,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let predicted = predict(&net, &test)?;
     let test_acc = accuracy(&predicted, &test.labels);
-    confusion::print(&predicted, &test.labels);
+    report::print_confusion(&predicted, &test.labels);
     println!(
         "\ntest accuracy {:.2}% ({} of {}) after {EPOCHS} epochs; training took {:.2} s",
         100.0 * test_acc,

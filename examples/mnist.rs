@@ -28,8 +28,8 @@ use flate2::read::GzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array4, Axis};
 
-#[path = "support/confusion.rs"]
-mod confusion;
+#[path = "support/report.rs"]
+mod report;
 
 network! {
     /// A small ResNet for 28×28 digits: a 3×3 stem with batch norm, max
@@ -205,22 +205,9 @@ impl SplitMix64 {
 /// The class with the highest score of each image, in evaluation mode
 /// (batch norm with its running statistics).
 fn predict(net: &MnistResNet, images: &Images) -> Result<Vec<usize>, cnn::Error> {
-    let scores = net.forward_batch(images.images.view())?;
-    Ok(scores
-        .outer_iter()
-        .map(|s| {
-            s.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
-        .collect())
+    Ok(report::classes(
+        net.forward_batch(images.images.view())?.view(),
+    ))
 }
 
 fn correct(predicted: &[usize], labels: &[usize]) -> usize {
@@ -295,7 +282,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let predicted = predict(&net, &test)?;
     let test_right = correct(&predicted, &test.labels);
-    confusion::print(&predicted, &test.labels);
+    report::print_confusion(&predicted, &test.labels);
     println!(
         "\ntest accuracy {:.2}% ({test_right} of {}), final training loss {last_loss:.4}, after {EPOCHS} epochs",
         100.0 * test_right as f64 / test.len() as f64,
