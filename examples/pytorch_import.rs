@@ -29,6 +29,8 @@
 
 #[path = "support/digits_data.rs"]
 mod digits_data;
+#[path = "support/report.rs"]
+mod report;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -54,22 +56,9 @@ const SHIPPED: &str = concat!(
 
 /// The class with the highest score of each image.
 fn predict(net: &TinyDigits, images: &Digits) -> Result<Vec<usize>, cnn::Error> {
-    let scores = net.forward_batch(images.images.view())?;
-    Ok(scores
-        .outer_iter()
-        .map(|s| {
-            s.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
-        .collect())
+    Ok(report::classes(
+        net.forward_batch(images.images.view())?.view(),
+    ))
 }
 
 /// Held-out images, and the seed of the split, initialisation and order.

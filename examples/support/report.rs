@@ -25,6 +25,7 @@ pub fn classes(scores: ArrayView4<f32>) -> Vec<usize> {
 
 /// Prints the 10 × 10 confusion matrix of `predicted` against `labels`
 /// (digits 0..9): rows are the true digit, columns the prediction.
+#[allow(dead_code)] // not every example prints one
 pub fn print_confusion(predicted: &[usize], labels: &[usize]) {
     println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
     let mut matrix = [[0usize; 10]; 10];
