@@ -238,11 +238,6 @@ impl Walker<'_> {
         let shortcut_ok = shortcut.as_ref().is_none_or(|(_, out)| out.is_some());
         let output = main_out.filter(|_| fits && shortcut_ok && input.is_some());
         let act = def.act.as_ref().and_then(|act| {
-            if act.name == "input" {
-                let message = msg::residual_act(&normalised_name(act));
-                self.errors.push(spanned(act.span, message));
-                return None;
-            }
             let index = self.layers.len();
             let act_path = format!("{path}.{}", act.name);
             let layer = check_layer(index, act_path, act, output, self.errors)?;
@@ -688,7 +683,12 @@ fn check_layer(
         },
         "flatten" => LayerKind::Flatten,
         "softmax" => LayerKind::Softmax,
-        _ => return None,
+        // `input`, the only other keyword: a sequence's first entry is
+        // taken before any layer is checked.
+        _ => {
+            errors.push(spanned(layer.span, msg::repeated_input()));
+            return None;
+        }
     };
     let input = input?;
     let (output, params, macs) = shape(&kind, &name, input, layer, &args, errors)?;
