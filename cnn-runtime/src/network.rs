@@ -239,10 +239,13 @@ fn forward_batch(
                 workspace::with_local(model, |ws| forward_chunk(model, params, images, o, ws))
             })
     };
-    // On a worker thread, so that the images, or the layers of a single
-    // image, are split over the pool (a parallel iterator over one item
-    // would run it on the calling thread).
-    if rayon::current_thread_index().is_some() {
+    // One image, or a pool of one thread, on the calling thread: handing
+    // the pass to a worker and waiting for it would cost a wake-up each way
+    // (a large image leads a team from here, see `forward_chunk`). More
+    // images on a worker thread, so that they are spread over the pool (a
+    // parallel iterator run from outside it would stay on this thread).
+    let here = n <= 1 || rayon::current_num_threads() < 2;
+    if here || rayon::current_thread_index().is_some() {
         pass(&mut out)
     } else {
         rayon::scope(|_| pass(&mut out))
@@ -285,9 +288,9 @@ fn forward_chunk(
     };
     let x = &x[..n * model.input_len()];
     // One image needs no gathering for the tail.
-    // One image on a pool's worker, large enough to pay for waking a
-    // second thread: it spins beside the pass, so that splitting a layer
-    // costs no further wake-up.
+    // One image large enough to pay for waking a second thread of the
+    // pool: it spins beside the pass, so that splitting a layer costs no
+    // further wake-up.
     let mut pass = |out: &mut [f32]| match n {
         1 if model.macs >= TEAM_MIN_PASS_MACS => {
             crate::par::team(|| run::forward_one(model, params, x, out, scratch))
