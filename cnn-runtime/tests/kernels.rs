@@ -135,7 +135,7 @@ fn act_close(act: Act, got: f32, want: f32, terms: f32) -> bool {
 
 /// One axis of a pooling window: size, stride, padding (0 to F/2, as
 /// PyTorch allows), input length, and the output rounded down. Two or
-/// three wide at stride 2 (AVX-512's kernel) half the time.
+/// three wide at stride 2 (the AVX-512 and AVX2 kernels') half the time.
 fn pool_axis(wide: usize) -> impl Strategy<Value = (usize, usize, usize, usize, usize)> {
     prop_oneof![(1..=5usize, 1..=3usize), (2..=3usize, Just(2usize)),]
         .prop_flat_map(move |(f, s)| (Just(f), Just(s), 0..=f / 2))
@@ -205,9 +205,9 @@ fn wide_pool_case() -> impl Strategy<Value = (Window, Vec<f32>)> {
 }
 
 /// The pooling's output on the windows, max or average, on each
-/// instruction set (AVX-512 has a kernel of its own for windows two or
-/// three columns wide at column stride 2). The outputs start as NaN
-/// garbage: a kernel must overwrite all of it.
+/// instruction set (AVX-512 and AVX2 have a kernel of their own for
+/// windows two or three columns wide at column stride 2). The outputs
+/// start as NaN garbage: a kernel must overwrite all of it.
 fn pool_outputs(max: bool, win: Window, x: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
     isas()
         .map(|isa| {
@@ -470,7 +470,7 @@ proptest! {
 /// The output size is PyTorch's, rounded down.
 fn check_pool(c: usize, [h, w]: [usize; 2], f: [usize; 2], s: [usize; 2], p: [usize; 2]) {
     let o = [out_size(h, f[0], s[0], p[0]), out_size(w, f[1], s[1], p[1])];
-    let win = Window {
+    check_windows(Window {
         c,
         h,
         w,
@@ -478,8 +478,13 @@ fn check_pool(c: usize, [h, w]: [usize; 2], f: [usize; 2], s: [usize; 2], p: [us
         s,
         p,
         o,
-    };
+    });
+}
+
+/// [`check_pool`] on the windows of `win`, its output size as given.
+fn check_windows(win: Window) {
     assert!(win.fits());
+    let (c, h, w) = (win.c, win.h, win.w);
     let x: Vec<f32> = (0..c * h * w)
         .map(|i| ((i * 7919) % 1009) as f32 / 100.0 - 5.0)
         .collect();
@@ -518,6 +523,31 @@ fn pools_on_common_shapes() {
     check_pool(2, [6, 40], [2, 2], [2, 2], [1, 1]);
     check_pool(2, [5, 35], [3, 2], [3, 2], [1, 0]);
     check_pool(1, [3, 3], [3, 3], [1, 1], [1, 1]);
+    // Column stride 2 around the vectors' 8 and 16 outputs: the last
+    // window's third column the row's last one, in the padding, or not
+    // read; vectors part in the padding, and a row of one window.
+    check_pool(2, [17, 17], [3, 3], [2, 2], [0, 0]);
+    check_pool(2, [16, 16], [3, 3], [2, 2], [1, 1]);
+    check_pool(2, [15, 33], [3, 3], [2, 2], [1, 1]);
+    check_pool(2, [9, 34], [2, 2], [2, 2], [1, 1]);
+    check_pool(3, [6, 31], [4, 3], [1, 2], [2, 0]);
+    check_pool(1, [2, 3], [2, 3], [2, 2], [0, 0]);
+    // Fewer outputs than the input holds (the kernels take any whose
+    // windows fit): the last vector's input columns all inside the row,
+    // not all its outputs.
+    for (w, ow) in [(40, 13), (70, 20), (70, 30)] {
+        for f in [2, 3] {
+            check_windows(Window {
+                c: 2,
+                h: 9,
+                w,
+                f: [f, f],
+                s: [2, 2],
+                p: [1, 1],
+                o: [3, ow],
+            });
+        }
+    }
 }
 
 /// The padding is −∞ for max pooling, never the maximum of a window of

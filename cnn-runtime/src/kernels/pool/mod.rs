@@ -5,16 +5,16 @@
 //! The shapes are run-time values. Each output row folds the input rows its
 //! windows cover into one row on the stack (contiguous, so it vectorises),
 //! the padding filled in with the reduction's identity, then each window
-//! along that row. On AVX-512, windows two or three columns wide at column
-//! stride 2 go to [`avx512`], compiled with the common window sizes
-//! constant.
+//! along that row. With AVX-512 or AVX2, windows two or three columns wide
+//! at column stride 2 go to [`strided`], a vector of outputs at a time,
+//! compiled with the common window sizes constant.
 
 use super::reference::Window;
 use crate::cpu::{Active, Isa, Unsupported};
 
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 mod global;
+#[cfg(target_arch = "x86_64")]
+mod strided;
 
 pub use global::{global_avg_pool, global_avg_pool_with};
 
@@ -240,14 +240,20 @@ impl Reduce for Avg {
     }
 }
 
-/// Runs `R` through [`avx512`] when `tokens` have AVX-512 and the windows
-/// suit it, else compiled for AVX2 when they have that: for the x86-64
-/// baseline the strided window reads stay scalar, with AVX2's wider
-/// vectors and permutes they vectorise.
+/// Runs `R` through [`strided`] on the widest vectors `tokens` have,
+/// AVX-512 or AVX2, when the windows suit it; else [`pool_rows`],
+/// compiled for AVX2 when they have that: for the x86-64 baseline the
+/// strided window reads stay scalar, with AVX2's wider vectors and
+/// permutes they vectorise.
 fn pool<R: Reduce>(tokens: Active, win: Window, x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(token) = tokens.avx512.filter(|_| avx512::takes(&win)) {
-        return avx512::pool::<R>(token, win, x, y);
+    if strided::takes(&win) {
+        if let Some(token) = tokens.avx512 {
+            return strided::pool_avx512::<R>(token, win, x, y);
+        }
+        if let Some(token) = tokens.avx2 {
+            return strided::pool_avx2::<R>(token, win, x, y);
+        }
     }
     #[cfg(target_arch = "x86_64")]
     if tokens.avx2.is_some() {
