@@ -525,11 +525,11 @@ impl Tap for Dot<'_> {
     }
 }
 
-/// Copies the valid pixels of a wide output to `y` and applies the
-/// activations that the tiles did not.
-pub(crate) fn finish(lay: &Layout, wide: Option<&[f32]>, y: &mut [f32], act: Act) {
+/// Copies the valid pixels of `k` filters' wide output to `y` (both from
+/// the same filter on) and applies the activations that the tiles did not.
+pub(crate) fn finish(lay: &Layout, k: usize, wide: Option<&[f32]>, y: &mut [f32], act: Act) {
     let (oh, ow) = (lay.oh, lay.ow);
-    let len = lay.shape.k * oh * ow;
+    let len = k * oh * ow;
     if let Some(wide) = wide {
         for (yk, wk) in y[..len]
             .chunks_exact_mut(oh * ow)

@@ -694,27 +694,38 @@ fn run_blocked(
     let relu = act == Act::Relu;
     let dense = tiles.dense(lay);
     let ldo = if dense { lay.oh * lay.ow } else { lay.nq };
-    let compute = |out: &mut [f32]| {
-        let mr = tiles.mr();
-        if split && s.k > mr {
-            // Split at a multiple of the tile height.
-            let k_half = (s.k / mr).div_ceil(2) * mr;
-            let (first, second) = out.split_at_mut(k_half * ldo);
-            crate::par::join(
-                || tiles.rows(lay, 0, k_half, xt, filters, bias, relu, first),
-                || tiles.rows(lay, k_half, s.k, xt, filters, bias, relu, second),
-            );
-        } else {
-            tiles.rows(lay, 0, s.k, xt, filters, bias, relu, out);
+    let wide = (lay.wide && !dense).then(|| &mut wide[..s.k * lay.nq]);
+    // Filters k0..k1: their tiles into `out` (the wide rows, or `y`), then
+    // their copy-out and the activation the tiles leave, on the thread
+    // that computed them and while they are in its cache.
+    let part = |k0: usize, k1: usize, out: Option<&mut [f32]>, y: &mut [f32]| match out {
+        Some(wide) => {
+            tiles.rows(lay, k0, k1, xt, filters, bias, relu, wide);
+            blocked::finish(lay, k1 - k0, Some(wide), y, act);
+        }
+        None => {
+            tiles.rows(lay, k0, k1, xt, filters, bias, relu, y);
+            blocked::finish(lay, k1 - k0, None, y, act);
         }
     };
-    if lay.wide && !dense {
-        let wide = &mut wide[..s.k * lay.nq];
-        compute(wide);
-        blocked::finish(lay, Some(wide), y, act);
+    let mr = tiles.mr();
+    let y = &mut y[..s.k * lay.oh * lay.ow];
+    if split && s.k > mr {
+        // Split at a multiple of the tile height.
+        let k_half = (s.k / mr).div_ceil(2) * mr;
+        let (y0, y1) = y.split_at_mut(k_half * lay.oh * lay.ow);
+        match wide {
+            Some(wide) => {
+                let (w0, w1) = wide.split_at_mut(k_half * ldo);
+                crate::par::join(
+                    || part(0, k_half, Some(w0), y0),
+                    || part(k_half, s.k, Some(w1), y1),
+                );
+            }
+            None => crate::par::join(|| part(0, k_half, None, y0), || part(k_half, s.k, None, y1)),
+        }
     } else {
-        compute(&mut y[..s.k * ldo]);
-        blocked::finish(lay, None, y, act);
+        part(0, s.k, wide, y);
     }
 }
 
