@@ -13,12 +13,30 @@
 //! (ky, kx) adds its filter value times input row oy·SH + ky·DH − PH,
 //! skipped outside the input (the zero padding adds nothing), from column
 //! ox·SW + kx·DW − PW: at stride 1 one load, at stride 2 two loads whose
-//! even values one permute gathers. The padding's columns are handled in
-//! place: each load's mask keeps the lanes whose column lies inside the
-//! row, the others read as zeros and are not read at all; the masks are
-//! worked out once per filter column for R rows of FH taps. The last
-//! vector of a row stores through a mask. Column strides other than 1 and
-//! 2 take the portable loops.
+//! even values one shuffle gathers (AVX2's in a lane order of its own,
+//! which one permute puts right at the store). The padding's columns are
+//! handled in place: each load's mask keeps the lanes whose column lies
+//! inside the row, the others read as zeros and are not read at all; the
+//! masks are worked out once per filter column for R rows of FH taps, and
+//! with AVX2, where a masked load costs more than a plain one, the loads
+//! whose values all lie inside the row are plain ones. The last vector of
+//! a row stores the row's lanes only. Column strides other than 1 and 2
+//! take the portable loops.
+//!
+//! 3 × 3 layers of stride 1 or 2 (MobileNet's) take a path of their own,
+//! all of a call's channels in one function: each plane in bands of 8
+//! output rows (4 at stride 2), each band strip by strip across the row
+//! (its input rows stay in the L1 cache, and the output is written in row
+//! order), a strip one vector wide, the last shifted back to end at OW so
+//! that every store is a whole vector. Each input row a band reads is
+//! loaded once per filter column for all the band's output rows that read
+//! it. AVX-512 adds the three filter columns in one pass, the nine filter
+//! values in registers; AVX2, with 16 registers, a filter column at a
+//! time, its three values and the 8 accumulators in registers (with all
+//! nine, the filter went to the stack and every FMA read it there). Only
+//! the first and last strips and bands reach into the padding: the strips'
+//! masks are worked out once per call, and the others load without masks
+//! or row checks.
 //!
 //! The bias is the accumulators' start; ReLU and ReLU6 clamp them on the
 //! way out, and other activations run over each plane right after it is
@@ -77,6 +95,24 @@ fn channels(
         Act::Relu6 => Some((0.0, 6.0)),
         _ => None,
     };
+    #[cfg(target_arch = "x86_64")]
+    {
+        // 3 × 3 filters without dilation, the same stride along both axes:
+        // all the channels in one call.
+        let three = s.f == [3, 3] && s.d == [1, 1] && s.s[0] == s.s[1];
+        let (a, b) = (
+            tokens.avx512.map(avx512::Avx512),
+            tokens.avx2.map(avx2::Avx2),
+        );
+        let layer = (ks.clone(), x, filters, bias, &mut *y);
+        match (a, b, s.s[1], three) {
+            (Some(u), _, 1, true) => return u.planes3::<1>(s, layer, act, clamp),
+            (Some(u), _, 2, true) => return u.planes3::<2>(s, layer, act, clamp),
+            (None, Some(u), 1, true) => return u.planes3::<1>(s, layer, act, clamp),
+            (None, Some(u), 2, true) => return u.planes3::<2>(s, layer, act, clamp),
+            _ => {}
+        }
+    }
     for (ko, out) in ks.zip(y.chunks_exact_mut(plane_out)) {
         let input = &x[ko / multiplier * plane_in..][..plane_in];
         let filter = &filters[ko * taps..][..taps];
@@ -101,21 +137,15 @@ fn plane(
     let one = (x, filter, bias, y);
     #[cfg(target_arch = "x86_64")]
     {
-        // 3 × 3 filters without dilation, the same stride along both axes.
-        let three = s.f == [3, 3] && s.d == [1, 1] && s.s[0] == s.s[1];
         let (a, b) = (
             tokens.avx512.map(avx512::Avx512),
             tokens.avx2.map(avx2::Avx2),
         );
-        match (a, b, s.s[1], three) {
-            (Some(u), _, 1, true) => return strips3::<_, 1>(u, s, one, clamp),
-            (Some(u), _, 2, true) => return strips3::<_, 2>(u, s, one, clamp),
-            (Some(u), _, 1, false) => return strips::<_, 1>(u, s, one, clamp),
-            (Some(u), _, 2, false) => return strips::<_, 2>(u, s, one, clamp),
-            (None, Some(u), 1, true) => return strips3::<_, 1>(u, s, one, clamp),
-            (None, Some(u), 2, true) => return strips3::<_, 2>(u, s, one, clamp),
-            (None, Some(u), 1, false) => return strips::<_, 1>(u, s, one, clamp),
-            (None, Some(u), 2, false) => return strips::<_, 2>(u, s, one, clamp),
+        match (a, b, s.s[1]) {
+            (Some(u), _, 1) => return strips::<_, 1>(u, s, one, clamp),
+            (Some(u), _, 2) => return strips::<_, 2>(u, s, one, clamp),
+            (None, Some(u), 1) => return strips::<_, 1>(u, s, one, clamp),
+            (None, Some(u), 2) => return strips::<_, 2>(u, s, one, clamp),
             _ => {}
         }
     }
@@ -128,14 +158,27 @@ fn plane(
 /// output plane.
 type Plane<'a> = (&'a [f32], &'a [f32], f32, &'a mut [f32]);
 
+/// Output channels of a layer and its slices, as [`channels`] takes them:
+/// the channels, the input, the filters, the biases and the output planes
+/// from the first channel's.
+type Layer<'a> = (
+    std::ops::Range<usize>,
+    &'a [f32],
+    &'a [f32],
+    &'a [f32],
+    &'a mut [f32],
+);
+
 /// The vectors of an instruction set and the strips compiled for it.
 trait Simd: Copy {
     /// Output pixels per vector.
     const LANES: usize;
-    /// Output rows [`strip3`] computes at a time, where the plane has as
-    /// many: 4, or 2 where the registers do not hold the accumulators of
-    /// 4 beside the filter.
-    const ROWS3: usize;
+    /// Whether a plain load costs less than a masked one of every value
+    /// (see [`Simd::load`]), which [`strip`] then takes where it can.
+    const PLAIN: bool;
+    /// Filter columns [`strip3`] adds at a time: 3 (all nine filter
+    /// values in registers beside the accumulators), or 1.
+    const COLUMNS3: usize;
     /// A vector.
     type V: Copy;
     /// Which of the up to 2·LANES values of a load are read.
@@ -152,14 +195,13 @@ trait Simd: Copy {
         clamp: Option<(f32, f32)>,
     );
 
-    /// The strip of one vector from output column `c0` on `R` rows at a
-    /// time of a 3 × 3 layer of stride `S` (see [`strip3`]), as
-    /// [`Simd::strip`].
-    fn strip3<const R: usize, const S: usize>(
+    /// The output channels of a 3 × 3 layer of stride `S` (see
+    /// [`planes3`]), compiled with the instruction set.
+    fn planes3<const S: usize>(
         self,
         s: &ConvShape,
-        one: Plane<'_>,
-        c0: usize,
+        layer: Layer<'_>,
+        act: Act,
         clamp: Option<(f32, f32)>,
     );
 
@@ -174,13 +216,17 @@ trait Simd: Copy {
     fn mask<const S: usize>(self, bits: u64) -> Self::M;
 
     /// At `S` = 1 the `LANES` values from `p`, at `S` = 2 the even ones of
-    /// the 2·LANES from `p`; the values outside `m` are zeros, and are not
-    /// read. With `FULL`, `m` holds every value, and the load is a plain
-    /// one.
+    /// the 2·LANES from `p`, in the lanes [`Simd::order`] puts in order;
+    /// the values outside `m` are zeros, and are not read. With `FULL`, `m`
+    /// holds every value, and the load is a plain one.
     ///
     /// # Safety
     /// The values in `m` are readable.
     unsafe fn load<const S: usize, const FULL: bool>(self, p: *const f32, m: Self::M) -> Self::V;
+
+    /// The lanes of `v`, a sum of loads of stride `S` times splats, in the
+    /// order of their output columns.
+    fn order<const S: usize>(self, v: Self::V) -> Self::V;
 
     /// `v`, clamped to `lo..=hi` (NaN stays NaN).
     fn clamp(self, v: Self::V, lo: f32, hi: f32) -> Self::V;
@@ -272,6 +318,7 @@ fn strip<U: Simd, const R: usize, const V: usize, const S: usize>(
     let inside = |at: isize| inside(w, at);
     let words = base.map(inside);
     let reach = 64 - S * lanes;
+    let all = u64::MAX >> reach;
     let mut next = 0;
     while next < oh {
         let oy = next.min(oh - R);
@@ -279,31 +326,43 @@ fn strip<U: Simd, const R: usize, const V: usize, const S: usize>(
         let mut acc = [[u.splat(bias); V]; R];
         for kx in 0..fw {
             let shift = kx * dw;
-            let masks: [U::M; V] = std::array::from_fn(|v| {
-                let bits = if shift <= reach {
+            let bits: [u64; V] = std::array::from_fn(|v| {
+                if shift <= reach {
                     words[v] >> shift
                 } else {
                     inside(base[v] + shift as isize)
-                };
-                u.mask::<S>(bits)
-            });
-            for ky in 0..fh {
-                let wv = u.splat(filter[ky * fw + kx]);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let iy = ((oy + r) * sh + ky * dh).wrapping_sub(ph);
-                    if iy >= h {
-                        continue;
-                    }
-                    let row = x[iy * w..].as_ptr().wrapping_add(shift);
-                    for ((acc, &at), &m) in acc.iter_mut().zip(&base).zip(&masks) {
-                        // SAFETY: the mask keeps the values at columns
-                        // 0..W of row iy < H, inside `x`; the pointer is
-                        // formed with `wrapping_offset` and only those
-                        // values are read.
-                        let xv = unsafe { u.load::<S, false>(row.wrapping_offset(at), m) };
-                        *acc = u.fma(wv, xv, *acc);
-                    }
                 }
+            });
+            // The filter column's taps, every load through `$masks`
+            // (`$full`: plain loads).
+            macro_rules! column {
+                ($full:literal, $masks:expr) => {
+                    let masks: [U::M; V] = $masks;
+                    for ky in 0..fh {
+                        let wv = u.splat(filter[ky * fw + kx]);
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let iy = ((oy + r) * sh + ky * dh).wrapping_sub(ph);
+                            if iy >= h {
+                                continue;
+                            }
+                            let row = x[iy * w..].as_ptr().wrapping_add(shift);
+                            for ((acc, &at), &m) in acc.iter_mut().zip(&base).zip(&masks) {
+                                // SAFETY: the mask keeps the values at
+                                // columns 0..W of row iy < H, inside `x`
+                                // (`$full`: all of them are); the pointer
+                                // is formed with `wrapping_offset` and only
+                                // those values are read.
+                                let xv = unsafe { u.load::<S, $full>(row.wrapping_offset(at), m) };
+                                *acc = u.fma(wv, xv, *acc);
+                            }
+                        }
+                    }
+                };
+            }
+            if U::PLAIN && bits.iter().all(|&b| b & all == all) {
+                column!(true, [u.mask::<S>(all); V]);
+            } else {
+                column!(false, bits.map(|b| u.mask::<S>(b)));
             }
         }
         for (r, acc) in acc.iter().enumerate() {
@@ -313,6 +372,7 @@ fn strip<U: Simd, const R: usize, const V: usize, const S: usize>(
                     Some((lo, hi)) => u.clamp(a, lo, hi),
                     None => a,
                 };
+                let a = u.order::<S>(a);
                 // SAFETY: the row holds the n ≥ 1 values from column c.
                 unsafe { u.store(row[c..].as_mut_ptr(), a, n) };
             }
@@ -332,135 +392,301 @@ fn inside(w: usize, at: isize) -> u64 {
     below(w as isize - at) & !below(-at)
 }
 
-/// The strips of a 3 × 3 layer of stride `S` (along both axes, without
-/// dilation): one vector wide, on 4 rows at a time (fewer if the plane has
-/// fewer).
+/// The output channels of a 3 × 3 layer of stride `S` (along both axes,
+/// without dilation), activated by `act` (clamped to `clamp` on the way
+/// out, if any), in bands of output rows: at stride 1 of 8 rows (7 where
+/// that divides the plane's rows and 8 does not: MobileNet's planes of 7,
+/// 14 and 28 rows), at stride 2 of 4 (a band reads 2R + 1 input rows; 8
+/// measured slower with either instruction set); fewer where the plane has
+/// fewer rows.
 #[inline(always)]
-fn strips3<U: Simd, const S: usize>(
+fn planes3<U: Simd, const S: usize>(
     u: U,
     s: &ConvShape,
-    (x, filter, bias, y): Plane<'_>,
+    layer: Layer<'_>,
+    act: Act,
     clamp: Option<(f32, f32)>,
 ) {
-    let [oh, ow] = s.o;
-    for c0 in (0..ow).step_by(U::LANES) {
-        let one = (x, filter, bias, &mut *y);
-        match oh {
-            4.. if U::ROWS3 == 4 => u.strip3::<4, S>(s, one, c0, clamp),
-            2.. => u.strip3::<2, S>(s, one, c0, clamp),
-            _ => u.strip3::<1, S>(s, one, c0, clamp),
-        }
+    let (oh, most) = (s.o[0], if S == 1 { 8 } else { 4 });
+    let one = (u, s, layer, act, clamp);
+    match oh {
+        _ if most == 8 && oh >= 8 && oh % 8 != 0 && oh % 7 == 0 => bands3::<U, 7, S>(one),
+        8.. if most == 8 => bands3::<U, 8, S>(one),
+        7 if most == 8 => bands3::<U, 7, S>(one),
+        4.. => bands3::<U, 4, S>(one),
+        2.. => bands3::<U, 2, S>(one),
+        _ => bands3::<U, 1, S>(one),
     }
 }
 
-/// The strip of one vector of `U::LANES` output columns from column `c0`
-/// of a 3 × 3 layer of stride `S` (1 or 2), without dilation, `R` rows at
-/// a time down the plane (the last `R` shifted back to end at OH). Output
-/// rows oy .. oy + R read input rows oy·S − PH .. + (R − 1)·S + 3, and
-/// each is loaded once, a vector per filter column, for every output row
-/// that reads it: half the loads of [`strip`] at stride 1, a third fewer
-/// at stride 2. The nine filter values stay in registers, and the loads'
-/// masks, one per filter column, are the same down the strip.
+/// The output channels `ks` of a 3 × 3 layer of stride `S` (1 or 2),
+/// without dilation, as [`planes3`]: each plane in bands of `R` output
+/// rows (the last shifted back to end at OH), each band strip by strip: a
+/// vector of `U::LANES` output columns from column 0, `U::LANES` on, the
+/// last shifted back to end at OW (where the row has a vector's worth:
+/// else it is the only one, and stores the row's). The rows a band reads
+/// stay in the L1 cache for all its strips, and the output is written row
+/// after row. The masks of the first and last strips are worked out once.
 ///
 /// # Panics
-/// If the layer is not such a layer, the strip does not start inside the
-/// row, the plane has fewer than `R` rows, or a slice is shorter than the
-/// plane's.
+/// If the layer is not such a layer, its planes have fewer than `R` rows,
+/// or a slice is shorter than the channels'.
 #[inline(always)]
-fn strip3<U: Simd, const R: usize, const S: usize>(
-    u: U,
-    s: &ConvShape,
-    (x, filter, bias, y): Plane<'_>,
-    c0: usize,
-    clamp: Option<(f32, f32)>,
+fn bands3<U: Simd, const R: usize, const S: usize>(
+    (u, s, (ks, xs, filters, biases, ys), act, clamp): (
+        U,
+        &ConvShape,
+        Layer<'_>,
+        Act,
+        Option<(f32, f32)>,
+    ),
 ) {
     let ConvShape {
         h,
         w,
-        p: [_, pw],
+        p: [ph, pw],
         o: [oh, ow],
         ..
     } = *s;
     assert!(s.f == [3, 3] && s.d == [1, 1] && s.s == [S, S] && (S == 1 || S == 2));
-    assert!((1..=oh).contains(&R) && c0 < ow && x.len() >= h * w && y.len() >= oh * ow);
-    let taps: [U::V; 9] = std::array::from_fn(|i| u.splat(filter[i]));
-    let stored = (ow - c0).min(U::LANES);
-    // Filter column kx loads from input column base + kx, the values
-    // inside the row: all of them, away from the row's ends.
-    let base = (c0 * S) as isize - pw as isize;
-    let bits: [u64; 3] = std::array::from_fn(|kx| inside(w, base + kx as isize));
-    let all = u64::MAX >> (64 - S * U::LANES);
-    let full = bits.iter().all(|&b| b & all == all);
-    let masks = bits.map(|b| u.mask::<S>(b));
-    let at = (base, c0, stored);
-    if full {
-        bands3::<U, R, S, true>(u, s, (x, taps, bias, y), at, masks, clamp);
-    } else {
-        bands3::<U, R, S, false>(u, s, (x, taps, bias, y), at, masks, clamp);
+    // A band reads at most the 17 rows `column3` unrolls.
+    assert!((1..=oh).contains(&R) && (R - 1) * S + 3 <= 17 && ow >= 1);
+    let (plane_in, plane_out, multiplier) = (h * w, oh * ow, s.k / s.c);
+    let lanes = U::LANES;
+    let last = ow.saturating_sub(lanes);
+    // Without a clamp, one to infinities keeps every value but NaN, which
+    // stays too.
+    let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+    // Whether the loads of the strip from output column c0 read only
+    // columns inside the row: base .. base + 2 + S·LANES.
+    let cols = |c0: usize| {
+        let base = (c0 * S) as isize - pw as isize;
+        base >= 0 && base as usize + 2 + S * lanes <= w
+    };
+    // Worked out once for the first and last strips, the ones by the
+    // padding (a middle strip reaches into it only if the padding is wider
+    // than a vector's loads).
+    let first = (columns3::<U, S>(u, s, 0), cols(0));
+    let end = (columns3::<U, S>(u, s, last), cols(last));
+    for (ko, y) in ks.zip(ys.chunks_exact_mut(plane_out)) {
+        let x = &xs[ko / multiplier * plane_in..][..plane_in];
+        let (filter, bias) = (&filters[ko * 9..][..9], biases[ko]);
+        // The strip from output column c0 on R rows from oy, clamped and
+        // stored: its loads read input rows top .. top + (R − 1)·S + 3
+        // (`rows`: all inside the plane) and columns base .. base + 2 +
+        // S·LANES (`$cols`: all inside the row; else `$edge` says which
+        // are).
+        macro_rules! strip {
+            ($oy:expr, $c0:expr, $edge:expr, $cols:expr) => {{
+                let (oy, c0): (usize, usize) = ($oy, $c0);
+                let top = (oy * S) as isize - ph as isize;
+                let base = (c0 * S) as isize - pw as isize;
+                let rows = top >= 0 && top as usize + (R - 1) * S + 3 <= h;
+                let one = (u, (x, h, w), filter, bias, (top, base), $edge);
+                let acc = match (rows, $cols) {
+                    (true, true) => strip3::<U, R, S, true, true>(one),
+                    (true, false) => strip3::<U, R, S, true, false>(one),
+                    (false, true) => strip3::<U, R, S, false, true>(one),
+                    (false, false) => strip3::<U, R, S, false, false>(one),
+                };
+                let at = oy * ow + c0;
+                if ow >= lanes {
+                    for (r, &a) in acc.iter().enumerate() {
+                        let a = u.order::<S>(u.clamp(a, lo, hi));
+                        // SAFETY: row oy + r holds the LANES values from
+                        // column c0 ≤ OW − LANES.
+                        unsafe { u.store(y.as_mut_ptr().add(at + r * ow), a, lanes) };
+                    }
+                } else {
+                    for (r, &a) in acc.iter().enumerate() {
+                        let a = u.order::<S>(u.clamp(a, lo, hi));
+                        // A whole vector where the plane holds one from the
+                        // row's first pixel: past the row's end it writes the
+                        // next rows' first pixels, which are written after it.
+                        let at = at + r * ow;
+                        let n = if at + lanes <= y.len() { lanes } else { ow };
+                        // SAFETY: the plane holds the n values from `at`.
+                        unsafe { u.store(y.as_mut_ptr().add(at), a, n) };
+                    }
+                }
+            }};
+        }
+        if last == 0 {
+            let mut next = 0;
+            while next < oh {
+                strip!(next.min(oh - R), 0, first.0, first.1);
+                next += R;
+            }
+        } else {
+            let mut next = 0;
+            while next < oh {
+                let oy = next.min(oh - R);
+                next += R;
+                strip!(oy, 0, first.0, first.1);
+                let mut c0 = lanes;
+                while c0 < last {
+                    if cols(c0) {
+                        // (No masks: the first strip's stand in.)
+                        strip!(oy, c0, first.0, true);
+                    } else {
+                        strip!(oy, c0, columns3::<U, S>(u, s, c0), false);
+                    }
+                    c0 += lanes;
+                }
+                strip!(oy, last, end.0, end.1);
+            }
+        }
+        if clamp.is_none() {
+            activate(act, y);
+        }
     }
 }
 
-/// The rows of [`strip3`]'s strip, `R` at a time: `taps` the filter's
-/// values, the loads from input column `base` (plus the filter column),
-/// through `masks` unless `FULL`, the `stored` output columns from `c0`.
-/// The caller has checked the sizes.
+/// An input plane as [`strip3`] reads it: its values, H and W.
+type Input<'a> = (&'a [f32], usize, usize);
+
+/// A strip's [`columns3`]: for each filter column, which of the values its
+/// loads read lie inside the row, and the loads' masks.
+type Edge<M> = ([u64; 3], [M; 3]);
+
+/// Which of the values the loads of [`bands3`]'s strip from output column
+/// `c0` read lie inside the row, for each filter column (see [`inside`]),
+/// and the loads' masks.
 #[inline(always)]
-fn bands3<U: Simd, const R: usize, const S: usize, const FULL: bool>(
-    u: U,
-    s: &ConvShape,
-    (x, taps, bias, y): (&[f32], [U::V; 9], f32, &mut [f32]),
-    (base, c0, stored): (isize, usize, usize),
-    masks: [U::M; 3],
-    clamp: Option<(f32, f32)>,
+fn columns3<U: Simd, const S: usize>(u: U, s: &ConvShape, c0: usize) -> Edge<U::M> {
+    let base = (c0 * S) as isize - s.p[1] as isize;
+    let bits = [0, 1, 2].map(|kx| inside(s.w, base + kx));
+    let masks = [
+        u.mask::<S>(bits[0]),
+        u.mask::<S>(bits[1]),
+        u.mask::<S>(bits[2]),
+    ];
+    (bits, masks)
+}
+
+/// The `R` output rows' vectors (in the order of [`Simd::order`], not
+/// clamped) of a band of [`bands3`]: band row t reads input row `top` +
+/// t, from column `base` (c0·S − PW for output column c0), in passes of
+/// `U::COLUMNS3` filter columns, with only their filter values and the
+/// `R` accumulators in registers. `ROWS`: every input row read lies
+/// inside the plane (else those outside, the zero padding, are skipped);
+/// `COLS`: every input column read does (else the loads of a filter
+/// column that reads past the row's are masked as `edge`, the strip's
+/// [`columns3`], says).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn strip3<U: Simd, const R: usize, const S: usize, const ROWS: bool, const COLS: bool>(
+    (u, (x, h, w), filter, bias, (top, base), edge): (
+        U,
+        Input<'_>,
+        &[f32],
+        f32,
+        (isize, isize),
+        Edge<U::M>,
+    ),
+) -> [U::V; R] {
+    let mut acc = [u.splat(bias); R];
+    let one = (u, (x, h, w), filter, (top, base), edge);
+    match U::COLUMNS3 {
+        3 => pass3::<U, R, S, 3, ROWS, COLS>(one, 0, &mut acc),
+        _ => {
+            // A loop the compiler does not unroll: unrolled, it moves the
+            // next passes' loads into this one, and out of registers.
+            for kx in 0..std::hint::black_box(3) {
+                pass3::<U, R, S, 1, ROWS, COLS>(one, kx, &mut acc);
+            }
+        }
+    }
+    acc
+}
+
+/// Adds the taps of `N` filter columns from `kx` to the accumulators of
+/// [`strip3`], loaded through the masks of `edge` unless every column
+/// they read lies inside the row (`COLS`, or as its bits say).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn pass3<
+    U: Simd,
+    const R: usize,
+    const S: usize,
+    const N: usize,
+    const ROWS: bool,
+    const COLS: bool,
+>(
+    (u, (x, h, w), filter, (top, base), (bits, masks)): (
+        U,
+        Input<'_>,
+        &[f32],
+        (isize, isize),
+        Edge<U::M>,
+    ),
+    kx: usize,
+    acc: &mut [U::V; R],
 ) {
-    let ConvShape {
-        h,
-        w,
-        p: [ph, _],
-        o: [oh, ow],
-        ..
-    } = *s;
-    let mut next = 0;
-    while next < oh {
-        let oy = next.min(oh - R);
-        next += R;
-        let mut acc = [u.splat(bias); R];
-        // Input row oy·S − PH + t, for t up to (R − 1)·S + 3 (at most 9),
-        // each a constant: which output row reads it with which filter row
-        // is then known, and the filter values stay in registers.
-        macro_rules! input_rows {
-            ($($t:literal)*) => {$(
-                let iy = (oy * S + $t).wrapping_sub(ph);
-                if $t < (R - 1) * S + 3 && iy < h {
-                    let row = x[iy * w..].as_ptr().wrapping_offset(base);
-                    for (kx, &m) in masks.iter().enumerate() {
-                        // SAFETY: the mask keeps the values at columns
-                        // 0..W of row iy < H, inside `x` (`FULL`: all of
-                        // them are); the pointer is formed with
-                        // `wrapping_offset` and only those values are read.
-                        let xv = unsafe { u.load::<S, FULL>(row.wrapping_add(kx), m) };
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            // Output row oy + r reads this row as its
-                            // filter row t − r·S.
-                            if $t >= r * S && $t - r * S < 3 {
-                                *acc = u.fma(taps[($t - r * S) * 3 + kx], xv, *acc);
-                            }
+    // (Loops, not `map` or `from_fn`: their closures are not compiled
+    // with the instruction set.)
+    let mut taps = [[u.splat(0.0); N]; 3];
+    for (ky, taps) in taps.iter_mut().enumerate() {
+        for (j, tap) in taps.iter_mut().enumerate() {
+            *tap = u.splat(filter[ky * 3 + kx + j]);
+        }
+    }
+    let at = base + kx as isize;
+    let all = u64::MAX >> (64 - S * U::LANES);
+    let mut ms = [masks[kx]; N];
+    ms.copy_from_slice(&masks[kx..kx + N]);
+    let one = (u, (x, h, w), (top, at), taps);
+    if COLS || bits[kx..kx + N].iter().all(|&b| b & all == all) {
+        column3::<U, R, S, N, true, ROWS>(one, ms, acc);
+    } else {
+        column3::<U, R, S, N, false, ROWS>(one, ms, acc);
+    }
+}
+
+/// Adds `N` filter columns' taps, `taps` their values by filter row, to
+/// the accumulators of [`strip3`]: band row t's vector for column j,
+/// loaded from input row `top` + t, column `at` + j on, through `masks[j]`
+/// unless `FULL`, adds to output row r its product with filter row t −
+/// r·S. Each input row is loaded once a filter column.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn column3<
+    U: Simd,
+    const R: usize,
+    const S: usize,
+    const N: usize,
+    const FULL: bool,
+    const ROWS: bool,
+>(
+    (u, (x, h, w), (top, at), taps): (U, Input<'_>, (isize, isize), [[U::V; N]; 3]),
+    masks: [U::M; N],
+    acc: &mut [U::V; R],
+) {
+    // Band row t a constant, which output row reads it with which filter
+    // row is known at compile time.
+    macro_rules! rows {
+        ($($t:literal)*) => {$(
+            let iy = top + $t;
+            if $t < (R - 1) * S + 3 && (ROWS || (iy as usize) < h) {
+                let row = x.as_ptr().wrapping_offset(iy * w as isize + at);
+                for (j, &m) in masks.iter().enumerate() {
+                    // SAFETY: row iy lies inside the plane (`ROWS`: all
+                    // the band's do), and the mask keeps the values at
+                    // its columns 0..W, inside `x` (`FULL`: all of them
+                    // are); the pointer is formed with `wrapping_offset`
+                    // and only those values are read.
+                    let xv = unsafe { u.load::<S, FULL>(row.wrapping_add(j), m) };
+                    for (ky, taps) in taps.iter().enumerate() {
+                        if $t >= ky && ($t - ky) % S == 0 && ($t - ky) / S < R {
+                            let r = ($t - ky) / S;
+                            acc[r] = u.fma(taps[j], xv, acc[r]);
                         }
                     }
                 }
-            )*};
-        }
-        input_rows!(0 1 2 3 4 5 6 7 8);
-        for (r, &a) in acc.iter().enumerate() {
-            let a = match clamp {
-                Some((lo, hi)) => u.clamp(a, lo, hi),
-                None => a,
-            };
-            let row = &mut y[(oy + r) * ow..][..ow];
-            // SAFETY: the row holds the `stored` ≥ 1 values from column c0.
-            unsafe { u.store(row[c0..].as_mut_ptr(), a, stored) };
-        }
+            }
+        )*};
     }
+    rows!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
 }
 
 /// One plane in plain loops, an output row at a time: each tap adds its
@@ -530,7 +756,7 @@ mod avx512 {
         _mm512_storeu_ps,
     };
 
-    use super::{ConvShape, Plane, Simd};
+    use super::{Act, ConvShape, Layer, Plane, Simd};
     use crate::cpu;
 
     /// The AVX-512 vectors, with the token that proves the CPU has them.
@@ -551,23 +777,24 @@ mod avx512 {
             super::strip::<Self, R, V, S>(self, s, one, c0, clamp);
         }
 
-        /// [`super::strip3`] compiled with the instruction set.
+        /// [`super::planes3`] compiled with the instruction set.
         #[inline(never)]
         #[target_feature(enable = "avx512f,avx2,fma")]
-        fn strip3_at<const R: usize, const S: usize>(
+        fn planes3_at<const S: usize>(
             self,
             s: &ConvShape,
-            one: Plane<'_>,
-            c0: usize,
+            layer: Layer<'_>,
+            act: Act,
             clamp: Option<(f32, f32)>,
         ) {
-            super::strip3::<Self, R, S>(self, s, one, c0, clamp);
+            super::planes3::<Self, S>(self, s, layer, act, clamp);
         }
     }
 
     impl Simd for Avx512 {
         const LANES: usize = 16;
-        const ROWS3: usize = 4;
+        const PLAIN: bool = false;
+        const COLUMNS3: usize = 3;
         type V = __m512;
         type M = u32;
 
@@ -584,15 +811,15 @@ mod avx512 {
         }
 
         #[inline(always)]
-        fn strip3<const R: usize, const S: usize>(
+        fn planes3<const S: usize>(
             self,
             s: &ConvShape,
-            one: Plane<'_>,
-            c0: usize,
+            layer: Layer<'_>,
+            act: Act,
             clamp: Option<(f32, f32)>,
         ) {
             // SAFETY: the token proves AVX-512F, AVX2 and FMA.
-            unsafe { self.strip3_at::<R, S>(s, one, c0, clamp) }
+            unsafe { self.planes3_at::<S>(s, layer, act, clamp) }
         }
 
         #[inline(always)]
@@ -638,6 +865,11 @@ mod avx512 {
         }
 
         #[inline(always)]
+        fn order<const S: usize>(self, v: __m512) -> __m512 {
+            v
+        }
+
+        #[inline(always)]
         fn clamp(self, v: __m512, lo: f32, hi: f32) -> __m512 {
             // SAFETY: the token proves AVX-512F. `maxps` and `minps` give
             // their second operand where either is NaN.
@@ -663,13 +895,14 @@ mod avx512 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, __m256i, _mm256_and_si256, _mm256_castpd_ps, _mm256_castps_pd, _mm256_cmpeq_epi32,
-        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_max_ps, _mm256_min_ps,
-        _mm256_permute4x64_pd, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
-        _mm256_shuffle_ps, _mm256_storeu_ps,
+        __m256, __m256i, _mm256_and_si256, _mm256_castpd_ps, _mm256_castps256_ps128,
+        _mm256_castps_pd, _mm256_cmpeq_epi32, _mm256_extractf128_ps, _mm256_fmadd_ps,
+        _mm256_loadu_ps, _mm256_maskload_ps, _mm256_max_ps, _mm256_min_ps, _mm256_permute4x64_pd,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_shuffle_ps, _mm256_storeu_ps,
+        _mm_castps_si128, _mm_cvtsi128_si64, _mm_movehl_ps, _mm_store_ss, _mm_storeu_ps,
     };
 
-    use super::{ConvShape, Plane, Simd};
+    use super::{Act, ConvShape, Layer, Plane, Simd};
     use crate::cpu;
 
     /// The AVX2 vectors, with the token that proves the CPU has them.
@@ -690,17 +923,17 @@ mod avx2 {
             super::strip::<Self, R, V, S>(self, s, one, c0, clamp);
         }
 
-        /// [`super::strip3`] compiled with the instruction set.
+        /// [`super::planes3`] compiled with the instruction set.
         #[inline(never)]
         #[target_feature(enable = "avx2,fma")]
-        fn strip3_at<const R: usize, const S: usize>(
+        fn planes3_at<const S: usize>(
             self,
             s: &ConvShape,
-            one: Plane<'_>,
-            c0: usize,
+            layer: Layer<'_>,
+            act: Act,
             clamp: Option<(f32, f32)>,
         ) {
-            super::strip3::<Self, R, S>(self, s, one, c0, clamp);
+            super::planes3::<Self, S>(self, s, layer, act, clamp);
         }
     }
 
@@ -708,7 +941,7 @@ mod avx2 {
     /// mask of 32-bit lanes.
     #[inline(always)]
     fn lanes(bits: u64) -> __m256i {
-        // SAFETY: only reached from `Avx2::strip_at` and `strip3_at`,
+        // SAFETY: only reached from `Avx2::strip_at` and `planes3_at`,
         // which have AVX2.
         unsafe {
             let lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -717,29 +950,13 @@ mod avx2 {
         }
     }
 
-    /// The 8 values from `p` whose bits are set in the low 8 bits of
-    /// `bits`, zeros elsewhere: a plain load when all are (a masked one
-    /// costs more, on AMD cores), else a masked one.
-    ///
-    /// # Safety
-    /// AVX2; the values whose bits are set are readable.
-    #[inline(always)]
-    unsafe fn load8(p: *const f32, bits: u64) -> __m256 {
-        // SAFETY: the caller's contract; masked-off values are not read.
-        unsafe {
-            if bits & 0xff == 0xff {
-                _mm256_loadu_ps(p)
-            } else {
-                _mm256_maskload_ps(p, lanes(bits))
-            }
-        }
-    }
-
     impl Simd for Avx2 {
         const LANES: usize = 8;
-        const ROWS3: usize = 4;
+        const PLAIN: bool = true;
+        const COLUMNS3: usize = 1;
         type V = __m256;
-        type M = u64;
+        /// The masks of the load's (up to) two vectors of 8 values.
+        type M = [__m256i; 2];
 
         #[inline(always)]
         fn strip<const R: usize, const V: usize, const S: usize>(
@@ -754,15 +971,15 @@ mod avx2 {
         }
 
         #[inline(always)]
-        fn strip3<const R: usize, const S: usize>(
+        fn planes3<const S: usize>(
             self,
             s: &ConvShape,
-            one: Plane<'_>,
-            c0: usize,
+            layer: Layer<'_>,
+            act: Act,
             clamp: Option<(f32, f32)>,
         ) {
             // SAFETY: the token proves AVX2 and FMA.
-            unsafe { self.strip3_at::<R, S>(s, one, c0, clamp) }
+            unsafe { self.planes3_at::<S>(s, layer, act, clamp) }
         }
 
         #[inline(always)]
@@ -778,35 +995,50 @@ mod avx2 {
         }
 
         #[inline(always)]
-        fn mask<const S: usize>(self, bits: u64) -> u64 {
-            bits
+        fn mask<const S: usize>(self, bits: u64) -> [__m256i; 2] {
+            [
+                lanes(bits),
+                if S == 1 { lanes(0) } else { lanes(bits >> 8) },
+            ]
         }
 
         #[inline(always)]
-        unsafe fn load<const S: usize, const FULL: bool>(self, p: *const f32, m: u64) -> __m256 {
+        unsafe fn load<const S: usize, const FULL: bool>(
+            self,
+            p: *const f32,
+            [low, high]: [__m256i; 2],
+        ) -> __m256 {
             // SAFETY: the token proves AVX2; the caller's contract covers
-            // the values of `m`, the only ones read (the second vector's
-            // pointer is formed with `wrapping_add`), or with `FULL` all of
-            // them.
+            // the values of the masks, the only ones read (the second
+            // vector's pointer is formed with `wrapping_add`), or with
+            // `FULL` all of them. A plain load where all are: a masked one
+            // costs more, on AMD cores.
             unsafe {
-                let half = |p: *const f32, m: u64| {
+                let half = |p: *const f32, m: __m256i| {
                     if FULL {
                         _mm256_loadu_ps(p)
                     } else {
-                        load8(p, m)
+                        _mm256_maskload_ps(p, m)
                     }
                 };
-                let low = half(p, m);
+                let a = half(p, low);
                 if S == 1 {
-                    return low;
+                    return a;
                 }
-                let high = half(p.wrapping_add(8), m >> 8);
-                // a0 a2 b0 b2 | a4 a6 b4 b6, then its 64-bit pairs 0 2 1 3.
-                let pairs = _mm256_shuffle_ps::<0b10_00_10_00>(low, high);
-                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
-                    pairs,
-                )))
+                let b = half(p.wrapping_add(8), high);
+                // a0 a2 b0 b2 | a4 a6 b4 b6: output columns 0 1 4 5 2 3 6
+                // 7, which `order` puts in order.
+                _mm256_shuffle_ps::<0b10_00_10_00>(a, b)
             }
+        }
+
+        #[inline(always)]
+        fn order<const S: usize>(self, v: __m256) -> __m256 {
+            if S == 1 {
+                return v;
+            }
+            // SAFETY: the token proves AVX2. The 64-bit pairs 0 2 1 3.
+            unsafe { _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v))) }
         }
 
         #[inline(always)]
@@ -823,12 +1055,26 @@ mod avx2 {
             unsafe {
                 if n >= 8 {
                     _mm256_storeu_ps(p, v);
-                } else {
-                    // Through the stack: a masked store costs tens of
-                    // cycles on AMD cores.
-                    let mut lanes = [0.0f32; 8];
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
-                    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, n);
+                    return;
+                }
+                // 4, 2 and 1 lanes at a time, as `n`'s bits say: a masked
+                // store costs tens of cycles on AMD cores, and a copy
+                // through the stack calls `memcpy`, around which the
+                // caller keeps its vectors on the stack.
+                let (mut p, mut part) = (p, _mm256_castps256_ps128(v));
+                if n & 4 != 0 {
+                    _mm_storeu_ps(p, part);
+                    part = _mm256_extractf128_ps::<1>(v);
+                    p = p.add(4);
+                }
+                if n & 2 != 0 {
+                    let pair = _mm_cvtsi128_si64(_mm_castps_si128(part));
+                    p.cast::<i64>().write_unaligned(pair);
+                    part = _mm_movehl_ps(part, part);
+                    p = p.add(2);
+                }
+                if n & 1 != 0 {
+                    _mm_store_ss(p, part);
                 }
             }
         }
