@@ -136,7 +136,10 @@ pub trait Network: Sized + Send + Sync {
         check_shape("input", x.shape(), &Self::INPUT)?;
         check_shape("output", out.shape(), &Self::OUTPUT)?;
         let (x, out) = (x.insert_axis(Axis(0)), out.insert_axis(Axis(0)));
-        forward_chunk(Self::MODEL, self.parameters(), x, out, ws)
+        // A team only inside the pool: from outside, `forward_into` runs on
+        // the calling thread alone, as its documentation says.
+        let team = rayon::current_thread_index().is_some();
+        forward_chunk(Self::MODEL, self.parameters(), x, out, ws, team)
     }
 
     /// A batch N×C×H×W to N×OUTPUT, images spread over rayon's global pool,
@@ -236,7 +239,9 @@ fn forward_batch(
             .into_par_iter()
             .zip(x.axis_chunks_iter(Axis(0), chunk).into_par_iter())
             .try_for_each(|(o, images)| {
-                workspace::with_local(model, |ws| forward_chunk(model, params, images, o, ws))
+                workspace::with_local(model, |ws| {
+                    forward_chunk(model, params, images, o, ws, true)
+                })
             })
     };
     // One image, or a pool of one thread, on the calling thread: handing
@@ -259,7 +264,8 @@ fn forward_batch(
 pub const TEAM_MIN_PASS_MACS: u64 = 2_000_000;
 
 /// Images whose shapes are checked, `x` N×INPUT into `out` N×OUTPUT,
-/// copying views that are not contiguous. Allocates nothing once the
+/// copying views that are not contiguous; one image large enough leads a
+/// team if `team`. Allocates nothing once the
 /// workspace has grown to the chunk (for one image, to [`Workspace::new`]'s
 /// size) and the parameters are prepared.
 fn forward_chunk(
@@ -268,6 +274,7 @@ fn forward_chunk(
     x: ArrayView4<f32>,
     mut out: ArrayViewMut4<f32>,
     ws: &mut Workspace,
+    team: bool,
 ) -> Result<(), Error> {
     let n = x.len_of(Axis(0));
     ws.reserve_batch(model, n);
@@ -292,7 +299,7 @@ fn forward_chunk(
     // pool: it spins beside the pass, so that splitting a layer costs no
     // further wake-up.
     let mut pass = |out: &mut [f32]| match n {
-        1 if model.macs >= TEAM_MIN_PASS_MACS => {
+        1 if team && model.macs >= TEAM_MIN_PASS_MACS => {
             crate::par::team(|| run::forward_one(model, params, x, out, scratch))
         }
         1 => run::forward_one(model, params, x, out, scratch),
