@@ -362,7 +362,13 @@ fn strip<U: Simd, const R: usize, const V: usize, const S: usize>(
             if U::PLAIN && bits.iter().all(|&b| b & all == all) {
                 column!(true, [u.mask::<S>(all); V]);
             } else {
-                column!(false, bits.map(|b| u.mask::<S>(b)));
+                // (A loop, not `map`: its closure is not compiled with
+                // the instruction set.)
+                let mut masks = [u.mask::<S>(all); V];
+                for (m, &b) in masks.iter_mut().zip(&bits) {
+                    *m = u.mask::<S>(b);
+                }
+                column!(false, masks);
             }
         }
         for (r, acc) in acc.iter().enumerate() {
