@@ -53,6 +53,18 @@ fn pointwise(shape: &ConvShape) -> bool {
     shape.f == [1, 1] && shape.s == [1, 1] && shape.p == [0, 0]
 }
 
+/// Group `group`'s column matrix (taps × pixels) of one image `x`: a 1×1
+/// layer's input as it is, else unfolded into `cols`.
+fn columns<'a>(shape: ConvShape, group: usize, x: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
+    if pointwise(&shape) {
+        let Group { taps, pixels, .. } = Group::of(&shape);
+        &x[group * taps * pixels..(group + 1) * taps * pixels]
+    } else {
+        im2col_with(shape, group, x, cols);
+        cols
+    }
+}
+
 /// The input index along an axis of `len` values read by output `o` at tap
 /// `k`, or `None` in the padding: `o·S + k·D − P`.
 #[inline(always)]
@@ -195,12 +207,7 @@ pub fn conv_forward_with(
             .zip(yb.chunks_exact_mut(group.filters * group.pixels))
             .enumerate()
         {
-            let unfolded: &[f32] = if pointwise(&shape) {
-                &xb[gi * group.taps * group.pixels..(gi + 1) * group.taps * group.pixels]
-            } else {
-                im2col_with(shape, gi, xb, cols);
-                cols
-            };
+            let unfolded = columns(shape, gi, xb, cols);
             // Y_g (K/G × pixels) += W_g (K/G × taps) · cols_g (taps × pixels).
             gemm(
                 group.filters,
@@ -263,12 +270,7 @@ pub fn conv_backward_with(
             let dyg = &dyb[gi * group.filters * group.pixels..][..group.filters * group.pixels];
             let group_x = gi * group.taps * group.pixels..(gi + 1) * group.taps * group.pixels;
             // dW_g (K/G × taps) += dY_g (K/G × pixels) · cols_gᵀ (pixels × taps).
-            let unfolded: &[f32] = if pointwise(&shape) {
-                &xb[group_x.clone()]
-            } else {
-                im2col_with(shape, gi, xb, cols);
-                cols
-            };
+            let unfolded = columns(shape, gi, xb, cols);
             gemm(
                 group.filters,
                 group.pixels,
