@@ -194,6 +194,29 @@ pub const fn scratch_len(shape: &ConvShape) -> Option<usize> {
     }
 }
 
+/// [`pad`], its channels split in two halves over a team's threads when
+/// the layer is split ([`crate::par`]), each half by `pad_half`: otherwise
+/// the partner waits for the whole copy, which with two cores' caches
+/// between them (the partner read the last pass's copy) is slow.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pad_split(
+    g: &Geom,
+    x: &[f32],
+    xp: &mut [f32],
+    split: bool,
+    pad_half: impl Fn(&Geom, &[f32], &mut [f32]) + Sync,
+) {
+    let half = g.s.c / 2;
+    if split && half > 0 && crate::par::active() {
+        let (x0, x1) = x.split_at(half * g.s.h * g.s.w);
+        let (p0, p1) = xp.split_at_mut(half * g.hp * g.wp);
+        crate::par::join(|| pad_half(g, x0, p0), || pad_half(g, x1, p1));
+    } else {
+        pad_half(g, x, xp);
+    }
+}
+
 /// Copies `x` into `xp` with the layer's zero padding around each plane.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -227,7 +250,7 @@ mod avx512 {
         _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
     };
 
-    use super::{pad, ConvShape, Geom, LANES, TILE_GROUPS, TILE_PIXELS};
+    use super::{pad, pad_split, ConvShape, Geom, LANES, TILE_GROUPS, TILE_PIXELS};
     use crate::cpu::Avx512;
 
     /// The convolution of `x` into `y` (channel planes of OH·OW), bias and
@@ -256,7 +279,7 @@ mod avx512 {
             x
         } else {
             let padded = &mut scratch[..g.padded_len];
-            pad(&g, x, padded);
+            pad_split(&g, x, padded, split, pad);
             padded
         };
         let plane = g.oh * g.ow;
@@ -514,7 +537,7 @@ mod avx2 {
         _mm_storeu_ps,
     };
 
-    use super::{pad, ConvShape, Geom, AVX2_LANES as LANES, AVX2_TILE_PIXELS as PIXELS};
+    use super::{pad, pad_split, ConvShape, Geom, AVX2_LANES as LANES, AVX2_TILE_PIXELS as PIXELS};
     use crate::cpu::Avx2;
 
     /// Output pixels per tile of one vector of filters (a last, odd one):
@@ -549,7 +572,9 @@ mod avx2 {
         } else {
             let padded = &mut scratch[..g.padded_len];
             // SAFETY: the token proves AVX2.
-            unsafe { pad_avx2(&g, x, padded) };
+            pad_split(&g, x, padded, split, |g, x, xp| unsafe {
+                pad_avx2(g, x, xp)
+            });
             padded
         };
         let plane = g.oh * g.ow;
