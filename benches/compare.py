@@ -18,6 +18,7 @@ Options:
     --stat min        per round, keep each side's fastest sample instead of the
                       median sample (both are then minimised over rounds)
     --json FILE       also write every measurement as JSON
+    --ort-native      with CNN_ISA=avx2, leave onnxruntime its AVX-512 kernels
     --baseline EXE    also time EXE, a copy of the bench_networks binary built
                       earlier (at the old commit, after a build: `cp
                       target/release/examples/bench_networks /tmp/before`),
@@ -25,6 +26,16 @@ Options:
                       time and ours/baseline
 
 Needs python3 with onnx, onnxruntime and numpy, and cargo.
+
+Both sides on AVX2 on an AVX-512 host: `CNN_ISA=avx2 python3
+benches/compare.py` caps our kernels at AVX2 and, unless `--ort-native`,
+hides AVX-512 from onnxruntime as well: the script compiles
+`benches/hide_avx512.c` with `cc` and restarts itself with it preloaded,
+which makes the CPUID instruction fault and answers it with the AVX-512
+bits cleared (Linux on a CPU with CPUID faulting, `cpuid_fault` in
+/proc/cpuinfo), so that onnxruntime's kernel choice sees an AVX2 CPU. The
+report's header says which instruction sets each side ran, and a warning
+says when hiding failed.
 
 What it does, in one run:
 
@@ -92,6 +103,7 @@ FMA_FLOOR = 0.25
 
 def main():
     args = parse_args()
+    ort_isa = cap_onnxruntime(args)
     try:
         import numpy as np
         import onnx
@@ -120,7 +132,7 @@ def main():
     elapsed = (built - started, time.monotonic() - built)
     load.append(loadavg())
 
-    print_report(nets, results, clock, args, ort.__version__, elapsed, load)
+    print_report(nets, results, clock, args, ort.__version__, elapsed, load, ort_isa)
     if args.json:
         rows = [
             {"id": n, "batch": b, "threads": t, "side": side, "rounds_us": v}
@@ -147,6 +159,8 @@ def parse_args():
     p.add_argument("--json")
     p.add_argument("--baseline", metavar="EXE",
                    help="an earlier build of the bench_networks binary, timed like ours")
+    p.add_argument("--ort-native", action="store_true",
+                   help="with CNN_ISA=avx2, leave onnxruntime every instruction set the CPU has")
     a = p.parse_args()
     if a.baseline and not (os.path.isfile(a.baseline) and os.access(a.baseline, os.X_OK)):
         p.error(f"--baseline {a.baseline}: not an executable file")
@@ -164,6 +178,38 @@ def int_list(text):
 
 def selected(net, wanted):
     return not wanted or net["id"] in wanted or net["name"] in wanted
+
+
+def cap_onnxruntime(args):
+    """With `CNN_ISA=avx2`, hides AVX-512 from onnxruntime too, so that both
+    sides run AVX2 kernels: compiles `benches/hide_avx512.c` (with `cc`) and
+    restarts this script with it preloaded. Returns what the report says of
+    onnxruntime's instruction set."""
+    if os.environ.get("CNN_ISA", "").lower() != "avx2" or args.ort_native:
+        return "every instruction set the CPU has"
+    status = os.environ.get("HIDE_AVX512")
+    if status == "on":
+        return "AVX2: AVX-512 hidden from CPUID (benches/hide_avx512.c)"
+    if status is not None:
+        print(f"compare.py: AVX-512 not hidden from onnxruntime ({status})", file=sys.stderr)
+        return f"every instruction set the CPU has (hiding AVX-512 {status})"
+    shim = ROOT / "target" / "compare" / "hide_avx512.so"
+    shim.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["cc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(ROOT / "benches" / "hide_avx512.c")]
+    try:
+        built = subprocess.run(cmd, stderr=subprocess.PIPE, text=True).returncode == 0
+    except OSError:
+        built = False
+    if not built:
+        os.environ["HIDE_AVX512"] = "failed: could not compile benches/hide_avx512.c with cc"
+        return cap_onnxruntime(args)
+    print("restarting with onnxruntime's AVX-512 hidden (CNN_ISA=avx2)", file=sys.stderr)
+    env = dict(os.environ, LD_PRELOAD=str(shim))
+    # The interpreter itself, not a launcher script: a restart resets the
+    # CPUID faulting the shim turns on.
+    argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
 
 
 # --- our side ---------------------------------------------------------------
@@ -472,12 +518,14 @@ def loadavg():
         return None
 
 
-def print_report(nets, results, clock, args, ort_version, elapsed, load):
+def print_report(nets, results, clock, args, ort_version, elapsed, load, ort_isa):
     peak = clock["peak_gflops"]
     loads = " and ".join(f"{x:.1f}" for x in load if x is not None) or "unknown"
     print(f"Machine: {os.cpu_count()} cores, load average {loads} at start and end; clock {fmt_ghz(clock['clock_ghz'])} measured "
           f"(dependent-add chain), {fmt_ghz(clock['cpuinfo_ghz'])} in /proc/cpuinfo.")
     print_peak(clock)
+    ours_isa = os.environ.get("CNN_ISA") or "the widest the CPU has"
+    print(f"Instruction sets: ours {ours_isa} (CNN_ISA), onnxruntime {ort_isa}.")
     print(f"onnxruntime {ort_version}, CPU provider, ORT_ENABLE_ALL, sequential, "
           f"inter_op 1. {args.rounds} round(s) of {args.budget_ms} ms per case and side; "
           f"times are each side's {args.stat} sample in its best round. "
