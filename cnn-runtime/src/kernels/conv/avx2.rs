@@ -1,11 +1,11 @@
 //! The AVX2 + FMA register tile, selected at run time.
 
 use std::arch::x86_64::{
-    __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_set1_ps,
-    _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps,
+    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
-use super::blocked::{self, Micro, Part, Taps, Tiling};
+use super::blocked::{self, Clamp, Micro, Part, Taps, Tiling};
 use super::layout::{Layout, Tap};
 use crate::cpu;
 
@@ -28,11 +28,11 @@ impl Avx2 {
         xt: &[f32],
         filters: (&[f32], Taps<'_>),
         bias: &[f32],
-        relu: bool,
+        clamp: Clamp,
         out: &mut [f32],
     ) {
         // SAFETY: the token proves AVX2 and FMA.
-        unsafe { rows_avx2(self, lay, k0, k1, xt, filters, bias, relu, out) }
+        unsafe { rows_avx2(self, lay, k0, k1, xt, filters, bias, clamp, out) }
     }
 }
 
@@ -46,10 +46,10 @@ fn rows_avx2(
     xt: &[f32],
     filters: (&[f32], Taps<'_>),
     bias: &[f32],
-    relu: bool,
+    clamp: Clamp,
     out: &mut [f32],
 ) {
-    blocked::rows(u, lay, k0, k1, xt, filters, bias, relu, out);
+    blocked::rows(u, lay, k0, k1, xt, filters, bias, clamp, out);
 }
 
 /// The accumulators of one tile and where its taps read. Made only by
@@ -196,7 +196,7 @@ impl Avx2 {
         // SAFETY: the token proves AVX2; the stores stay within the bounds
         // asserted above (and `row` holds 8V values).
         unsafe {
-            let zero = _mm256_setzero_ps();
+            let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
             for (i, acc) in t.acc.iter().enumerate() {
                 let mut row = [0.0f32; 8 * blocked::NV];
                 let (o, to_row) = if skip == 0 {
@@ -205,8 +205,13 @@ impl Avx2 {
                     (row.as_mut_ptr(), true)
                 };
                 for (v, &s) in acc.iter().enumerate() {
-                    // max(0, s) keeps a NaN in s, as Act::Relu does.
-                    let s = if part.relu { _mm256_max_ps(zero, s) } else { s };
+                    // max(0, s) and min(6, s) keep a NaN in s, as Act::Relu
+                    // and Act::Relu6 do.
+                    let s = match part.clamp {
+                        Clamp::None => s,
+                        Clamp::Relu => _mm256_max_ps(zero, s),
+                        Clamp::Relu6 => _mm256_min_ps(six, _mm256_max_ps(zero, s)),
+                    };
                     _mm256_storeu_ps(o.add(8 * v), s);
                 }
                 if to_row {

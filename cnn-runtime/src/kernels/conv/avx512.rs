@@ -10,16 +10,34 @@
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_loadu_ps,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_set1_ps, _mm512_setzero_ps,
-    _mm512_storeu_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use super::blocked::{self, Micro, Part, Taps, Tiling};
+use super::blocked::{self, Clamp, Micro, Part, Taps, Tiling};
 use super::layout::{Layout, Tap};
 use crate::cpu;
 
 /// Pixels per vector.
 const LANES: usize = 16;
+
+/// The tile's clamp of sums `s` (`zero` and `six` splat): max(0, s) and
+/// min(6, s) keep a NaN in `s`, as [`Act::Relu`](crate::Act::Relu) and
+/// [`Act::Relu6`](crate::Act::Relu6) do.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
+#[inline(always)]
+unsafe fn clamp(clamp: Clamp, zero: __m512, six: __m512, s: __m512) -> __m512 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match clamp {
+            Clamp::None => s,
+            Clamp::Relu => _mm512_max_ps(zero, s),
+            Clamp::Relu6 => _mm512_min_ps(six, _mm512_max_ps(zero, s)),
+        }
+    }
+}
 
 /// Output channels per full tile.
 const MR: usize = 8;
@@ -40,11 +58,11 @@ impl Avx512 {
         xt: &[f32],
         filters: (&[f32], Taps<'_>),
         bias: &[f32],
-        relu: bool,
+        clamp: Clamp,
         out: &mut [f32],
     ) {
         // SAFETY: the token proves AVX-512F, AVX2 and FMA.
-        unsafe { rows_avx512(self, lay, k0, k1, xt, filters, bias, relu, out) }
+        unsafe { rows_avx512(self, lay, k0, k1, xt, filters, bias, clamp, out) }
     }
 }
 
@@ -58,10 +76,10 @@ fn rows_avx512(
     xt: &[f32],
     filters: (&[f32], Taps<'_>),
     bias: &[f32],
-    relu: bool,
+    clamp: Clamp,
     out: &mut [f32],
 ) {
-    blocked::rows(u, lay, k0, k1, xt, filters, bias, relu, out);
+    blocked::rows(u, lay, k0, k1, xt, filters, bias, clamp, out);
 }
 
 /// How a tile's vectors read the input (the `LOAD` of [`Acc`]).
@@ -248,12 +266,11 @@ impl Avx512 {
         // SAFETY: the token proves AVX-512F; the stores stay within the
         // bounds asserted above.
         unsafe {
-            let zero = _mm512_setzero_ps();
+            let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
             for (i, acc) in t.acc.iter().enumerate() {
                 let o = out.as_mut_ptr().add(i * ldo + o0);
                 for (v, &s) in acc.iter().enumerate() {
-                    // max(0, s) keeps a NaN in s, as Act::Relu does.
-                    let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
+                    let s = clamp(part.clamp, zero, six, s);
                     if skip == 0 {
                         _mm512_storeu_ps(o.add(LANES * v), s);
                     } else {
@@ -392,10 +409,10 @@ impl Avx512 {
         // SAFETY: as for the loads; the masks keep the stores within the
         // rows' OW values, and leave out the first `skip` rows.
         unsafe {
-            let zero = _mm512_setzero_ps();
+            let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
             for (i, acc) in t.acc.iter().enumerate() {
                 for (v, &s) in acc.iter().enumerate() {
-                    let s = if part.relu { _mm512_max_ps(zero, s) } else { s };
+                    let s = clamp(part.clamp, zero, six, s);
                     let row = out.as_mut_ptr().add(i * ldo + (r0 + 2 * v) * wq);
                     let keep = rows(v);
                     _mm512_mask_storeu_ps(row, keep & lo, s);

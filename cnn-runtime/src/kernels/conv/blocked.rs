@@ -1,7 +1,7 @@
 //! The blocked convolution: output channels × pixels in tiles of
 //! MR × LANES·NV held in registers (MR and LANES set by the micro-kernel),
 //! each tile accumulated over every filter tap straight from the
-//! (transformed) input, with bias and ReLU applied on the way out.
+//! (transformed) input, with bias and a clamp (ReLU, ReLU6) applied on the way out.
 //! No im2col copy: the input is read in place of the columns. Pixels go in
 //! blocks of a few tiles, and input channels in chunks whose input for a
 //! block is at most [`CHUNK_FLOATS`], the partial sums kept in the output
@@ -44,6 +44,38 @@ pub(crate) struct Taps<'a> {
     pub stride: usize,
 }
 
+/// An activation that the tiles apply as they store their sums (the
+/// others are left to [`finish`]): a clamp, which a max and a min compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clamp {
+    /// The sums as they are.
+    None,
+    /// ReLU: max(0, s).
+    Relu,
+    /// ReLU6: min(6, max(0, s)).
+    Relu6,
+}
+
+impl Clamp {
+    /// The clamp that `act` is, or [`Clamp::None`].
+    pub const fn of(act: Act) -> Clamp {
+        match act {
+            Act::Relu => Clamp::Relu,
+            Act::Relu6 => Clamp::Relu6,
+            _ => Clamp::None,
+        }
+    }
+
+    /// The activation that the clamp computes.
+    pub const fn act(self) -> Act {
+        match self {
+            Clamp::None => Act::Identity,
+            Clamp::Relu => Act::Relu,
+            Clamp::Relu6 => Act::Relu6,
+        }
+    }
+}
+
 /// Which input channels one pass over a tile accumulates.
 #[derive(Debug, Clone)]
 pub(crate) struct Part<'a> {
@@ -51,8 +83,9 @@ pub(crate) struct Part<'a> {
     pub channels: std::ops::Range<usize>,
     /// The first pass: start from the bias rather than the stored sums.
     pub first: bool,
-    /// The last pass, with ReLU fused: clamp the stored sums at 0.
-    pub relu: bool,
+    /// The activation the tiles apply as they store the sums: the
+    /// layer's, if it is a clamp, on the last pass; else none.
+    pub clamp: Clamp,
     /// Where a channel's taps read.
     pub taps: Taps<'a>,
 }
@@ -279,7 +312,7 @@ fn tiling<U: Micro>(lay: &Layout) -> Tiling {
 }
 
 /// Computes output channels `k0..k1` into `out` (row `k − k0` at
-/// `(k − k0)·nq`, or `(k − k0)·OH·OW` if [`dense`]), bias and ReLU
+/// `(k − k0)·nq`, or `(k − k0)·OH·OW` if [`dense`]), bias and `clamp`
 /// included; other activations are left to [`finish`].
 ///
 /// `xt` is the input as the layout reads it, `filters` the whole layer's
@@ -296,7 +329,7 @@ pub(crate) fn rows<U: Micro>(
     xt: &[f32],
     (filters, taps): (&[f32], Taps<'_>),
     bias: &[f32],
-    relu: bool,
+    clamp: Clamp,
     out: &mut [f32],
 ) {
     let lda = lay.shape.c * lay.shape.f[0] * lay.shape.f[1];
@@ -324,7 +357,7 @@ pub(crate) fn rows<U: Micro>(
         for q in 0..nq {
             for k in k0..k1 {
                 let o = &mut out[(k - k0) * nq + q];
-                *o = pixel(lay, taps, xt, q, tile_filters(k), mr, bias[k], relu);
+                *o = pixel(lay, taps, xt, q, tile_filters(k), mr, bias[k], clamp);
             }
         }
         return;
@@ -362,7 +395,7 @@ pub(crate) fn rows<U: Micro>(
             let part = Part {
                 channels: c0..c1,
                 first: c0 == 0,
-                relu: relu && c1 == c,
+                clamp: if c1 == c { clamp } else { Clamp::None },
                 taps,
             };
             let mut k = k0;
@@ -488,7 +521,7 @@ fn pixel(
     a: &[f32],
     stride: usize,
     bias: f32,
-    relu: bool,
+    clamp: Clamp,
 ) -> f32 {
     let mut dot = Dot {
         sum: bias,
@@ -499,15 +532,11 @@ fn pixel(
     let part = Part {
         channels: 0..lay.shape.c,
         first: true,
-        relu,
+        clamp,
         taps,
     };
     part.for_each_tap::<0>(&mut dot);
-    if relu {
-        Act::Relu.apply(dot.sum)
-    } else {
-        dot.sum
-    }
+    clamp.act().apply(dot.sum)
 }
 
 /// One output value's dot product.
@@ -540,21 +569,13 @@ pub(crate) fn finish(lay: &Layout, k: usize, wide: Option<&[f32]>, y: &mut [f32]
             }
         }
     }
-    finish_in_place(len, y, act);
+    finish_in_place(len, y, act, Clamp::of(act).act());
 }
 
-/// The activation the tiles leave to [`finish`]: all but ReLU.
-fn late(act: Act) -> Option<Act> {
-    match act {
-        Act::Identity | Act::Relu => None,
-        act => Some(act),
-    }
-}
-
-/// Applies to the first `len` values of `y` the activation the tiles did
-/// not ([`late`]).
-pub(crate) fn finish_in_place(len: usize, y: &mut [f32], act: Act) {
-    if let Some(act) = late(act) {
+/// Applies `act` to the first `len` values of `y`, unless it is `applied`,
+/// the activation the kernel applied as it stored them.
+pub(crate) fn finish_in_place(len: usize, y: &mut [f32], act: Act, applied: Act) {
+    if act != applied && act != Act::Identity {
         activate(act, &mut y[..len]);
     }
 }

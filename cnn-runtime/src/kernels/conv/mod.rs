@@ -52,7 +52,7 @@ use std::fmt;
 
 pub use layout::ConvShape;
 
-use blocked::Taps;
+use blocked::{Clamp, Taps};
 use layout::{tri, Layout};
 use portable::Portable;
 
@@ -517,7 +517,9 @@ impl PackedConv {
         split: bool,
     ) -> Result<(), ConvError> {
         let [oh, ow] = one.o;
+        // Filters in the lanes apply ReLU as they store, and no other.
         let relu = act == Act::Relu;
+        let fused = if relu { Act::Relu } else { Act::Identity };
         match kernel {
             ConvKernel::Narrow => {
                 narrow(one.c, one.w, one.k, x, filters, bias, y, act);
@@ -527,7 +529,7 @@ impl PackedConv {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(token) = Avx512::detect() {
                     filter_lanes::conv(token, one, split, x, filters, bias, y, relu, scratch);
-                    blocked::finish_in_place(one.k * oh * ow, y, act);
+                    blocked::finish_in_place(one.k * oh * ow, y, act, fused);
                     return Ok(());
                 }
                 Err(ConvError::Unsupported(Isa::Avx512))
@@ -536,7 +538,7 @@ impl PackedConv {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(token) = Avx2::detect() {
                     filter_lanes::conv_avx2(token, one, split, x, filters, bias, y, relu, scratch);
-                    blocked::finish_in_place(one.k * oh * ow, y, act);
+                    blocked::finish_in_place(one.k * oh * ow, y, act, fused);
                     return Ok(());
                 }
                 Err(ConvError::Unsupported(Isa::Avx2))
@@ -657,15 +659,15 @@ impl Tiles {
         xt: &[f32],
         filters: (&[f32], Taps<'_>),
         bias: &[f32],
-        relu: bool,
+        clamp: Clamp,
         out: &mut [f32],
     ) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Tiles::Avx2(t) => t.rows(lay, k0, k1, xt, filters, bias, relu, out),
+            Tiles::Avx2(t) => t.rows(lay, k0, k1, xt, filters, bias, clamp, out),
             #[cfg(target_arch = "x86_64")]
-            Tiles::Avx512(t) => t.rows(lay, k0, k1, xt, filters, bias, relu, out),
-            Tiles::Portable => blocked::rows(Portable, lay, k0, k1, xt, filters, bias, relu, out),
+            Tiles::Avx512(t) => t.rows(lay, k0, k1, xt, filters, bias, clamp, out),
+            Tiles::Portable => blocked::rows(Portable, lay, k0, k1, xt, filters, bias, clamp, out),
         }
     }
 }
@@ -691,7 +693,7 @@ fn run_blocked(
     } else {
         x
     };
-    let relu = act == Act::Relu;
+    let clamp = Clamp::of(act);
     let dense = tiles.dense(lay);
     let ldo = if dense { lay.oh * lay.ow } else { lay.nq };
     let wide = (lay.wide && !dense).then(|| &mut wide[..s.k * lay.nq]);
@@ -700,11 +702,11 @@ fn run_blocked(
     // that computed them and while they are in its cache.
     let part = |k0: usize, k1: usize, out: Option<&mut [f32]>, y: &mut [f32]| match out {
         Some(wide) => {
-            tiles.rows(lay, k0, k1, xt, filters, bias, relu, wide);
+            tiles.rows(lay, k0, k1, xt, filters, bias, clamp, wide);
             blocked::finish(lay, k1 - k0, Some(wide), y, act);
         }
         None => {
-            tiles.rows(lay, k0, k1, xt, filters, bias, relu, y);
+            tiles.rows(lay, k0, k1, xt, filters, bias, clamp, y);
             blocked::finish(lay, k1 - k0, None, y, act);
         }
     };

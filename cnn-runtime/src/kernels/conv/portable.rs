@@ -76,7 +76,7 @@ impl Micro for Portable {
             let row = &mut out[i * ldo + q0..i * ldo + q0 + 8 * V];
             for (j, (d, &s)) in row.iter_mut().zip(acc.as_flattened()).enumerate() {
                 if j >= skip {
-                    *d = if part.relu && s < 0.0 { 0.0 } else { s };
+                    *d = part.clamp.act().apply(s);
                 }
             }
         }
