@@ -164,10 +164,11 @@ impl ConvKernel {
     ///   filter, more than 16 filters); otherwise the blocked AVX-512 tile,
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
-    /// - AVX2: filters in the lanes of 8 where that kernel pays (not 1×1
-    ///   of stride 1; output rows not a multiple of 16 pixels, at least 144
-    ///   taps per filter, 100 if strided, more than 8 filters, as measured
-    ///   in `filter_lanes::applies_avx2`); otherwise the blocked AVX2 tile.
+    /// - AVX2: filters in the lanes of 8 where that kernel pays (1×1 of
+    ///   stride 1 only on planes under 256 pixels; output rows not a
+    ///   multiple of 16 pixels, at least 144 taps per filter, 100 if
+    ///   strided, more than 8 filters, as measured in
+    ///   `filter_lanes::applies_avx2`); otherwise the blocked AVX2 tile.
     /// - Portable: the blocked tile.
     ///
     /// Dilation changes no choice: every kernel reads its taps where the
@@ -183,9 +184,7 @@ impl ConvKernel {
         }
         match isa {
             Isa::Avx512 if !pointwise && filter_lanes::applies(shape) => ConvKernel::FilterLanes,
-            Isa::Avx2 if !pointwise && filter_lanes::applies_avx2(shape) => {
-                ConvKernel::FilterLanesAvx2
-            }
+            Isa::Avx2 if filter_lanes::applies_avx2(shape) => ConvKernel::FilterLanesAvx2,
             Isa::Avx512 => match Layout::new(normalised(shape)) {
                 Some(lay) if lay.nq < AVX512_LANES && !lay.pairs(AVX512_LANES) => {
                     ConvKernel::Blocked(Isa::Avx2)
