@@ -9,6 +9,7 @@
 pub mod reference;
 
 mod activation;
+mod aligned;
 mod conv;
 mod dense;
 mod norm;

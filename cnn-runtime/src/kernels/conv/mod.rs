@@ -56,6 +56,7 @@ use blocked::{Clamp, Taps};
 use layout::{tri, Layout};
 use portable::Portable;
 
+use super::aligned::Aligned;
 use super::Act;
 use crate::cpu::{Active, Avx2, Avx512, Isa};
 
@@ -363,7 +364,7 @@ pub struct PackedConv {
     /// consecutive: filter `b·B + j`, tap `t` at `(b·taps + t)·B + j`, zero
     /// past the last filter. For the blocked kernel, each channel's taps
     /// are in the order of `offsets`; otherwise in the filter's.
-    filters: Vec<f32>,
+    filters: Aligned,
     /// Values of one group's packed filters.
     group_len: usize,
     /// For the blocked kernel, each tap of a channel's offset into its
@@ -432,7 +433,7 @@ impl PackedConv {
             shape,
             kernel,
             group_len: filters.len() / groups,
-            filters,
+            filters: Aligned::new(filters),
             offsets,
             bias,
             layout,
