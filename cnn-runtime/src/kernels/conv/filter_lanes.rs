@@ -364,46 +364,75 @@ mod avx512 {
         let _ = token;
         let k0 = grps.start * LANES;
         let (full, rest) = (g.ow / TILE_PIXELS, g.ow % TILE_PIXELS);
+        let rows3 = g.s.f[1] == 3 && g.s.s[1] == 1 && g.s.d[1] == 1;
         // A tile of groups `grp ..` × `$p` pixels from `ox0` of row `oy`, of
-        // $n groups as the groups left ask.
+        // $n groups as the groups left ask; filter rows of 3 taps at stride
+        // and dilation 1 (VGG's and ResNet's 3 × 3 layers) in a form of
+        // their own.
         macro_rules! tile {
             ($n:expr, $p:literal, $at:expr) => {
                 // SAFETY: the token proves AVX-512F, AVX2 and FMA.
                 unsafe {
-                    match $n {
-                        3 => tile::<3, $p>(g, xp, packed, bias, relu, $at, y, k0),
-                        2 => tile::<2, $p>(g, xp, packed, bias, relu, $at, y, k0),
-                        _ => tile::<1, $p>(g, xp, packed, bias, relu, $at, y, k0),
+                    match ($n, rows3) {
+                        (3, true) => tile::<3, $p, 3>(g, xp, packed, bias, relu, $at, y, k0),
+                        (2, true) => tile::<2, $p, 3>(g, xp, packed, bias, relu, $at, y, k0),
+                        (_, true) => tile::<1, $p, 3>(g, xp, packed, bias, relu, $at, y, k0),
+                        (3, false) => tile::<3, $p, 0>(g, xp, packed, bias, relu, $at, y, k0),
+                        (2, false) => tile::<2, $p, 0>(g, xp, packed, bias, relu, $at, y, k0),
+                        _ => tile::<1, $p, 0>(g, xp, packed, bias, relu, $at, y, k0),
                     }
                 }
             };
         }
-        for oy in 0..g.oh {
+        // A row of tiles of `n` groups from `grp`.
+        let mut row = |grp: usize, n: usize, oy: usize| {
+            for t in 0..full {
+                tile!(n, 8, (grp, oy, t * TILE_PIXELS));
+            }
+            // The row's last pixels, fewer than a tile.
+            let at = (grp, oy, full * TILE_PIXELS);
+            match rest {
+                0 => {}
+                1 => tile!(n, 1, at),
+                2 => tile!(n, 2, at),
+                3 => tile!(n, 3, at),
+                4 => tile!(n, 4, at),
+                5 => tile!(n, 5, at),
+                6 => tile!(n, 6, at),
+                _ => tile!(n, 7, at),
+            }
+        };
+        // Threes and twos: a tile of one group broadcasts a value per
+        // product, and its loads would bound it.
+        let sets = || {
             let mut grp = grps.start;
-            while grp < grps.end {
-                // Threes and twos: a tile of one group broadcasts a value per
-                // product, and its loads would bound it.
-                let n = match grps.end - grp {
+            std::iter::from_fn(move || {
+                let n = match grps.end.checked_sub(grp)? {
+                    0 => return None,
                     1 => 1,
                     2 | 4 => 2,
                     _ => TILE_GROUPS,
                 };
-                for t in 0..full {
-                    tile!(n, 8, (grp, oy, t * TILE_PIXELS));
-                }
-                // The row's last pixels, fewer than a tile.
-                let at = (grp, oy, full * TILE_PIXELS);
-                match rest {
-                    0 => {}
-                    1 => tile!(n, 1, at),
-                    2 => tile!(n, 2, at),
-                    3 => tile!(n, 3, at),
-                    4 => tile!(n, 4, at),
-                    5 => tile!(n, 5, at),
-                    6 => tile!(n, 6, at),
-                    _ => tile!(n, 7, at),
-                }
                 grp += n;
+                Some((grp - n, n))
+            })
+        };
+        // Rows outermost, so that a row's input stays in L1 while every set
+        // of groups passes over it. Where the filters outweigh the input
+        // (ResNet's 512 → 512 on 7 × 7: 9.4 MB of filters, 166 KB of
+        // input), sets outermost instead, so that a set's filters come
+        // from L3 once rather than once per row.
+        if g.taps * g.s.k > g.s.c * g.hp * g.wp {
+            for (grp, n) in sets() {
+                for oy in 0..g.oh {
+                    row(grp, n, oy);
+                }
+            }
+        } else {
+            for oy in 0..g.oh {
+                for (grp, n) in sets() {
+                    row(grp, n, oy);
+                }
             }
         }
     }
@@ -413,12 +442,18 @@ mod avx512 {
     /// whose first plane is filter `k0`'s. A function of its own for each
     /// size of tile, not inlined into the loop over tiles.
     ///
+    /// `FW` nonzero: the filter rows are `FW` taps wide, at horizontal
+    /// stride and dilation 1, so that the loop over a row's taps unrolls
+    /// and every broadcast reads at a fixed offset. On an Intel Xeon
+    /// (AVX-512, two FMA ports) the loop over a row of 3 taps of run-time
+    /// length ran at about 0.8 of the unrolled one's rate.
+    ///
     /// # Safety
     /// The CPU supports AVX-512F, AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn tile<const N: usize, const P: usize>(
+    unsafe fn tile<const N: usize, const P: usize, const FW: usize>(
         g: &Geom,
         xp: &[f32],
         packed: &[f32],
@@ -429,9 +464,16 @@ mod avx512 {
         k0: usize,
     ) {
         let s = g.s;
-        let [fh, fw] = s.f;
-        let [sh, sw] = s.s;
-        let [dh, dw] = s.d;
+        let [fh, _] = s.f;
+        let [sh, _] = s.s;
+        let [dh, _] = s.d;
+        // Fixed where `FW` says so (checked below).
+        let [fw, sw, dw] = if FW > 0 {
+            [FW, 1, 1]
+        } else {
+            [s.f[1], s.s[1], s.d[1]]
+        };
+        assert!(fw == s.f[1] && sw == s.s[1] && dw == s.d[1]);
         let plane = g.oh * g.ow;
         // The filters of the tile's groups below K.
         let k1 = ((grp + N) * LANES).min(s.k);
