@@ -359,7 +359,8 @@ fn short_rows_shape() -> impl Strategy<Value = ConvShape> {
 /// lanes where the CPU has AVX-512): 2 to 11 channels and large filters,
 /// 17 to 79 filters (some not a multiple of 16, some more than three
 /// vectors) and output rows of 8 to 40 pixels (some ending in a tile of
-/// fewer than 8), with strides and paddings.
+/// fewer than 8), with strides and paddings: among them rows of 11 taps at
+/// stride 4, which that kernel unrolls, as AlexNet's first layer has.
 fn many_taps_shape() -> impl Strategy<Value = ConvShape> {
     producing(
         (2usize..12, 1usize..5, 8usize..41, 17usize..80),

@@ -364,22 +364,33 @@ mod avx512 {
         let _ = token;
         let k0 = grps.start * LANES;
         let (full, rest) = (g.ow / TILE_PIXELS, g.ow % TILE_PIXELS);
-        let rows3 = g.s.f[1] == 3 && g.s.s[1] == 1 && g.s.d[1] == 1;
+        // Filter rows in a form of their own, as (taps, stride) at
+        // dilation 1 (VGG's and ResNet's 3 × 3 layers, strided or not, and
+        // AlexNet's first), or (0, 0).
+        let form = match (g.s.f[1], g.s.s[1], g.s.d[1]) {
+            (3, 1, 1) => (3, 1),
+            (3, 2, 1) => (3, 2),
+            (11, 4, 1) => (11, 4),
+            _ => (0, 0),
+        };
         // A tile of groups `grp ..` × `$p` pixels from `ox0` of row `oy`, of
-        // $n groups as the groups left ask; filter rows of 3 taps at stride
-        // and dilation 1 (VGG's and ResNet's 3 × 3 layers) in a form of
-        // their own.
+        // $n groups as the groups left ask, in the row's form.
         macro_rules! tile {
             ($n:expr, $p:literal, $at:expr) => {
+                match form {
+                    (3, 1) => tile!($n, $p, $at, 3, 1),
+                    (3, 2) => tile!($n, $p, $at, 3, 2),
+                    (11, 4) => tile!($n, $p, $at, 11, 4),
+                    _ => tile!($n, $p, $at, 0, 0),
+                }
+            };
+            ($n:expr, $p:literal, $at:expr, $fw:literal, $sw:literal) => {
                 // SAFETY: the token proves AVX-512F, AVX2 and FMA.
                 unsafe {
-                    match ($n, rows3) {
-                        (3, true) => tile::<3, $p, 3>(g, xp, packed, bias, relu, $at, y, k0),
-                        (2, true) => tile::<2, $p, 3>(g, xp, packed, bias, relu, $at, y, k0),
-                        (_, true) => tile::<1, $p, 3>(g, xp, packed, bias, relu, $at, y, k0),
-                        (3, false) => tile::<3, $p, 0>(g, xp, packed, bias, relu, $at, y, k0),
-                        (2, false) => tile::<2, $p, 0>(g, xp, packed, bias, relu, $at, y, k0),
-                        _ => tile::<1, $p, 0>(g, xp, packed, bias, relu, $at, y, k0),
+                    match $n {
+                        3 => tile::<3, $p, $fw, $sw>(g, xp, packed, bias, relu, $at, y, k0),
+                        2 => tile::<2, $p, $fw, $sw>(g, xp, packed, bias, relu, $at, y, k0),
+                        _ => tile::<1, $p, $fw, $sw>(g, xp, packed, bias, relu, $at, y, k0),
                     }
                 }
             };
@@ -443,17 +454,17 @@ mod avx512 {
     /// size of tile, not inlined into the loop over tiles.
     ///
     /// `FW` nonzero: the filter rows are `FW` taps wide, at horizontal
-    /// stride and dilation 1, so that the loop over a row's taps unrolls
-    /// and every broadcast reads at a fixed offset. On an Intel Xeon
-    /// (AVX-512, two FMA ports) the loop over a row of 3 taps of run-time
-    /// length ran at about 0.8 of the unrolled one's rate.
+    /// stride `SW` and dilation 1, so that the loop over a row's taps
+    /// unrolls and every broadcast reads at a fixed offset. On an Intel
+    /// Xeon (AVX-512, two FMA ports) the loop over a row of 3 taps of
+    /// run-time length ran at about 0.8 of the unrolled one's rate.
     ///
     /// # Safety
     /// The CPU supports AVX-512F, AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn tile<const N: usize, const P: usize, const FW: usize>(
+    unsafe fn tile<const N: usize, const P: usize, const FW: usize, const SW: usize>(
         g: &Geom,
         xp: &[f32],
         packed: &[f32],
@@ -469,7 +480,7 @@ mod avx512 {
         let [dh, _] = s.d;
         // Fixed where `FW` says so (checked below).
         let [fw, sw, dw] = if FW > 0 {
-            [FW, 1, 1]
+            [FW, SW, 1]
         } else {
             [s.f[1], s.s[1], s.d[1]]
         };
