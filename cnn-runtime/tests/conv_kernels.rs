@@ -679,25 +679,28 @@ fn kernels_are_chosen_by_the_rule() {
         choose(tiny.0, tiny.1, avx512),
         ConvKernel::Blocked(Isa::Avx2)
     );
-    // 1×1: a GEMV per pixel below 8 pixels, the blocked tile from 8 on,
-    // never filters in the lanes on AVX-512.
+    // 1×1: a GEMV per pixel below 8 pixels, the blocked tile from 8 on
+    // where filters in the lanes do not pay.
     let point = |hw| ((256, 1, hw, 64), (1, 1, 1, 1, 0, 0));
     assert_eq!(choose(point(7).0, point(7).1, avx512), ConvKernel::Narrow);
     assert_eq!(
-        choose(point(196).0, point(196).1, avx512),
+        choose(point(256).0, point(256).1, avx512),
         ConvKernel::Blocked(avx512)
     );
-    // With AVX2 alone, filters in the lanes for 1×1 layers on planes under
-    // 256 pixels (MobileNetV2's on 7 × 7 and 14 × 14), the blocked tile
-    // from 28 × 28 on.
+    // Filters in the lanes for 1×1 layers on planes under 256 pixels
+    // (MobileNetV2's on 7 × 7 and 14 × 14, B6), the blocked tile from
+    // 28 × 28 on, with either instruction set.
     let mobile = |c, hw, k| ((c, hw, hw, k), (1, 1, 1, 1, 0, 0));
-    for (c, hw, k) in [(576, 7, 160), (320, 7, 1280), (384, 14, 64)] {
+    for (c, hw, k) in [(576, 7, 160), (320, 7, 1280), (384, 14, 64), (256, 14, 64)] {
         let (volume, filter) = mobile(c, hw, k);
         let got = choose(volume, filter, avx2);
         assert_eq!(got, ConvKernel::FilterLanesAvx2, "{volume:?}");
+        let got = choose(volume, filter, avx512);
+        assert_eq!(got, ConvKernel::FilterLanes, "{volume:?}");
     }
     let (volume, filter) = mobile(32, 28, 192);
     assert_eq!(choose(volume, filter, avx2), ConvKernel::Blocked(avx2));
+    assert_eq!(choose(volume, filter, avx512), ConvKernel::Blocked(avx512));
 
     let spread =
         |volume, filter, spread, isa| ConvKernel::choose(&spread_fit(volume, filter, spread), isa);

@@ -45,6 +45,7 @@
 #[cfg(target_arch = "x86_64")]
 use super::layout::{copy_row, zero_row};
 use super::layout::{tri, ConvShape};
+use super::pointwise;
 
 /// Filters per vector.
 pub(super) const LANES: usize = 16;
@@ -69,16 +70,44 @@ pub const MIN_ROW: usize = 7;
 /// Whether a layer takes this path on a CPU with AVX-512, where it pays:
 /// output rows of at least [`MIN_ROW`] pixels but not a multiple of 16
 /// (in the blocked kernel, some of its vectors would gather two rows
-/// through masks, or compute padding), at least
-/// [`MIN_TAPS`] taps per filter, and more than one vector of filters (a
+/// through masks, or compute padding), more than one vector of filters (a
 /// tile of one broadcasts a value per product, and its loads would bound
-/// it).
+/// it), and at least [`MIN_TAPS`] taps per filter, or any number for 1 × 1
+/// layers of stride 1 without padding on planes of fewer than
+/// [`POINTWISE_MAX_PIXELS`] pixels.
+///
+/// Those 1 × 1 layers, MobileNetV2's, measured on an Intel Xeon (AVX-512,
+/// two FMA ports), one thread, µs, blocked kernel → this path (best of 30
+/// samples):
+///
+/// - 7 × 7: 576 → 160 70 → 57; 960 → 160 123 → 98; 960 → 320 227 → 182;
+///   320 → 1280 341 → 274; 160 → 960 116 → 94
+/// - 14 × 14: 384 → 96 101 → 86; 576 → 96 149 → 120; 96 → 576 144 → 134;
+///   64 → 384 64 → 62; 256 → 64 44 → 40
+/// - 28 × 28 and larger, slower: 32 → 192 63 → 87; 144 → 24 on 56 × 56
+///   181 → 276
 pub const fn applies(shape: &ConvShape) -> bool {
-    match Geom::new(*shape, LANES) {
-        Some(g) => g.ow >= MIN_ROW && g.ow % LANES != 0 && g.s.k > LANES && g.taps >= MIN_TAPS,
-        None => false,
-    }
+    let Some(g) = Geom::new(*shape, LANES) else {
+        return false;
+    };
+    let min_taps = if pointwise(&g.s) {
+        if g.s.h * g.s.w >= POINTWISE_MAX_PIXELS {
+            return false;
+        }
+        1
+    } else {
+        MIN_TAPS
+    };
+    g.ow >= MIN_ROW && g.ow % LANES != 0 && g.s.k > LANES && g.taps >= min_taps
 }
+
+/// Pixels from which a 1 × 1 layer of stride 1 (no padding) runs in the
+/// blocked kernels rather than on this path: there it is one row of H·W
+/// pixels, which fills 16-pixel vectors but for the last; on a 7 × 7
+/// plane 49 pixels take four vectors (a quarter of their lanes recompute
+/// pixels), on 14 × 14 196 take 13, and the filters of the layers there
+/// (up to 1.6 MB) stream from L2 or L3 for every tile.
+pub const POINTWISE_MAX_PIXELS: usize = 256;
 
 /// Fewest filter taps (C·FH·FW) a layer of stride 1 may have to take the
 /// AVX2 form: with 64 filters, 16 channels of 3 × 3 ran 8 % faster on
@@ -121,7 +150,7 @@ pub const AVX2_MIN_TAPS_STRIDED: usize = 100;
 ///
 /// 1 × 1 layers of stride 1 without padding (which the blocked kernel
 /// runs as one row of H·W pixels) take the form only on planes of fewer
-/// than [`AVX2_POINTWISE_MAX_PIXELS`] pixels. MobileNetV2's, same
+/// than [`POINTWISE_MAX_PIXELS`] pixels. MobileNetV2's, same
 /// measure (best of 30 samples, one thread):
 ///
 /// - 7 × 7, 576 → 160: 122 → 99 (0.81); 960 → 160: 205 → 161 (0.79);
@@ -133,9 +162,7 @@ pub const fn applies_avx2(shape: &ConvShape) -> bool {
         return false;
     };
     let s = g.s;
-    let pointwise =
-        s.f[0] == 1 && s.f[1] == 1 && s.s[0] == 1 && s.s[1] == 1 && s.p[0] == 0 && s.p[1] == 0;
-    if pointwise && s.h * s.w >= AVX2_POINTWISE_MAX_PIXELS {
+    if pointwise(&s) && s.h * s.w >= POINTWISE_MAX_PIXELS {
         return false;
     }
     let min_taps = if s.s[0] > 1 || s.s[1] > 1 {
@@ -145,13 +172,6 @@ pub const fn applies_avx2(shape: &ConvShape) -> bool {
     };
     g.ow % (2 * AVX2_LANES) != 0 && s.k > AVX2_LANES && g.taps >= min_taps
 }
-
-/// Pixels from which a 1 × 1 layer of stride 1 (no padding) runs in the
-/// blocked AVX2 kernel rather than in this form: there it is one row of
-/// H·W pixels, which fills 16-pixel tiles but for the last; on a 7 × 7
-/// plane 49 pixels take four tiles (a quarter of their lanes recompute
-/// pixels), on 14 × 14 196 take 13.
-pub const AVX2_POINTWISE_MAX_PIXELS: usize = 256;
 
 /// The sizes this path works with.
 #[derive(Debug, Clone, Copy)]
@@ -371,6 +391,7 @@ mod avx512 {
             (3, 1, 1) => (3, 1),
             (3, 2, 1) => (3, 2),
             (11, 4, 1) => (11, 4),
+            (1, 1, 1) => (1, 1),
             _ => (0, 0),
         };
         // A tile of groups `grp ..` × `$p` pixels from `ox0` of row `oy`, of
@@ -381,6 +402,7 @@ mod avx512 {
                     (3, 1) => tile!($n, $p, $at, 3, 1),
                     (3, 2) => tile!($n, $p, $at, 3, 2),
                     (11, 4) => tile!($n, $p, $at, 11, 4),
+                    (1, 1) => tile!($n, $p, $at, 1, 1),
                     _ => tile!($n, $p, $at, 0, 0),
                 }
             };

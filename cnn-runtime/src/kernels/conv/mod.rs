@@ -160,9 +160,10 @@ impl ConvKernel {
     ///   [`POINTWISE_MIN_PIXELS`] pixels: [`Narrow`](ConvKernel::Narrow);
     ///   on more, the blocked tile on the input as it is, one row of H·W
     ///   pixels.
-    /// - AVX-512: filters in the lanes where that kernel pays (not 1×1; output rows
-    ///   of at least 7 pixels but not a multiple of 16, at least 240 taps per
-    ///   filter, more than 16 filters); otherwise the blocked AVX-512 tile,
+    /// - AVX-512: filters in the lanes where that kernel pays (output rows
+    ///   of at least 7 pixels but not a multiple of 16, more than 16
+    ///   filters, at least 240 taps per filter, or 1×1 of stride 1 on
+    ///   planes under 256 pixels); otherwise the blocked AVX-512 tile,
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
     /// - AVX2: filters in the lanes of 8 where that kernel pays (1×1 of
@@ -184,7 +185,7 @@ impl ConvKernel {
             return ConvKernel::Narrow;
         }
         match isa {
-            Isa::Avx512 if !pointwise && filter_lanes::applies(shape) => ConvKernel::FilterLanes,
+            Isa::Avx512 if filter_lanes::applies(shape) => ConvKernel::FilterLanes,
             Isa::Avx2 if filter_lanes::applies_avx2(shape) => ConvKernel::FilterLanesAvx2,
             Isa::Avx512 => match Layout::new(normalised(shape)) {
                 Some(lay) if lay.nq < AVX512_LANES && !lay.pairs(AVX512_LANES) => {
