@@ -666,9 +666,27 @@ fn kernels_are_chosen_by_the_rule() {
         let got = choose(volume, filter, avx2);
         assert_eq!(got, ConvKernel::Blocked(avx2), "{volume:?} {filter:?}");
     }
-    // Rows of 32, or too few taps, or one vector of filters: blocked.
-    let b3 = ((32, 32, 32, 32), (3, 3, 1, 1, 1, 1));
-    assert_eq!(choose(b3.0, b3.1, avx512), ConvKernel::Blocked(avx512));
+    // 3 × 3 of stride 1 from 144 taps, whatever the rows: CIFAR-VGG's
+    // rows of 32 and 16, but not its first layer (27 taps).
+    for (volume, filter) in [
+        ((32, 32, 32, 32), (3, 3, 1, 1, 1, 1)),
+        ((16, 32, 32, 32), (3, 3, 1, 1, 1, 1)),
+        ((64, 16, 16, 64), (3, 3, 1, 1, 1, 1)),
+    ] {
+        let got = choose(volume, filter, avx512);
+        assert_eq!(got, ConvKernel::FilterLanes, "{volume:?}");
+    }
+    let first = ((3, 32, 32, 32), (3, 3, 1, 1, 1, 1));
+    assert_eq!(
+        choose(first.0, first.1, avx512),
+        ConvKernel::Blocked(avx512)
+    );
+    // Other rows of 32, or too few taps, or one vector of filters: blocked.
+    let rows32 = ((32, 36, 36, 32), (5, 5, 1, 1, 0, 0));
+    assert_eq!(
+        choose(rows32.0, rows32.1, avx512),
+        ConvKernel::Blocked(avx512)
+    );
     let few = ((2, 24, 24, 96), (10, 10, 1, 1, 0, 0));
     assert_eq!(choose(few.0, few.1, avx512), ConvKernel::Blocked(avx512));
     let one = ((3, 24, 24, 16), (11, 11, 1, 1, 0, 0));

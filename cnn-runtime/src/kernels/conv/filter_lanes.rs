@@ -17,11 +17,13 @@
 //!
 //! The tile's fixed costs (the transpose, and a store per filter and
 //! tile) are paid once per tile, so the path pays only where a filter has
-//! many taps. Measured on an AVX-512 Xeon, against the blocked kernel:
-//! AlexNet's first layer (3 × 11 × 11, stride 4) and VGG's 64-channel
-//! 3 × 3 layer on 56 × 56 ran about 5 % faster (the median of paired runs
-//! of the networks), 3-channel layers of 9 × 9 filters as fast or faster,
-//! and 7 × 7 or smaller, or rows of 16 or 32 pixels, as fast or slower.
+//! many taps. The loop over a filter row's taps is unrolled for the rows
+//! of common layers (3 taps at stride 1 or 2, AlexNet's 11 at stride 4, 1
+//! for 1 × 1 layers), so that every broadcast reads at a fixed offset; on
+//! an Intel Xeon with two FMA ports, 3 × 3 layers of stride 1 then ran
+//! faster here than in the blocked kernel whatever the width of their
+//! rows, from 16 channels on (see [`applies`] for the rule and its
+//! measurements).
 //!
 //! The AVX2 + FMA form ([`conv_avx2`]) has 8 filters to a vector and 16
 //! registers: a tile is two vectors of filters × [`AVX2_TILE_PIXELS`]
@@ -62,19 +64,34 @@ const TILE_GROUPS: usize = 3;
 /// measured break-even lies between 3 × 7 × 7 (147) and 3 × 9 × 9 (243).
 pub const MIN_TAPS: usize = 240;
 
+/// Fewest filter taps a layer whose filter rows are 3 taps at stride and
+/// dilation 1 (3 × 3 layers of stride 1, which the tiles unroll) may have
+/// to take this path, whatever its rows' width. On an Intel Xeon (AVX-512,
+/// two FMA ports), one thread, µs, blocked kernel → this path: 16 → 32 on
+/// 32 × 32 59 → 54; CIFAR-VGG's 32 → 32 on 32 × 32 119 → 104, 32 → 64 and
+/// 64 → 64 on 16 × 16 59 → 53 and 120 → 110; VGG-16's 64 → 64 on
+/// 224 × 224 29.0 → 23.6 ms, 128 → 128 on 112 × 112 28.7 → 25.3 ms;
+/// 256 → 256 on 32 × 32 as fast. With 3 channels (27 taps) the blocked
+/// kernel was 1.4 times as fast.
+pub const MIN_TAPS_ROWS3: usize = 144;
+
 /// Narrowest output row this path takes: ResNet's 7 × 7 layers (512
 /// channels, 3 × 3) ran 1.4× as fast here as in the blocked kernel, which
 /// computes them as rows of 9 padded pixels, two to a vector.
 pub const MIN_ROW: usize = 7;
 
 /// Whether a layer takes this path on a CPU with AVX-512, where it pays:
-/// output rows of at least [`MIN_ROW`] pixels but not a multiple of 16
-/// (in the blocked kernel, some of its vectors would gather two rows
-/// through masks, or compute padding), more than one vector of filters (a
-/// tile of one broadcasts a value per product, and its loads would bound
-/// it), and at least [`MIN_TAPS`] taps per filter, or any number for 1 × 1
-/// layers of stride 1 without padding on planes of fewer than
-/// [`POINTWISE_MAX_PIXELS`] pixels.
+/// output rows of at least [`MIN_ROW`] pixels, more than one vector of
+/// filters (a tile of one broadcasts a value per product, and its loads
+/// would bound it), and either
+///
+/// - filter rows of 3 taps at stride and dilation 1 and at least
+///   [`MIN_TAPS_ROWS3`] taps per filter;
+/// - 1 × 1 layers of stride 1 without padding on planes of fewer than
+///   [`POINTWISE_MAX_PIXELS`] pixels;
+/// - or output rows not a multiple of 16 pixels (in the blocked kernel,
+///   some of its vectors would gather two rows through masks, or compute
+///   padding) and at least [`MIN_TAPS`] taps per filter.
 ///
 /// Those 1 × 1 layers, MobileNetV2's, measured on an Intel Xeon (AVX-512,
 /// two FMA ports), one thread, µs, blocked kernel → this path (best of 30
@@ -90,15 +107,15 @@ pub const fn applies(shape: &ConvShape) -> bool {
     let Some(g) = Geom::new(*shape, LANES) else {
         return false;
     };
-    let min_taps = if pointwise(&g.s) {
-        if g.s.h * g.s.w >= POINTWISE_MAX_PIXELS {
-            return false;
-        }
-        1
+    let s = g.s;
+    let fits = if s.f[1] == 3 && s.s[1] == 1 && s.d[1] == 1 {
+        g.taps >= MIN_TAPS_ROWS3
+    } else if pointwise(&s) {
+        s.h * s.w < POINTWISE_MAX_PIXELS
     } else {
-        MIN_TAPS
+        g.ow % LANES != 0 && g.taps >= MIN_TAPS
     };
-    g.ow >= MIN_ROW && g.ow % LANES != 0 && g.s.k > LANES && g.taps >= min_taps
+    fits && g.ow >= MIN_ROW && s.k > LANES
 }
 
 /// Pixels from which a 1 × 1 layer of stride 1 (no padding) runs in the

@@ -161,9 +161,11 @@ impl ConvKernel {
     ///   on more, the blocked tile on the input as it is, one row of H·W
     ///   pixels.
     /// - AVX-512: filters in the lanes where that kernel pays (output rows
-    ///   of at least 7 pixels but not a multiple of 16, more than 16
-    ///   filters, at least 240 taps per filter, or 1×1 of stride 1 on
-    ///   planes under 256 pixels); otherwise the blocked AVX-512 tile,
+    ///   of at least 7 pixels, more than 16 filters, and 3 × 3 of stride 1
+    ///   with at least 144 taps per filter, 1×1 of stride 1 on planes under
+    ///   256 pixels, or rows not a multiple of 16 pixels and at least 240
+    ///   taps, as `filter_lanes::applies` measures); otherwise the blocked
+    ///   AVX-512 tile,
     ///   or the AVX2 one when the layer computes fewer pixels than one
     ///   16-wide vector and its rows cannot go two to a vector.
     /// - AVX2: filters in the lanes of 8 where that kernel pays (1×1 of
