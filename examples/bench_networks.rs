@@ -397,16 +397,22 @@ mod clock {
         None
     }
 
-    /// The lanes of the widest fused multiply-add on this core (AVX-512 or
-    /// AVX2) and its fp32 FLOP/s, independent FMAs on one core.
+    /// The lanes of the widest fused multiply-add the kernels use on this
+    /// core (AVX-512 or AVX2, as `CNN_ISA` caps them) and its fp32 FLOP/s,
+    /// independent FMAs on one core.
     #[cfg(target_arch = "x86_64")]
     fn fma_gflops() -> Option<(usize, f64)> {
         const ROUNDS: usize = 300_000;
-        if is_x86_feature_detected!("avx512f") {
+        // The widest set the kernels use (`CNN_ISA` may cap it): the peak
+        // they are held against.
+        let isa = cnn_runtime::cpu::Isa::active();
+        if isa == cnn_runtime::cpu::Isa::Avx512 && is_x86_feature_detected!("avx512f") {
             // SAFETY: the feature `fma_loop_512` enables was detected.
             return Some((16, best_rate(|| unsafe { fma_loop_512(ROUNDS) })));
         }
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if isa == cnn_runtime::cpu::Isa::Portable
+            || !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        {
             return None;
         }
         // SAFETY: the features `fma_loop` enables were detected above.
