@@ -307,7 +307,7 @@ mod avx512 {
         __m512, _mm512_castpd_ps, _mm512_castps_pd, _mm512_fmadd_ps, _mm512_loadu_ps,
         _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_permutex2var_ps,
         _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_unpackhi_pd,
-        _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+        _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps, _mm_prefetch, _MM_HINT_T1,
     };
 
     use super::{pad, pad_split, ConvShape, Geom, LANES, TILE_GROUPS, TILE_PIXELS};
@@ -414,42 +414,46 @@ mod avx512 {
         // A tile of groups `grp ..` × `$p` pixels from `ox0` of row `oy`, of
         // $n groups as the groups left ask, in the row's form.
         macro_rules! tile {
-            ($n:expr, $p:literal, $at:expr) => {
+            ($n:expr, $p:literal, $at:expr, $pre:expr) => {
                 match form {
-                    (3, 1) => tile!($n, $p, $at, 3, 1),
-                    (3, 2) => tile!($n, $p, $at, 3, 2),
-                    (11, 4) => tile!($n, $p, $at, 11, 4),
-                    (1, 1) => tile!($n, $p, $at, 1, 1),
-                    _ => tile!($n, $p, $at, 0, 0),
+                    (3, 1) => tile!($n, $p, $at, $pre, 3, 1),
+                    (3, 2) => tile!($n, $p, $at, $pre, 3, 2),
+                    (11, 4) => tile!($n, $p, $at, $pre, 11, 4),
+                    (1, 1) => tile!($n, $p, $at, $pre, 1, 1),
+                    _ => tile!($n, $p, $at, $pre, 0, 0),
                 }
             };
-            ($n:expr, $p:literal, $at:expr, $fw:literal, $sw:literal) => {
+            ($n:expr, $p:literal, $at:expr, $pre:expr, $fw:literal, $sw:literal) => {
                 // SAFETY: the token proves AVX-512F, AVX2 and FMA.
                 unsafe {
+                    let (at, pre) = ($at, $pre);
                     match $n {
-                        3 => tile::<3, $p, $fw, $sw>(g, xp, packed, bias, relu, $at, y, k0),
-                        2 => tile::<2, $p, $fw, $sw>(g, xp, packed, bias, relu, $at, y, k0),
-                        _ => tile::<1, $p, $fw, $sw>(g, xp, packed, bias, relu, $at, y, k0),
+                        3 => tile::<3, $p, $fw, $sw>(g, xp, packed, bias, relu, at, y, k0, pre),
+                        2 => tile::<2, $p, $fw, $sw>(g, xp, packed, bias, relu, at, y, k0, pre),
+                        _ => tile::<1, $p, $fw, $sw>(g, xp, packed, bias, relu, at, y, k0, pre),
                     }
                 }
             };
         }
-        // A row of tiles of `n` groups from `grp`.
-        let mut row = |grp: usize, n: usize, oy: usize| {
+        // A row of tiles of `n` groups from `grp`, the first of which
+        // prefetches `pre`.
+        let mut row = |grp: usize, n: usize, oy: usize, pre: &[f32]| {
             for t in 0..full {
-                tile!(n, 8, (grp, oy, t * TILE_PIXELS));
+                let pre = if t == 0 { pre } else { &[] };
+                tile!(n, 8, (grp, oy, t * TILE_PIXELS), pre);
             }
             // The row's last pixels, fewer than a tile.
             let at = (grp, oy, full * TILE_PIXELS);
+            let pre = if full == 0 { pre } else { &[] };
             match rest {
                 0 => {}
-                1 => tile!(n, 1, at),
-                2 => tile!(n, 2, at),
-                3 => tile!(n, 3, at),
-                4 => tile!(n, 4, at),
-                5 => tile!(n, 5, at),
-                6 => tile!(n, 6, at),
-                _ => tile!(n, 7, at),
+                1 => tile!(n, 1, at, pre),
+                2 => tile!(n, 2, at, pre),
+                3 => tile!(n, 3, at, pre),
+                4 => tile!(n, 4, at, pre),
+                5 => tile!(n, 5, at, pre),
+                6 => tile!(n, 6, at, pre),
+                _ => tile!(n, 7, at, pre),
             }
         };
         // Threes and twos: a tile of one group broadcasts a value per
@@ -471,17 +475,33 @@ mod avx512 {
         // of groups passes over it. Where the filters outweigh the input
         // (ResNet's 512 → 512 on 7 × 7: 9.4 MB of filters, 166 KB of
         // input), sets outermost instead, so that a set's filters come
-        // from L3 once rather than once per row.
+        // from memory once rather than once per row; and while a set's
+        // rows after the first run on its filters in L2, they prefetch the
+        // next set's into L2, a share per row, so that the next set's first
+        // row does not wait on memory.
         if g.taps * g.s.k > g.s.c * g.hp * g.wp {
-            for (grp, n) in sets() {
+            let set_len = g.taps * LANES;
+            let mut sets = sets().peekable();
+            while let Some((grp, n)) = sets.next() {
+                let next = match sets.peek() {
+                    Some(&(next, m)) => &packed[next * set_len..(next + m) * set_len],
+                    None => &[],
+                };
+                let share = next.len().div_ceil(g.oh.saturating_sub(1).max(1)).max(1);
+                let mut shares = next.chunks(share);
                 for oy in 0..g.oh {
-                    row(grp, n, oy);
+                    let pre = if oy == 0 {
+                        &[]
+                    } else {
+                        shares.next().unwrap_or(&[])
+                    };
+                    row(grp, n, oy, pre);
                 }
             }
         } else {
             for oy in 0..g.oh {
                 for (grp, n) in sets() {
-                    row(grp, n, oy);
+                    row(grp, n, oy, &[]);
                 }
             }
         }
@@ -512,6 +532,7 @@ mod avx512 {
         (grp, oy, ox0): (usize, usize, usize),
         y: &mut [f32],
         k0: usize,
+        pre: &[f32],
     ) {
         let s = g.s;
         let [fh, _] = s.f;
@@ -549,7 +570,17 @@ mod avx512 {
             }
             let x = xp.as_ptr();
             let w = packed.as_ptr().add(grp * g.taps * LANES);
+            // `pre`'s cache lines (of 16 values), a share per channel.
+            let lines = pre.len().div_ceil(LANES);
+            let per_channel = lines.div_ceil(s.c);
+            let mut line = 0;
             for c in 0..s.c {
+                for _ in 0..per_channel {
+                    if line < lines {
+                        _mm_prefetch::<_MM_HINT_T1>(pre.as_ptr().add(line * LANES).cast());
+                    }
+                    line += 1;
+                }
                 for ky in 0..fh {
                     let row = x.add((c * g.hp + oy * sh + ky * dh) * g.wp + ox0 * sw);
                     let taps = w.add((c * fh + ky) * fw * LANES);
