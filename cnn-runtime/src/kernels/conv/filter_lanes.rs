@@ -108,7 +108,7 @@ pub const fn applies(shape: &ConvShape) -> bool {
         return false;
     };
     let s = g.s;
-    let fits = if s.f[1] == 3 && s.s[1] == 1 && s.d[1] == 1 {
+    let fits = if matches!(g.row_form(), (3, 1)) {
         g.taps >= MIN_TAPS_ROWS3
     } else if pointwise(&s) {
         s.h * s.w < POINTWISE_MAX_PIXELS
@@ -242,6 +242,29 @@ impl Geom {
             groups,
             padded_len,
         })
+    }
+
+    /// Whether the layer's filters outweigh its (padded) input: then the
+    /// tiles run filter groups outermost, so that each group's filters
+    /// come from memory once, rather than all of them once per run of
+    /// pixels.
+    #[cfg(target_arch = "x86_64")]
+    const fn filters_outweigh_input(&self) -> bool {
+        self.taps * self.s.k > self.s.c * self.hp * self.wp
+    }
+
+    /// The AVX-512 tiles' form of the filter rows: (taps, stride) at
+    /// dilation 1 where they unroll the row (VGG's and ResNet's 3 × 3
+    /// layers, strided or not, AlexNet's first and 1 × 1 layers), else
+    /// (0, 0).
+    const fn row_form(&self) -> (usize, usize) {
+        match (self.s.f[1], self.s.s[1], self.s.d[1]) {
+            (3, 1, 1) => (3, 1),
+            (3, 2, 1) => (3, 2),
+            (11, 4, 1) => (11, 4),
+            (1, 1, 1) => (1, 1),
+            _ => (0, 0),
+        }
     }
 }
 
@@ -401,16 +424,7 @@ mod avx512 {
         let _ = token;
         let k0 = grps.start * LANES;
         let (full, rest) = (g.ow / TILE_PIXELS, g.ow % TILE_PIXELS);
-        // Filter rows in a form of their own, as (taps, stride) at
-        // dilation 1 (VGG's and ResNet's 3 × 3 layers, strided or not, and
-        // AlexNet's first), or (0, 0).
-        let form = match (g.s.f[1], g.s.s[1], g.s.d[1]) {
-            (3, 1, 1) => (3, 1),
-            (3, 2, 1) => (3, 2),
-            (11, 4, 1) => (11, 4),
-            (1, 1, 1) => (1, 1),
-            _ => (0, 0),
-        };
+        let form = g.row_form();
         // A tile of groups `grp ..` × `$p` pixels from `ox0` of row `oy`, of
         // $n groups as the groups left ask, in the row's form.
         macro_rules! tile {
@@ -479,7 +493,7 @@ mod avx512 {
         // rows after the first run on its filters in L2, they prefetch the
         // next set's into L2, a share per row, so that the next set's first
         // row does not wait on memory.
-        if g.taps * g.s.k > g.s.c * g.hp * g.wp {
+        if g.filters_outweigh_input() {
             let set_len = g.taps * LANES;
             let mut sets = sets().peekable();
             while let Some((grp, n)) = sets.next() {
@@ -810,7 +824,7 @@ mod avx2 {
         // and 63 KB of input), pairs of groups outermost instead, so that
         // a pair's filters stay in L1 over the plane rather than all of
         // them coming from L2 or L3 for every run.
-        if g.taps * g.s.k > g.s.c * g.hp * g.wp {
+        if g.filters_outweigh_input() {
             for grp in pairs.clone().step_by(2) {
                 for at in runs(PIXELS) {
                     pair(grp, at);
